@@ -1,0 +1,245 @@
+#include "app/config.h"
+
+#include <unistd.h>
+
+#include <caf/config_option_adder.hpp>
+#include <caf/config_value.hpp>
+#include <caf/settings.hpp>
+#include <charconv>
+#include <filesystem>
+#include <functional>
+#include <map>
+
+namespace ep {
+
+namespace {
+
+using caf::config_value;
+
+enum class Kind { string, string_list, size, boolean, duration, replication };
+
+struct Key {
+  const char* name;
+  Kind kind;
+  const char* help;
+};
+
+// Every setting of INTERFACE.md, in its order.
+const Key kKeys[] = {
+    {"node-name", Kind::string, "this node's stable name in the site (default: host name)"},
+    {"data-dir", Kind::string, "blobs, RocksDB, keys"},
+    {"registry-address", Kind::string, "OCI registry HTTP listener, host:port"},
+    {"cluster-address", Kind::string, "CAF middleman listener for control messages"},
+    {"data-address", Kind::string, "peer chunk-stream listener"},
+    {"admin-address", Kind::string, "admin HTTP API used by epctl"},
+    {"seeds", Kind::string_list, "cluster addresses to join through"},
+    {"site-key-file", Kind::string, "file holding the site's shared secret"},
+    {"upstreams", Kind::string_list, "namespace=base URL entries"},
+    {"default-upstream", Kind::string, "upstream for requests without ?ns="},
+    {"upstream-credentials-file", Kind::string, "credentials per upstream host (docker config.json)"},
+    {"chunk-size", Kind::size, "bytes per chunk"},
+    {"replication", Kind::replication, "copies of each pinned image: a number or \"all\""},
+    {"auto-pin", Kind::boolean, "pin every image first pulled through the site"},
+    {"storage-budget", Kind::size, "bytes of blob storage before unpinned blobs are evicted (0 = unlimited)"},
+    {"tag-ttl", Kind::duration, "how long an upstream tag answer is trusted"},
+};
+
+Status bad(const std::string& key, const std::string& why) {
+  return Status{Errc::config_invalid, "setting edgepier." + key + ": " + why};
+}
+
+bool parse_duration(std::string_view text, std::chrono::milliseconds& out) {
+  double value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || value < 0) return false;
+  std::string_view unit(ptr, static_cast<size_t>(text.data() + text.size() - ptr));
+  static const std::map<std::string_view, double> kUnits = {
+      {"ms", 1}, {"s", 1000}, {"min", 60000}, {"m", 60000}, {"h", 3600000}};
+  auto it = kUnits.find(unit);
+  if (it == kUnits.end()) return false;
+  out = std::chrono::milliseconds(static_cast<int64_t>(value * it->second));
+  return true;
+}
+
+// Applies one raw value (from the INI file or the typed CLI) to `config`.
+Status apply(Config& config, const Key& key, const config_value& value) {
+  const std::string name = key.name;
+  const auto* str = caf::get_if<std::string>(&value);
+  const auto* integer = caf::get_if<int64_t>(&value);
+  switch (key.kind) {
+    case Kind::string: {
+      if (!str) return bad(name, "expected a quoted string, got " + caf::to_string(value));
+      static const std::map<std::string, std::string Config::*> kFields = {
+          {"node-name", &Config::node_name},
+          {"data-dir", &Config::data_dir},
+          {"registry-address", &Config::registry_address},
+          {"cluster-address", &Config::cluster_address},
+          {"data-address", &Config::data_address},
+          {"admin-address", &Config::admin_address},
+          {"site-key-file", &Config::site_key_file},
+          {"default-upstream", &Config::default_upstream},
+          {"upstream-credentials-file", &Config::upstream_credentials_file}};
+      config.*kFields.at(name) = *str;
+      return Status::Ok();
+    }
+    case Kind::string_list: {
+      const auto* list = caf::get_if<config_value::list>(&value);
+      if (!list) return bad(name, "expected a list of strings like [\"a\", \"b\"], got " + caf::to_string(value));
+      std::vector<std::string> items;
+      for (const auto& item : *list) {
+        const auto* s = caf::get_if<std::string>(&item);
+        if (!s) return bad(name, "list items must be quoted strings, got " + caf::to_string(item));
+        items.push_back(*s);
+      }
+      (name == "seeds" ? config.seeds : config.upstreams) = std::move(items);
+      return Status::Ok();
+    }
+    case Kind::size: {
+      int64_t n = -1;
+      if (integer) n = *integer;
+      if (str) {
+        auto [ptr, ec] = std::from_chars(str->data(), str->data() + str->size(), n);
+        if (ec != std::errc() || ptr != str->data() + str->size()) n = -1;
+      }
+      if (n < 0) return bad(name, "expected a non-negative number of bytes, got " + caf::to_string(value));
+      (name == "chunk-size" ? config.chunk_size : config.storage_budget) = static_cast<uint64_t>(n);
+      return Status::Ok();
+    }
+    case Kind::boolean: {
+      const auto* b = caf::get_if<bool>(&value);
+      if (!b) return bad(name, "expected true or false, got " + caf::to_string(value));
+      config.auto_pin = *b;
+      return Status::Ok();
+    }
+    case Kind::duration: {
+      if (const auto* span = caf::get_if<caf::timespan>(&value)) {
+        config.tag_ttl = std::chrono::duration_cast<std::chrono::milliseconds>(*span);
+        return Status::Ok();
+      }
+      if (str && parse_duration(*str, config.tag_ttl)) return Status::Ok();
+      return bad(name, "expected a duration like 30s, 500ms or 5min, got " + caf::to_string(value));
+    }
+    case Kind::replication: {
+      int64_t n = 0;
+      if (integer) n = *integer;
+      if (str && *str == "all") {
+        config.replication = 0;
+        return Status::Ok();
+      }
+      if (str) {
+        auto [ptr, ec] = std::from_chars(str->data(), str->data() + str->size(), n);
+        if (ec != std::errc() || ptr != str->data() + str->size()) n = 0;
+      }
+      if (n < 1 || n > 100000) return bad(name, "expected a positive number or \"all\", got " + caf::to_string(value));
+      config.replication = static_cast<uint32_t>(n);
+      return Status::Ok();
+    }
+  }
+  return Status::Ok();
+}
+
+const Key* find_key(std::string_view name) {
+  for (const auto& key : kKeys)
+    if (name == key.name) return &key;
+  return nullptr;
+}
+
+bool valid_address(const std::string& address) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  unsigned port = 0;
+  auto p = std::string_view(address).substr(colon + 1);
+  auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+  return ec == std::errc() && ptr == p.data() + p.size() && port <= 65535;
+}
+
+Status check_semantics(const Config& c) {
+  const std::pair<const char*, const std::string*> addresses[] = {{"registry-address", &c.registry_address},
+                                                                  {"cluster-address", &c.cluster_address},
+                                                                  {"data-address", &c.data_address},
+                                                                  {"admin-address", &c.admin_address}};
+  for (auto [name, value] : addresses)
+    if (!valid_address(*value)) return bad(name, "expected host:port, got \"" + *value + "\"");
+  for (const auto& seed : c.seeds)
+    if (!valid_address(seed)) return bad("seeds", "expected host:port entries, got \"" + seed + "\"");
+  for (const auto& up : c.upstreams) {
+    auto eq = up.find('=');
+    auto url = eq == std::string::npos ? std::string() : up.substr(eq + 1);
+    if (eq == 0 || eq == std::string::npos || (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0))
+      return bad("upstreams", "expected \"namespace=http(s)://host[:port]\" entries, got \"" + up + "\"");
+  }
+  if (c.chunk_size < (64 << 10) || c.chunk_size > (256 << 20))
+    return bad("chunk-size", "must be between 65536 and 268435456 bytes");
+  if (c.data_dir.empty()) return bad("data-dir", "must not be empty");
+  if (c.node_name.empty()) return bad("node-name", "must not be empty");
+  return Status::Ok();
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || !buf[0]) return "edgepier";
+  return buf;
+}
+
+}  // namespace
+
+NodeConfig::NodeConfig() {
+  caf::config_option_adder group{custom_options_, "edgepier"};
+  for (const auto& key : kKeys) {
+    switch (key.kind) {
+      case Kind::string_list: group.add<std::vector<std::string>>(key.name, key.help); break;
+      case Kind::size: group.add<int64_t>(key.name, key.help); break;
+      case Kind::boolean: group.add<bool>(key.name, key.help); break;
+      case Kind::duration: group.add<caf::timespan>(key.name, key.help); break;
+      default: group.add<std::string>(key.name, key.help); break;
+    }
+  }
+}
+
+Result<Config> load_config(NodeConfig& cfg, int argc, char** argv) {
+  if (auto err = cfg.parse(argc, argv))
+    return Status{Errc::config_invalid, "invalid configuration: " + cfg.render(err)};
+  if (cfg.cli_helptext_printed) return Status{Errc::config_invalid, "help"};  // main() exits 0 after --help
+  for (const auto& arg : cfg.remainder)
+    return Status{Errc::config_invalid, "unexpected argument: " + arg};
+
+  Config config;
+  config.node_name = host_name();
+  // The INI file, re-read raw so that nothing in it is silently ignored.
+  std::string path;
+  if (auto given = caf::get_if<std::string>(&cfg.content, "config-file"))
+    path = *given;
+  else if (!cfg.config_file_path.empty() && std::filesystem::exists(cfg.config_file_path))
+    path = cfg.config_file_path;
+  if (!path.empty()) {
+    auto raw = caf::actor_system_config::parse_config_file(path.c_str());
+    if (!raw) return Status{Errc::config_invalid, "cannot read config file " + path + ": " + cfg.render(raw.error())};
+    if (auto it = raw->find("edgepier"); it != raw->end()) {
+      const auto* section = caf::get_if<caf::settings>(&it->second);
+      if (!section) return Status{Errc::config_invalid, path + ": edgepier must be a section"};
+      for (const auto& [name, value] : *section) {
+        const Key* key = find_key(name);
+        if (!key) return Status{Errc::config_invalid, path + ": unknown setting edgepier." + name};
+        if (auto s = apply(config, *key, value); !s) return Status{Errc::config_invalid, path + ": " + s.message};
+      }
+    }
+  }
+  // Command-line values win over the file.
+  auto cli = caf::get_if<caf::settings>(&cfg.content, "edgepier");
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg.rfind("--edgepier.", 0) != 0) continue;
+    auto name = arg.substr(11, arg.find('=') == std::string_view::npos ? std::string_view::npos : arg.find('=') - 11);
+    const Key* key = find_key(name);
+    if (!key) return Status{Errc::config_invalid, "unknown setting edgepier." + std::string(name)};
+    const config_value* value = nullptr;
+    if (cli)
+      if (auto it = cli->find(std::string(name)); it != cli->end()) value = &it->second;
+    if (!value) return bad(std::string(name), "missing or malformed value in " + std::string(arg));
+    if (auto s = apply(config, *key, *value); !s) return s;
+  }
+  if (auto s = check_semantics(config); !s) return s;
+  return config;
+}
+
+}  // namespace ep

@@ -1,0 +1,48 @@
+// Node configuration: the [edgepier] settings of INTERFACE.md.
+//
+// Read through CAF's config machinery (INI file via --config-file=, and
+// --edgepier.<key>=<value> on the command line, which wins). CAF 0.17 keeps
+// unknown INI keys and silently drops mistyped INI values, so the INI section
+// is re-read raw and every key is checked here: unknown keys and bad values
+// are startup errors naming the key.
+#pragma once
+
+#include <caf/actor_system_config.hpp>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+
+namespace ep {
+
+struct Config {
+  std::string node_name;
+  std::string data_dir = "./edgepier-data";
+  std::string registry_address = "0.0.0.0:5000";
+  std::string cluster_address = "0.0.0.0:7946";
+  std::string data_address = "0.0.0.0:7947";
+  std::string admin_address = "127.0.0.1:5050";
+  std::vector<std::string> seeds;
+  std::string site_key_file;
+  std::vector<std::string> upstreams;  // "namespace=base URL"
+  std::string default_upstream;
+  std::string upstream_credentials_file;
+  uint64_t chunk_size = 4 << 20;
+  uint32_t replication = 0;  // 0 = "all"
+  bool auto_pin = true;
+  uint64_t storage_budget = 0;  // 0 = unlimited
+  std::chrono::milliseconds tag_ttl{30000};
+};
+
+class NodeConfig : public caf::actor_system_config {
+ public:
+  NodeConfig();
+};
+
+// Parses argv (and the INI file it names) into `config`. `cfg` keeps CAF's own
+// settings for the actor system. Errors name the offending key.
+Result<Config> load_config(NodeConfig& cfg, int argc, char** argv);
+
+}  // namespace ep

@@ -1,0 +1,81 @@
+#include "base/digest.h"
+
+#include <openssl/evp.h>
+
+#include <regex>
+
+namespace ep {
+
+namespace {
+bool is_lower_hex(std::string_view s) {
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+}  // namespace
+
+Result<Digest> Digest::parse(std::string_view text) {
+  if (!looks_like_digest(text))
+    return Status{Errc::digest_invalid, "malformed digest: " + std::string(text.substr(0, 100))};
+  if (text.substr(0, 7) != "sha256:")
+    return Status{Errc::digest_invalid,
+                  "unsupported digest algorithm (only sha256): " + std::string(text.substr(0, 100))};
+  auto hex = text.substr(7);
+  if (hex.size() != 64 || !is_lower_hex(hex))
+    return Status{Errc::digest_invalid,
+                  "sha256 digest must be 64 lowercase hex characters: " + std::string(text.substr(0, 100))};
+  return Digest(std::string(text));
+}
+
+Digest Digest::from_raw_sha256(const unsigned char raw[32]) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out = "sha256:";
+  out.reserve(7 + 64);
+  for (int i = 0; i < 32; ++i) {
+    out.push_back(kHex[raw[i] >> 4]);
+    out.push_back(kHex[raw[i] & 0xf]);
+  }
+  return Digest(std::move(out));
+}
+
+Digest Digest::of(std::string_view content) {
+  Sha256 h;
+  h.update(content.data(), content.size());
+  return h.finish();
+}
+
+bool looks_like_digest(std::string_view text) {
+  // digest := algorithm ":" encoded
+  // algorithm := [a-z0-9]+ ([+._-] [a-z0-9]+)*, encoded := [a-zA-Z0-9=_-]+
+  auto colon = text.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 >= text.size()) return false;
+  if (text.size() > 256) return false;
+  static const std::regex algorithm("[a-z0-9]+([+._-][a-z0-9]+)*");
+  static const std::regex encoded("[a-zA-Z0-9=_-]+");
+  auto alg = text.substr(0, colon), enc = text.substr(colon + 1);
+  return std::regex_match(alg.begin(), alg.end(), algorithm) &&
+         std::regex_match(enc.begin(), enc.end(), encoded);
+}
+
+struct Sha256::Impl {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  ~Impl() { EVP_MD_CTX_free(ctx); }
+};
+
+Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
+  EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr);
+}
+Sha256::~Sha256() = default;
+Sha256::Sha256(Sha256&&) noexcept = default;
+Sha256& Sha256::operator=(Sha256&&) noexcept = default;
+
+void Sha256::update(const void* data, size_t size) { EVP_DigestUpdate(impl_->ctx, data, size); }
+
+Digest Sha256::finish() {
+  unsigned char raw[32];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(impl_->ctx, raw, &len);
+  return Digest::from_raw_sha256(raw);
+}
+
+}  // namespace ep

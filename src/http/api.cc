@@ -1,0 +1,176 @@
+// Api dispatch, discovery endpoints and manifests. Blobs/uploads: api_blobs.cc.
+#include "http/api.h"
+
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "http/oci_errors.h"
+#include "registry/manifest.h"
+
+namespace ep::http {
+
+namespace verb = boost::beast::http;
+using boost::beast::http::field;
+
+Handling answer(Reply reply) {
+  Handling h;
+  h.reply = std::move(reply);
+  return h;
+}
+
+Handling fail(const Status& status) { return answer(error_reply(status)); }
+
+Reply empty_reply(unsigned status) {
+  Reply r;
+  r.status = status;
+  return r;
+}
+
+namespace {
+
+Status method_not_allowed() { return Status{Errc::method_not_allowed, "method not allowed on this endpoint"}; }
+
+Result<long> parse_n(const Route& route) {
+  if (!route.has("n")) return -1L;
+  auto text = route.param("n");
+  long n = -1;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || ptr != text.data() + text.size() || n < 0)
+    return Status{Errc::bad_request, "n must be a non-negative integer"};
+  return n;
+}
+
+Reply json_reply(std::string body) {
+  Reply r;
+  r.content_type = "application/json";
+  r.body = std::move(body);
+  return r;
+}
+
+void add_next_link(Reply& reply, const std::string& path, long n, const std::string& last) {
+  reply.header("Link", "<" + path + "?n=" + std::to_string(n) + "&last=" + url_encode(last) + ">; rel=\"next\"");
+}
+
+}  // namespace
+
+Handling Api::begin(const Route& route, const RequestHead& head) {
+  const auto method = head.method();
+  const bool read = method == verb::verb::get || method == verb::verb::head;
+  switch (route.kind) {
+    case RouteKind::base:
+      if (!read) return fail(method_not_allowed());
+      return answer(json_reply("{}"));
+    case RouteKind::healthz:
+      return answer(json_reply("{\"status\":\"ok\"}"));
+    case RouteKind::readyz:
+      return answer(json_reply("{\"status\":\"ready\"}"));
+    case RouteKind::metrics: {
+      Reply r;
+      r.content_type = "text/plain; version=0.0.4";
+      r.body = metrics_.render(blobs_.used_bytes());
+      return answer(std::move(r));
+    }
+    case RouteKind::catalog:
+      if (!read) return fail(method_not_allowed());
+      return answer(catalog(route));
+    case RouteKind::tags:
+      if (!read) return fail(method_not_allowed());
+      return answer(tags(route));
+    case RouteKind::referrers:
+      if (!read) return fail(method_not_allowed());
+      return answer(referrers(route));
+    case RouteKind::manifest:
+      return manifests(route, head);
+    case RouteKind::blob:
+      return blobs(route, head);
+    case RouteKind::upload_start:
+      return upload_start(route, head);
+    case RouteKind::upload:
+      return upload(route, head);
+    case RouteKind::unknown:
+    case RouteKind::count_:
+      break;
+  }
+  return fail(Status{Errc::not_found, "no such endpoint"});
+}
+
+Reply Api::catalog(const Route& route) {
+  auto n = parse_n(route);
+  if (!n) return error_reply(n.status());
+  auto page = registry_.catalog(*n, route.param("last"));
+  if (!page) return error_reply(page.status());
+  auto reply = json_reply(nlohmann::json({{"repositories", page->items}}).dump());
+  if (page->more) add_next_link(reply, "/v2/_catalog", *n, page->items.back());
+  return reply;
+}
+
+Reply Api::tags(const Route& route) {
+  auto n = parse_n(route);
+  if (!n) return error_reply(n.status());
+  auto page = registry_.list_tags(route.name, *n, route.param("last"));
+  if (!page) return error_reply(page.status());
+  auto reply = json_reply(nlohmann::json({{"name", route.name}, {"tags", page->items}}).dump());
+  if (page->more) add_next_link(reply, "/v2/" + route.name + "/tags/list", *n, page->items.back());
+  return reply;
+}
+
+Reply Api::referrers(const Route& route) {
+  auto filter = route.param("artifactType");
+  auto index = registry_.referrers(route.name, route.reference, filter);
+  if (!index) return error_reply(index.status());
+  auto reply = json_reply(std::move(*index));
+  reply.content_type = "application/vnd.oci.image.index.v1+json";
+  if (!filter.empty()) reply.header("OCI-Filters-Applied", "artifactType");
+  return reply;
+}
+
+Handling Api::manifests(const Route& route, const RequestHead& head) {
+  switch (head.method()) {
+    case verb::verb::get:
+    case verb::verb::head: {
+      auto m = registry_.get_manifest(route.name, route.reference);
+      if (!m) return fail(m.status());
+      Reply r;
+      r.content_type = m->media_type;
+      r.header("Docker-Content-Digest", m->digest.str());
+      r.header("ETag", "\"" + m->digest.str() + "\"");
+      r.body = std::move(m->body);
+      return answer(std::move(r));
+    }
+    case verb::verb::put: {
+      if (auto len = head.find(field::content_length); len != head.end()) {
+        uint64_t declared = 0;
+        auto v = len->value();
+        std::from_chars(v.data(), v.data() + v.size(), declared);
+        if (declared > kMaxManifestBytes) {
+          auto r = error_reply(Status{Errc::too_large, "manifest exceeds the 4 MiB limit"});
+          r.close = true;
+          return answer(std::move(r));
+        }
+      }
+      Handling h;
+      h.mode = BodyMode::buffer;
+      h.buffer_limit = kMaxManifestBytes;
+      std::string content_type(head[field::content_type]);
+      h.finish = [this, route, content_type](std::string body, std::unique_ptr<UploadAppender>) {
+        auto put = registry_.put_manifest(route.name, route.reference, content_type, body);
+        if (!put) return error_reply(put.status());
+        Reply r = empty_reply(201);
+        r.header("Location", "/v2/" + route.name + "/manifests/" + put->digest.str());
+        r.header("Docker-Content-Digest", put->digest.str());
+        if (put->subject) r.header("OCI-Subject", put->subject->str());
+        return r;
+      };
+      return h;
+    }
+    case verb::verb::delete_: {
+      auto s = registry_.delete_manifest(route.name, route.reference);
+      if (!s) return fail(s);
+      return answer(empty_reply(202));
+    }
+    default:
+      return fail(method_not_allowed());
+  }
+}
+
+}  // namespace ep::http

@@ -1,0 +1,63 @@
+// Api: the OCI Distribution endpoints, as synchronous handlers.
+//
+// The server calls begin() once the request header is parsed; the returned
+// Handling says how to treat the body (ignore, buffer up to a bound, or stream
+// into an upload) and how to produce the reply once the body is in. Handlers
+// run on HTTP worker threads and only call the thread-safe Registry/Uploads.
+#pragma once
+
+#include <boost/beast/http/message.hpp>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "http/metrics.h"
+#include "http/reply.h"
+#include "http/router.h"
+#include "registry/registry.h"
+#include "registry/uploads.h"
+
+namespace ep::http {
+
+using RequestHead = boost::beast::http::request_header<>;
+
+enum class BodyMode { none, buffer, upload };
+
+struct Handling {
+  BodyMode mode = BodyMode::none;
+  size_t buffer_limit = 64 * 1024;  // for none: bytes we read and drop before giving up
+  std::unique_ptr<UploadAppender> appender;  // for BodyMode::upload
+  std::optional<Reply> reply;                // answer without reading the body
+  std::function<Reply(std::string body, std::unique_ptr<UploadAppender> appender)> finish;
+};
+
+class Api {
+ public:
+  Api(Registry& registry, Uploads& uploads, BlobStore& blobs, Metrics& metrics)
+      : registry_(registry), uploads_(uploads), blobs_(blobs), metrics_(metrics) {}
+
+  Handling begin(const Route& route, const RequestHead& head);
+
+ private:
+  Handling manifests(const Route& route, const RequestHead& head);
+  Handling blobs(const Route& route, const RequestHead& head);
+  Handling upload_start(const Route& route, const RequestHead& head);
+  Handling upload(const Route& route, const RequestHead& head);
+  Reply tags(const Route& route);
+  Reply catalog(const Route& route);
+  Reply referrers(const Route& route);
+  Reply upload_progress(const UploadState& state, unsigned status);
+
+  Registry& registry_;
+  Uploads& uploads_;
+  BlobStore& blobs_;
+  Metrics& metrics_;
+};
+
+// Helpers shared by the api_*.cc files.
+Handling answer(Reply reply);
+Handling fail(const Status& status);
+Reply empty_reply(unsigned status);
+
+}  // namespace ep::http

@@ -1,0 +1,45 @@
+#include "http/oci_errors.h"
+
+#include <nlohmann/json.hpp>
+
+namespace ep::http {
+
+OciError oci_error_for(Errc code) {
+  switch (code) {
+    case Errc::ok: return {200, ""};
+    case Errc::blob_unknown: return {404, "BLOB_UNKNOWN"};
+    case Errc::blob_upload_invalid: return {400, "BLOB_UPLOAD_INVALID"};
+    case Errc::blob_upload_unknown: return {404, "BLOB_UPLOAD_UNKNOWN"};
+    case Errc::digest_invalid: return {400, "DIGEST_INVALID"};
+    case Errc::manifest_blob_unknown: return {400, "MANIFEST_BLOB_UNKNOWN"};
+    case Errc::manifest_invalid: return {400, "MANIFEST_INVALID"};
+    case Errc::manifest_unknown: return {404, "MANIFEST_UNKNOWN"};
+    case Errc::name_invalid: return {400, "NAME_INVALID"};
+    case Errc::name_unknown: return {404, "NAME_UNKNOWN"};
+    case Errc::tag_invalid: return {400, "TAG_INVALID"};
+    case Errc::size_invalid: return {400, "SIZE_INVALID"};
+    case Errc::range_invalid: return {416, "RANGE_INVALID"};
+    case Errc::too_large: return {413, "SIZE_INVALID"};
+    case Errc::unsupported: return {405, "UNSUPPORTED"};
+    case Errc::bad_request: return {400, "UNSUPPORTED"};
+    case Errc::not_found: return {404, "NOT_FOUND"};
+    case Errc::method_not_allowed: return {405, "UNSUPPORTED"};
+    case Errc::busy: return {429, "TOOMANYREQUESTS"};
+    case Errc::io_error: return {500, "UNKNOWN"};
+    case Errc::config_invalid: return {500, "UNKNOWN"};
+  }
+  return {500, "UNKNOWN"};
+}
+
+Reply error_reply(const Status& status) {
+  auto err = oci_error_for(status.code);
+  nlohmann::json body = {
+      {"errors", {{{"code", err.code}, {"message", status.message}, {"detail", nlohmann::json::object()}}}}};
+  Reply reply;
+  reply.status = err.status;
+  reply.content_type = "application/json";
+  reply.body = body.dump();
+  return reply;
+}
+
+}  // namespace ep::http

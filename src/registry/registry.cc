@@ -1,0 +1,223 @@
+#include "registry/registry.h"
+
+#include <nlohmann/json.hpp>
+
+#include "base/names.h"
+#include "registry/manifest.h"
+#include "storage/keys.h"
+
+namespace ep {
+
+namespace {
+// Splits "mediaType\nbody" as stored under keys::manifest().
+StoredManifest decode_manifest(const Digest& digest, const std::string& value) {
+  auto nl = value.find('\n');
+  return StoredManifest{digest, value.substr(0, nl), value.substr(nl + 1)};
+}
+}  // namespace
+
+Status Registry::validate_repo(std::string_view repo) const { return validate_repository(repo); }
+
+Result<bool> Registry::exists(const std::string& key) {
+  auto v = kv_.get(key);
+  if (!v) return v.status();
+  return v->has_value();
+}
+
+Result<StoredManifest> Registry::load_manifest(const Digest& digest) {
+  auto v = kv_.get(keys::manifest(digest.str()));
+  if (!v) return v.status();
+  if (!v->has_value()) return Status{Errc::manifest_unknown, "manifest unknown: " + digest.str()};
+  return decode_manifest(digest, **v);
+}
+
+Result<StoredManifest> Registry::get_manifest(std::string_view repo, std::string_view reference) {
+  if (auto s = validate_repo(repo); !s) return s;
+  std::optional<Digest> digest;
+  if (looks_like_digest(reference)) {
+    auto d = Digest::parse(reference);
+    if (!d) return d.status();
+    auto linked = exists(keys::manifest_link(repo, d->str()));
+    if (!linked) return linked.status();
+    if (!*linked) return Status{Errc::manifest_unknown, "manifest unknown: " + d->str()};
+    digest = *d;
+  } else {
+    if (auto s = validate_tag(reference); !s) return s;
+    auto v = kv_.get(keys::tag(repo, reference));
+    if (!v) return v.status();
+    if (!v->has_value())
+      return Status{Errc::manifest_unknown, "manifest unknown: " + std::string(repo) + ":" + std::string(reference)};
+    auto d = Digest::parse(**v);
+    if (!d) return Status{Errc::io_error, "corrupt tag record"};
+    digest = *d;
+  }
+  return load_manifest(*digest);
+}
+
+Result<PutManifestResult> Registry::put_manifest(std::string_view repo, std::string_view reference,
+                                                 std::string_view content_type, std::string_view body) {
+  if (auto s = validate_repo(repo); !s) return s;
+  const bool by_digest = looks_like_digest(reference);
+  if (!by_digest)
+    if (auto s = validate_tag(reference); !s) return s;
+  auto info = parse_manifest(body, content_type);
+  if (!info) return info.status();
+  Digest digest = Digest::of(body);
+  if (by_digest) {
+    auto d = Digest::parse(reference);
+    if (!d) return d.status();
+    if (*d != digest)
+      return Status{Errc::digest_invalid, "manifest digest " + digest.str() + " does not match " + d->str()};
+  }
+  for (const auto& blob : info->blobs) {
+    auto linked = exists(keys::blob_link(repo, blob.str()));
+    if (!linked) return linked.status();
+    if (!*linked) return Status{Errc::manifest_blob_unknown, "blob unknown to repository: " + blob.str()};
+  }
+  for (const auto& child : info->manifests) {
+    auto linked = exists(keys::manifest_link(repo, child.str()));
+    if (!linked) return linked.status();
+    if (!*linked) return Status{Errc::manifest_blob_unknown, "manifest unknown to repository: " + child.str()};
+  }
+
+  KvBatch batch;
+  std::string record = info->media_type;
+  record.push_back('\n');
+  record.append(body);
+  batch.put(keys::manifest(digest.str()), std::move(record));
+  batch.put(keys::manifest_link(repo, digest.str()), "");
+  batch.put(keys::repository(repo), "");
+  if (!by_digest) batch.put(keys::tag(repo, reference), digest.str());
+  if (info->subject) {
+    nlohmann::json desc = {{"mediaType", info->media_type}, {"digest", digest.str()}, {"size", body.size()}};
+    if (!info->artifact_type.empty()) desc["artifactType"] = info->artifact_type;
+    if (!info->annotations_json.empty()) desc["annotations"] = nlohmann::json::parse(info->annotations_json);
+    batch.put(keys::referrer(repo, info->subject->str(), digest.str()), desc.dump());
+  }
+  if (auto s = kv_.write(batch); !s) return s;
+  return PutManifestResult{digest, info->subject};
+}
+
+Status Registry::delete_manifest(std::string_view repo, std::string_view reference) {
+  if (auto s = validate_repo(repo); !s) return s;
+  KvBatch batch;
+  if (!looks_like_digest(reference)) {
+    if (auto s = validate_tag(reference); !s) return s;
+    auto tagged = exists(keys::tag(repo, reference));
+    if (!tagged) return tagged.status();
+    if (!*tagged) return Status{Errc::manifest_unknown, "tag unknown: " + std::string(reference)};
+    batch.del(keys::tag(repo, reference));
+    return kv_.write(batch);
+  }
+  auto manifest = get_manifest(repo, reference);
+  if (!manifest) return manifest.status();
+  const std::string& digest = manifest->digest.str();
+  batch.del(keys::manifest_link(repo, digest));
+  auto prefix = keys::tag_prefix(repo);
+  auto s = kv_.scan(prefix, "", [&](std::string_view key, std::string_view value) {
+    if (value == digest) batch.del(std::string(key));
+    return true;
+  });
+  if (!s) return s;
+  if (auto info = parse_manifest(manifest->body, manifest->media_type); info && info->subject)
+    batch.del(keys::referrer(repo, info->subject->str(), digest));
+  return kv_.write(batch);
+}
+
+Result<uint64_t> Registry::stat_blob(std::string_view repo, std::string_view digest_text) {
+  if (auto s = validate_repo(repo); !s) return s;
+  auto digest = Digest::parse(digest_text);
+  if (!digest) return digest.status();
+  auto linked = exists(keys::blob_link(repo, digest->str()));
+  if (!linked) return linked.status();
+  if (!*linked) return Status{Errc::blob_unknown, "blob unknown to repository: " + digest->str()};
+  return blobs_.stat(*digest);
+}
+
+Result<OpenBlob> Registry::open_blob(std::string_view repo, std::string_view digest_text) {
+  if (auto s = validate_repo(repo); !s) return s;
+  auto digest = Digest::parse(digest_text);
+  if (!digest) return digest.status();
+  auto linked = exists(keys::blob_link(repo, digest->str()));
+  if (!linked) return linked.status();
+  if (!*linked) return Status{Errc::blob_unknown, "blob unknown to repository: " + digest->str()};
+  return blobs_.open(*digest);
+}
+
+Status Registry::delete_blob(std::string_view repo, std::string_view digest_text) {
+  auto size = stat_blob(repo, digest_text);
+  if (!size) return size.status();
+  KvBatch batch;
+  batch.del(keys::blob_link(repo, digest_text));
+  return kv_.write(batch);
+}
+
+Status Registry::link_blob(std::string_view repo, const Digest& digest) {
+  if (auto s = validate_repo(repo); !s) return s;
+  KvBatch batch;
+  batch.put(keys::blob_link(repo, digest.str()), "");
+  batch.put(keys::repository(repo), "");
+  return kv_.write(batch);
+}
+
+Status Registry::mount_blob(std::string_view repo, std::string_view digest_text, std::string_view from) {
+  if (auto s = validate_repo(repo); !s) return s;
+  auto digest = Digest::parse(digest_text);
+  if (!digest) return digest.status();
+  if (from.empty()) {
+    if (auto size = blobs_.stat(*digest); !size) return size.status();
+  } else if (auto size = stat_blob(from, digest_text); !size) {
+    return size.status();
+  }
+  return link_blob(repo, *digest);
+}
+
+namespace {
+// Collects the suffixes of keys under `prefix` into a page of at most n items.
+Result<Page> scan_page(KvStore& kv, const std::string& prefix, long n, std::string_view last) {
+  Page page;
+  if (n == 0) return page;
+  std::string start = last.empty() ? std::string() : prefix + std::string(last);
+  auto s = kv.scan(prefix, start, [&](std::string_view key, std::string_view) {
+    if (n > 0 && static_cast<long>(page.items.size()) == n) {
+      page.more = true;
+      return false;
+    }
+    page.items.emplace_back(key.substr(prefix.size()));
+    return true;
+  });
+  if (!s) return s;
+  return page;
+}
+}  // namespace
+
+Result<Page> Registry::list_tags(std::string_view repo, long n, std::string_view last) {
+  if (auto s = validate_repo(repo); !s) return s;
+  auto known = exists(keys::repository(repo));
+  if (!known) return known.status();
+  if (!*known) return Status{Errc::name_unknown, "repository name not known to registry: " + std::string(repo)};
+  return scan_page(kv_, keys::tag_prefix(repo), n, last);
+}
+
+Result<Page> Registry::catalog(long n, std::string_view last) {
+  return scan_page(kv_, std::string(keys::kRepositoryPrefix), n, last);
+}
+
+Result<std::string> Registry::referrers(std::string_view repo, std::string_view subject,
+                                        std::string_view artifact_type) {
+  if (auto s = validate_repo(repo); !s) return s;
+  auto digest = Digest::parse(subject);
+  if (!digest) return digest.status();
+  nlohmann::json manifests = nlohmann::json::array();
+  auto s = kv_.scan(keys::referrer_prefix(repo, digest->str()), "", [&](std::string_view, std::string_view value) {
+    auto desc = nlohmann::json::parse(value, nullptr, false);
+    if (desc.is_discarded()) return true;
+    if (artifact_type.empty() || desc.value("artifactType", "") == artifact_type) manifests.push_back(std::move(desc));
+    return true;
+  });
+  if (!s) return s;
+  nlohmann::json index = {{"schemaVersion", 2}, {"mediaType", media::kOciIndex}, {"manifests", manifests}};
+  return index.dump();
+}
+
+}  // namespace ep

@@ -1,0 +1,206 @@
+#include "registry/uploads.h"
+
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "storage/keys.h"
+
+namespace ep {
+
+namespace {
+std::string new_upload_id() {
+  unsigned char raw[16];
+  if (::getrandom(raw, sizeof raw, 0) != sizeof raw) std::memset(raw, 0, sizeof raw);
+  static const char* kHex = "0123456789abcdef";
+  std::string id;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) id.push_back('-');
+    id.push_back(kHex[raw[i] >> 4]);
+    id.push_back(kHex[raw[i] & 0xf]);
+  }
+  return id;
+}
+
+Status unknown_upload() { return Status{Errc::blob_upload_unknown, "blob upload unknown"}; }
+}  // namespace
+
+void Uploads::recover() {
+  for (const auto& id : blobs_.list_staging()) {
+    auto v = kv_.get(keys::upload(id));
+    if (v && !v->has_value()) blobs_.remove_staging(id);
+  }
+}
+
+Result<UploadState> Uploads::start(std::string_view repo) {
+  if (auto s = registry_.validate_repo(repo); !s) return s;
+  UploadState state{new_upload_id(), std::string(repo), 0};
+  auto fd = blobs_.open_staging(state.id, /*create=*/true);
+  if (!fd) return fd.status();
+  if (auto s = save(state); !s) return s;
+  return state;
+}
+
+Status Uploads::save(const UploadState& state) {
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+  nlohmann::json record = {{"repo", state.repo}, {"offset", state.offset}, {"updated", now.count()}};
+  KvBatch batch;
+  batch.put(keys::upload(state.id), record.dump());
+  return kv_.write(batch);
+}
+
+Result<UploadState> Uploads::load(std::string_view repo, std::string_view id) {
+  if (auto s = registry_.validate_repo(repo); !s) return s;
+  if (id.empty() || id.size() > 64) return unknown_upload();
+  auto v = kv_.get(keys::upload(id));
+  if (!v) return v.status();
+  if (!v->has_value()) return unknown_upload();
+  auto record = nlohmann::json::parse(**v, nullptr, false);
+  if (record.is_discarded() || record.value("repo", "") != repo) return unknown_upload();
+  return UploadState{std::string(id), std::string(repo), record.value("offset", uint64_t{0})};
+}
+
+Result<UploadState> Uploads::status(std::string_view repo, std::string_view id) { return load(repo, id); }
+
+Status Uploads::cancel(std::string_view repo, std::string_view id) {
+  auto state = load(repo, id);
+  if (!state) return state.status();
+  if (auto s = claim(state->id); !s) return s;
+  KvBatch batch;
+  batch.del(keys::upload(state->id));
+  auto s = kv_.write(batch);
+  if (s) s = blobs_.remove_staging(state->id);
+  release(state->id, std::nullopt, 0);
+  return s;
+}
+
+Status Uploads::claim(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto& active = active_[id];
+  if (active.busy) return Status{Errc::busy, "another request is writing to this upload"};
+  active.busy = true;
+  return Status::Ok();
+}
+
+void Uploads::release(const std::string& id, std::optional<Sha256> hash, uint64_t hashed) {
+  std::lock_guard lock(mu_);
+  if (!hash) {
+    active_.erase(id);
+    return;
+  }
+  auto& active = active_[id];
+  active.busy = false;
+  active.hash = std::move(hash);
+  active.hashed = hashed;
+}
+
+Result<Sha256> Uploads::hash_prefix(int fd, uint64_t length) {
+  Sha256 hash;
+  std::vector<char> buf(1 << 20);
+  uint64_t done = 0;
+  while (done < length) {
+    auto want = static_cast<size_t>(std::min<uint64_t>(buf.size(), length - done));
+    auto got = ::pread(fd, buf.data(), want, static_cast<off_t>(done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return Status{Errc::io_error, "upload data is shorter than its recorded offset"};
+    hash.update(buf.data(), static_cast<size_t>(got));
+    done += static_cast<uint64_t>(got);
+  }
+  return hash;
+}
+
+Result<std::unique_ptr<UploadAppender>> Uploads::append(std::string_view repo, std::string_view id,
+                                                        std::optional<uint64_t> expected_start) {
+  auto state = load(repo, id);
+  if (!state) return state.status();
+  if (expected_start && *expected_start != state->offset)
+    return Status{Errc::range_invalid, "chunk starts at " + std::to_string(*expected_start) + ", upload is at " +
+                                           std::to_string(state->offset)};
+  if (auto s = claim(state->id); !s) return s;
+  std::optional<Sha256> hash;
+  {
+    std::lock_guard lock(mu_);
+    auto& active = active_[state->id];
+    if (active.hash && active.hashed == state->offset) hash = std::move(active.hash);
+    active.hash.reset();
+  }
+  auto fd = blobs_.open_staging(state->id, /*create=*/false);
+  if (fd && ::ftruncate(fd->get(), static_cast<off_t>(state->offset)) != 0)
+    fd = Status{Errc::io_error, std::string("cannot truncate upload: ") + std::strerror(errno)};
+  if (fd && !hash) {
+    auto rebuilt = hash_prefix(fd->get(), state->offset);
+    if (rebuilt)
+      hash = std::move(*rebuilt);
+    else
+      fd = rebuilt.status();
+  }
+  if (!fd) {
+    release(state->id, std::nullopt, 0);
+    return fd.status();
+  }
+  return std::unique_ptr<UploadAppender>(new UploadAppender(*this, *state, std::move(*fd), std::move(*hash)));
+}
+
+Result<Digest> Uploads::complete(std::string_view repo, std::string_view id, std::string_view digest_text) {
+  auto expected = Digest::parse(digest_text);
+  if (!expected) return expected.status();
+  auto appender = append(repo, id, std::nullopt);
+  if (!appender) return appender.status();
+  UploadAppender& a = **appender;
+  Digest actual = a.hash_.finish();
+  a.done_ = true;
+  const std::string upload_id = a.state_.id;
+  Status result;
+  if (actual != *expected) {
+    result = Status{Errc::digest_invalid, "content digest " + actual.str() + " does not match " + expected->str()};
+  } else {
+    result = blobs_.commit_staging(upload_id, actual);
+    if (result) result = registry_.link_blob(repo, actual);
+  }
+  // The session ends either way; a failed verification leaves nothing behind.
+  KvBatch batch;
+  batch.del(keys::upload(upload_id));
+  kv_.write(batch);
+  blobs_.remove_staging(upload_id);
+  release(upload_id, std::nullopt, 0);
+  if (!result) return result;
+  return actual;
+}
+
+UploadAppender::UploadAppender(Uploads& owner, UploadState state, UniqueFd fd, Sha256 hash)
+    : owner_(owner), state_(std::move(state)), fd_(std::move(fd)), hash_(std::move(hash)),
+      start_(state_.offset), offset_(state_.offset) {}
+
+UploadAppender::~UploadAppender() {
+  if (done_) return;
+  // Abandoned mid-request: forget the bytes; the next append truncates them.
+  owner_.release(state_.id, std::nullopt, 0);
+}
+
+Status UploadAppender::write(const char* data, size_t size) {
+  size_t done = 0;
+  while (done < size) {
+    auto n = ::pwrite(fd_.get(), data + done, size - done, static_cast<off_t>(offset_));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status{Errc::io_error, std::string("cannot write upload: ") + std::strerror(errno)};
+    offset_ += static_cast<uint64_t>(n);
+    done += static_cast<size_t>(n);
+  }
+  hash_.update(data, size);
+  return Status::Ok();
+}
+
+Result<UploadState> UploadAppender::commit() {
+  state_.offset = offset_;
+  if (auto s = owner_.save(state_); !s) return s;
+  done_ = true;
+  owner_.release(state_.id, std::move(hash_), offset_);
+  return state_;
+}
+
+}  // namespace ep

@@ -1,0 +1,49 @@
+// BlobStore: complete blobs named by digest, plus a staging area for uploads.
+//
+// Invariant: a blob is visible through stat()/open() only once it is complete
+// and its content was verified against its digest by the caller; commit of a
+// staged file is an atomic rename, so a crash at any moment leaves either no
+// blob or the whole blob. Staged files are private to their upload and are
+// never served. Implementations are thread-safe.
+//   FsBlobStore     <data-dir>/blobs/sha256/<2 hex>/<hex>, <data-dir>/uploads/<id>
+//   MemoryBlobStore memfd-backed, for unit tests and the simulation.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/digest.h"
+#include "base/error.h"
+#include "base/fd.h"
+
+namespace ep {
+
+struct OpenBlob {
+  UniqueFd fd;  // readable with pread/sendfile
+  uint64_t size = 0;
+};
+
+class BlobStore {
+ public:
+  virtual ~BlobStore() = default;
+  virtual Result<uint64_t> stat(const Digest& digest) = 0;  // blob_unknown if absent
+  virtual Result<OpenBlob> open(const Digest& digest) = 0;
+  virtual Status remove(const Digest& digest) = 0;
+  virtual uint64_t used_bytes() const = 0;
+
+  // Opens (optionally creating) the staged file of upload `id`, read-write.
+  virtual Result<UniqueFd> open_staging(std::string_view id, bool create) = 0;
+  virtual Status remove_staging(std::string_view id) = 0;
+  virtual std::vector<std::string> list_staging() = 0;
+  // Publishes staged `id` as blob `digest`; the caller verified the content.
+  // If the blob already exists the staged copy is dropped (deduplication).
+  virtual Status commit_staging(std::string_view id, const Digest& digest) = 0;
+};
+
+Result<std::unique_ptr<BlobStore>> open_fs_blob_store(const std::string& data_dir);
+std::unique_ptr<BlobStore> make_memory_blob_store();
+
+}  // namespace ep

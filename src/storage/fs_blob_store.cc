@@ -1,0 +1,209 @@
+// FsBlobStore and MemoryBlobStore (see blob_store.h).
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include "storage/blob_store.h"
+
+namespace fs = std::filesystem;
+
+namespace ep {
+
+namespace {
+
+Status errno_status(const std::string& what) {
+  return Status{Errc::io_error, what + ": " + std::strerror(errno)};
+}
+
+bool valid_staging_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  return true;
+}
+
+class FsBlobStore final : public BlobStore {
+ public:
+  explicit FsBlobStore(fs::path root) : blobs_(root / "blobs" / "sha256"), uploads_(root / "uploads") {}
+
+  Status init() {
+    std::error_code ec;
+    fs::create_directories(blobs_, ec);
+    if (!ec) fs::create_directories(uploads_, ec);
+    if (ec) return Status{Errc::io_error, "cannot create " + blobs_.string() + ": " + ec.message()};
+    uint64_t used = 0;
+    for (auto it = fs::recursive_directory_iterator(blobs_, ec); !ec && it != fs::end(it); it.increment(ec))
+      if (it->is_regular_file(ec)) used += it->file_size(ec);
+    used_ = used;
+    return Status::Ok();
+  }
+
+  Result<uint64_t> stat(const Digest& digest) override {
+    struct stat st;
+    if (::stat(blob_path(digest).c_str(), &st) != 0) return not_found(digest);
+    return static_cast<uint64_t>(st.st_size);
+  }
+
+  Result<OpenBlob> open(const Digest& digest) override {
+    UniqueFd fd(::open(blob_path(digest).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
+      if (errno == ENOENT) return not_found(digest);
+      return errno_status("open blob " + digest.str());
+    }
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return errno_status("stat blob " + digest.str());
+    return OpenBlob{std::move(fd), static_cast<uint64_t>(st.st_size)};
+  }
+
+  Status remove(const Digest& digest) override {
+    auto size = stat(digest);
+    if (!size) return size.status();
+    if (::unlink(blob_path(digest).c_str()) != 0) return errno_status("remove blob " + digest.str());
+    used_ -= *size;
+    return Status::Ok();
+  }
+
+  uint64_t used_bytes() const override { return used_; }
+
+  Result<UniqueFd> open_staging(std::string_view id, bool create) override {
+    if (!valid_staging_id(id)) return Status{Errc::blob_upload_unknown, "invalid upload id"};
+    int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0);
+    UniqueFd fd(::open((uploads_ / std::string(id)).c_str(), flags, 0644));
+    if (!fd.valid()) {
+      if (errno == ENOENT) return Status{Errc::blob_upload_unknown, "upload data is missing"};
+      return errno_status("open upload file");
+    }
+    return fd;
+  }
+
+  Status remove_staging(std::string_view id) override {
+    if (!valid_staging_id(id)) return Status::Ok();
+    if (::unlink((uploads_ / std::string(id)).c_str()) != 0 && errno != ENOENT)
+      return errno_status("remove upload file");
+    return Status::Ok();
+  }
+
+  std::vector<std::string> list_staging() override {
+    std::vector<std::string> ids;
+    std::error_code ec;
+    for (auto it = fs::directory_iterator(uploads_, ec); !ec && it != fs::end(it); it.increment(ec))
+      ids.push_back(it->path().filename().string());
+    return ids;
+  }
+
+  Status commit_staging(std::string_view id, const Digest& digest) override {
+    if (!valid_staging_id(id)) return Status{Errc::blob_upload_unknown, "invalid upload id"};
+    auto staged = uploads_ / std::string(id);
+    auto target = blob_path(digest);
+    if (stat(digest)) return remove_staging(id);  // already stored: deduplicated
+    {
+      // Durable content before the name becomes visible.
+      UniqueFd fd(::open(staged.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd.valid()) return errno_status("open staged upload");
+      if (::fdatasync(fd.get()) != 0) return errno_status("sync staged upload");
+    }
+    std::error_code ec;
+    fs::create_directories(fs::path(target).parent_path(), ec);
+    if (ec) return Status{Errc::io_error, "cannot create blob directory: " + ec.message()};
+    struct stat st;
+    if (::stat(staged.c_str(), &st) != 0) return errno_status("stat staged upload");
+    if (::rename(staged.c_str(), target.c_str()) != 0) return errno_status("publish blob " + digest.str());
+    used_ += static_cast<uint64_t>(st.st_size);
+    return Status::Ok();
+  }
+
+ private:
+  std::string blob_path(const Digest& d) const {
+    auto hex = d.hex();
+    return (blobs_ / std::string(hex.substr(0, 2)) / std::string(hex)).string();
+  }
+  static Status not_found(const Digest& d) { return Status{Errc::blob_unknown, "blob unknown: " + d.str()}; }
+
+  fs::path blobs_, uploads_;
+  std::atomic<uint64_t> used_{0};
+};
+
+// Memory-backed fake: every file is a memfd, so callers use the same fd code.
+class MemoryBlobStore final : public BlobStore {
+ public:
+  Result<uint64_t> stat(const Digest& digest) override {
+    std::lock_guard lock(mu_);
+    auto it = blobs_.find(digest.str());
+    if (it == blobs_.end()) return Status{Errc::blob_unknown, "blob unknown: " + digest.str()};
+    return size_of(it->second.get());
+  }
+  Result<OpenBlob> open(const Digest& digest) override {
+    std::lock_guard lock(mu_);
+    auto it = blobs_.find(digest.str());
+    if (it == blobs_.end()) return Status{Errc::blob_unknown, "blob unknown: " + digest.str()};
+    UniqueFd dup(::fcntl(it->second.get(), F_DUPFD_CLOEXEC, 0));
+    return OpenBlob{std::move(dup), size_of(it->second.get())};
+  }
+  Status remove(const Digest& digest) override {
+    std::lock_guard lock(mu_);
+    if (!blobs_.erase(digest.str())) return Status{Errc::blob_unknown, "blob unknown: " + digest.str()};
+    return Status::Ok();
+  }
+  uint64_t used_bytes() const override {
+    std::lock_guard lock(mu_);
+    uint64_t used = 0;
+    for (auto& [k, fd] : blobs_) used += size_of(fd.get());
+    return used;
+  }
+  Result<UniqueFd> open_staging(std::string_view id, bool create) override {
+    std::lock_guard lock(mu_);
+    auto it = staging_.find(std::string(id));
+    if (it == staging_.end()) {
+      if (!create) return Status{Errc::blob_upload_unknown, "upload data is missing"};
+      it = staging_.emplace(std::string(id), UniqueFd(::memfd_create("staging", MFD_CLOEXEC))).first;
+    }
+    return UniqueFd(::fcntl(it->second.get(), F_DUPFD_CLOEXEC, 0));
+  }
+  Status remove_staging(std::string_view id) override {
+    std::lock_guard lock(mu_);
+    staging_.erase(std::string(id));
+    return Status::Ok();
+  }
+  std::vector<std::string> list_staging() override {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> ids;
+    for (auto& [k, fd] : staging_) ids.push_back(k);
+    return ids;
+  }
+  Status commit_staging(std::string_view id, const Digest& digest) override {
+    std::lock_guard lock(mu_);
+    auto it = staging_.find(std::string(id));
+    if (it == staging_.end()) return Status{Errc::blob_upload_unknown, "upload data is missing"};
+    if (!blobs_.count(digest.str())) blobs_.emplace(digest.str(), std::move(it->second));
+    staging_.erase(it);
+    return Status::Ok();
+  }
+
+ private:
+  static uint64_t size_of(int fd) {
+    struct stat st;
+    return ::fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  }
+  mutable std::mutex mu_;
+  std::map<std::string, UniqueFd> blobs_, staging_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<BlobStore>> open_fs_blob_store(const std::string& data_dir) {
+  auto store = std::make_unique<FsBlobStore>(data_dir);
+  auto s = store->init();
+  if (!s) return s;
+  return std::unique_ptr<BlobStore>(std::move(store));
+}
+
+std::unique_ptr<BlobStore> make_memory_blob_store() { return std::make_unique<MemoryBlobStore>(); }
+
+}  // namespace ep

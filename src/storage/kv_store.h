@@ -1,0 +1,50 @@
+// KvStore: the small ordered key-value interface all metadata goes through.
+//
+// Implementations: RocksKvStore (RocksDB on disk, the product) and
+// MemoryKvStore (a std::map, for unit tests and the simulation). Both are
+// thread-safe; a KvBatch is applied atomically. Key layout: storage/keys.h.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+
+namespace ep {
+
+class KvBatch {
+ public:
+  void put(std::string key, std::string value) { ops_.push_back({std::move(key), std::move(value)}); }
+  void del(std::string key) { ops_.push_back({std::move(key), std::nullopt}); }
+  bool empty() const { return ops_.empty(); }
+  struct Op {
+    std::string key;
+    std::optional<std::string> value;  // nullopt: delete
+  };
+  const std::vector<Op>& ops() const { return ops_; }
+
+ private:
+  std::vector<Op> ops_;
+};
+
+// Called for each key in order; return false to stop the scan.
+using KvVisitor = std::function<bool(std::string_view key, std::string_view value)>;
+
+class KvStore {
+ public:
+  virtual ~KvStore() = default;
+  virtual Result<std::optional<std::string>> get(std::string_view key) = 0;
+  virtual Status write(const KvBatch& batch) = 0;
+  // Visits keys starting with `prefix` that sort strictly after `start_after`
+  // (which must itself start with `prefix`, or be empty for "from the start").
+  virtual Status scan(std::string_view prefix, std::string_view start_after, const KvVisitor& visit) = 0;
+};
+
+Result<std::unique_ptr<KvStore>> open_rocks_kv_store(const std::string& path);
+std::unique_ptr<KvStore> make_memory_kv_store();
+
+}  // namespace ep
