@@ -35,11 +35,6 @@ def test_base_endpoint_is_200_with_distribution_api_version(registry):
     assert header(r, "Docker-Distribution-API-Version") == "registry/2.0"
 
 
-def test_base_endpoint_without_trailing_slash_is_not_an_error(registry):
-    r = registry.get("/v2", allow_redirects=True)
-    assert r.status_code == 200
-
-
 def test_tags_list_returns_name_and_every_tag(registry, tagged):
     _, body = tags_page(registry, f"/v2/{tagged}/tags/list")
     assert body["name"] == tagged
