@@ -23,6 +23,8 @@ const char* errc_name(Errc code) {
     case Errc::not_found: return "not_found";
     case Errc::method_not_allowed: return "method_not_allowed";
     case Errc::busy: return "busy";
+    case Errc::unauthorized: return "unauthorized";
+    case Errc::upstream_unavailable: return "upstream_unavailable";
     case Errc::io_error: return "io_error";
     case Errc::config_invalid: return "config_invalid";
   }

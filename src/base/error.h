@@ -33,6 +33,8 @@ enum class Errc {
   not_found,              // route does not exist
   method_not_allowed,     // route exists, method does not
   busy,                   // resource is in use by a concurrent request
+  unauthorized,           // an upstream refused our credentials
+  upstream_unavailable,   // the upstream registry cannot be reached now
   io_error,               // disk or database failure on our side
   config_invalid,         // startup configuration is wrong
 };

@@ -25,6 +25,8 @@ OciError oci_error_for(Errc code) {
     case Errc::not_found: return {404, "NOT_FOUND"};
     case Errc::method_not_allowed: return {405, "UNSUPPORTED"};
     case Errc::busy: return {429, "TOOMANYREQUESTS"};
+    case Errc::unauthorized: return {401, "UNAUTHORIZED"};
+    case Errc::upstream_unavailable: return {503, "UNAVAILABLE"};
     case Errc::io_error: return {500, "UNKNOWN"};
     case Errc::config_invalid: return {500, "UNKNOWN"};
   }

@@ -1,0 +1,64 @@
+// Upstream: one configured upstream registry (a `?ns=` namespace).
+//
+// Adds to HttpClient what registries need: Docker Hub's library/ convention,
+// the 401 challenge (Bearer token fetched anonymously or with credentials,
+// cached until it expires; or Basic), one retry after a 401, redirects (at
+// most 5, never carrying Authorization to another host), and a health state:
+// after a network failure or a 5xx the upstream is "down" for a backoff
+// (1 s doubling to 30 s) during which requests fail at once instead of
+// waiting for timeouts. Thread-safe; called from mirror worker threads.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "upstream/auth.h"
+#include "upstream/http_client.h"
+
+namespace ep {
+
+class Upstream {
+ public:
+  Upstream(std::string ns, Url base, HttpClient::Options options, std::optional<Credentials> credentials);
+
+  const std::string& ns() const { return ns_; }
+  const Url& base() const { return base_; }
+  // False while backing off after a failure.
+  bool available() const;
+  std::string describe() const { return ns_ + " (" + base_.origin() + ")"; }
+
+  // `path` is relative to /v2/<repository>/, e.g. "manifests/latest".
+  // Network failures and 5xx come back as upstream_unavailable; a 401 that
+  // survives the retry as unauthorized; other statuses as the response.
+  Result<HttpResponse> get(const std::string& repo, const std::string& path, const std::string& method,
+                           std::vector<std::pair<std::string, std::string>> headers, BodySink* sink = nullptr);
+
+  // The repository name as the upstream knows it (library/ for Docker Hub).
+  std::string upstream_repo(const std::string& repo) const;
+
+ private:
+  Result<HttpResponse> follow(HttpRequest request, BodySink* sink);
+  Status authenticate(const HttpResponse& challenge_response, const std::string& scope);
+  void record(bool healthy);
+
+  std::string ns_;
+  Url base_;
+  HttpClient client_;
+  std::optional<Credentials> credentials_;
+
+  mutable std::mutex mu_;
+  struct Token {
+    std::string header;  // full Authorization value
+    std::chrono::steady_clock::time_point expires;
+  };
+  std::map<std::string, Token> tokens_;  // by scope
+  bool use_basic_ = false;
+  int failures_ = 0;
+  std::chrono::steady_clock::time_point down_until_{};
+};
+
+}  // namespace ep
