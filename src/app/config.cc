@@ -37,6 +37,7 @@ const Key kKeys[] = {
     {"upstreams", Kind::string_list, "namespace=base URL entries"},
     {"default-upstream", Kind::string, "upstream for requests without ?ns="},
     {"upstream-credentials-file", Kind::string, "credentials per upstream host (docker config.json)"},
+    {"upstream-ca-files", Kind::string_list, "extra trusted CA (PEM) per upstream: namespace=/path entries"},
     {"chunk-size", Kind::size, "bytes per chunk"},
     {"replication", Kind::replication, "copies of each pinned image: a number or \"all\""},
     {"auto-pin", Kind::boolean, "pin every image first pulled through the site"},
@@ -91,7 +92,8 @@ Status apply(Config& config, const Key& key, const config_value& value) {
         if (!s) return bad(name, "list items must be quoted strings, got " + caf::to_string(item));
         items.push_back(*s);
       }
-      (name == "seeds" ? config.seeds : config.upstreams) = std::move(items);
+      (name == "seeds" ? config.seeds : name == "upstreams" ? config.upstreams : config.upstream_ca_files) =
+          std::move(items);
       return Status::Ok();
     }
     case Kind::size: {
@@ -167,6 +169,14 @@ Status check_semantics(const Config& c) {
     auto url = eq == std::string::npos ? std::string() : up.substr(eq + 1);
     if (eq == 0 || eq == std::string::npos || (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0))
       return bad("upstreams", "expected \"namespace=http(s)://host[:port]\" entries, got \"" + up + "\"");
+  }
+  for (const auto& entry : c.upstream_ca_files)
+    if (entry.find('=') == std::string::npos || entry.find('=') == 0)
+      return bad("upstream-ca-files", "expected \"namespace=/path/ca.pem\" entries, got \"" + entry + "\"");
+  if (!c.default_upstream.empty() && c.default_upstream.find("://") == std::string::npos) {
+    bool listed = false;
+    for (const auto& up : c.upstreams) listed |= up.substr(0, up.find('=')) == c.default_upstream;
+    if (!listed) return bad("default-upstream", "\"" + c.default_upstream + "\" is neither a URL nor a namespace in upstreams");
   }
   if (c.chunk_size < (64 << 10) || c.chunk_size > (256 << 20))
     return bad("chunk-size", "must be between 65536 and 268435456 bytes");

@@ -29,6 +29,7 @@ struct Config {
   std::vector<std::string> upstreams;  // "namespace=base URL"
   std::string default_upstream;
   std::string upstream_credentials_file;
+  std::vector<std::string> upstream_ca_files;  // "namespace=/path/ca.pem" (extension)
   uint64_t chunk_size = 4 << 20;
   uint32_t replication = 0;  // 0 = "all"
   bool auto_pin = true;

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "app/config.h"
+#include "app/upstreams.h"
 #include "http/api.h"
 #include "http/metrics.h"
 #include "http/server.h"
@@ -49,8 +50,11 @@ int main(int argc, char** argv) {
   ep::Registry registry(**kv, **blobs);
   ep::Uploads uploads(**kv, **blobs, registry);
   uploads.recover();
+  auto upstreams = ep::build_upstreams(*config);
+  if (!upstreams) return die(upstreams.status().message, 2);
+  ep::Mirror mirror(registry, **blobs, std::move(upstreams->by_namespace), upstreams->default_ns, config->tag_ttl);
   ep::http::Metrics metrics;
-  ep::http::Api api(registry, uploads, **blobs, metrics);
+  ep::http::Api api(registry, uploads, **blobs, metrics, &mirror);
   ep::http::Server server(api, metrics);
   auto port = server.listen(config->registry_address);
   if (!port) return die(port.status().message);

@@ -54,6 +54,44 @@ void add_next_link(Reply& reply, const std::string& path, long n, const std::str
 }  // namespace
 
 Handling Api::begin(const Route& route, const RequestHead& head) {
+  Handling h = dispatch(route, head);
+  if (!route.has("ns")) return h;
+  // Mirror requests echo their namespace on every answer.
+  auto ns = route.param("ns");
+  auto tag = [ns](Reply r) {
+    r.header("OCI-Namespace", ns);
+    return r;
+  };
+  if (h.reply) h.reply = tag(std::move(*h.reply));
+  if (h.finish)
+    h.finish = [tag, inner = std::move(h.finish)](std::string body, std::unique_ptr<UploadAppender> a) {
+      return tag(inner(std::move(body), std::move(a)));
+    };
+  if (h.deferred) h.deferred = [tag, inner = std::move(h.deferred)] { return tag(inner()); };
+  return h;
+}
+
+Upstream* Api::upstream_for(const Route& route) const {
+  if (!mirror_) return nullptr;
+  return mirror_->upstream_for(route.param("ns"));
+}
+
+Reply manifest_reply(StoredManifest m) {
+  Reply r;
+  r.content_type = m.media_type;
+  r.header("Docker-Content-Digest", m.digest.str());
+  r.header("ETag", "\"" + m.digest.str() + "\"");
+  r.body = std::move(m.body);
+  return r;
+}
+
+Reply Api::mirrored_manifest(Upstream& upstream, const Route& route) {
+  auto m = mirror_->manifest(upstream, route.name, route.reference);
+  if (!m) return error_reply(m.status());
+  return manifest_reply(std::move(*m));
+}
+
+Handling Api::dispatch(const Route& route, const RequestHead& head) {
   const auto method = head.method();
   const bool read = method == verb::verb::get || method == verb::verb::head;
   switch (route.kind) {
@@ -128,14 +166,18 @@ Handling Api::manifests(const Route& route, const RequestHead& head) {
   switch (head.method()) {
     case verb::verb::get:
     case verb::verb::head: {
-      auto m = registry_.get_manifest(route.name, route.reference);
-      if (!m) return fail(m.status());
-      Reply r;
-      r.content_type = m->media_type;
-      r.header("Docker-Content-Digest", m->digest.str());
-      r.header("ETag", "\"" + m->digest.str() + "\"");
-      r.body = std::move(m->body);
-      return answer(std::move(r));
+      // An explicit ?ns= of a configured upstream reads the mirror; without
+      // one, local (pushed) content first, then the default upstream.
+      Upstream* upstream = upstream_for(route);
+      if (!(upstream && route.has("ns"))) {
+        auto m = registry_.get_manifest(route.name, route.reference);
+        if (m) return answer(manifest_reply(std::move(*m)));
+        bool miss = m.status().code == Errc::manifest_unknown || m.status().code == Errc::name_unknown;
+        if (!upstream || !miss) return fail(m.status());
+      }
+      Handling h;
+      h.deferred = [this, upstream, route] { return mirrored_manifest(*upstream, route); };
+      return h;
     }
     case verb::verb::put: {
       if (auto len = head.find(field::content_length); len != head.end()) {

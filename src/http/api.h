@@ -15,6 +15,7 @@
 #include "http/metrics.h"
 #include "http/reply.h"
 #include "http/router.h"
+#include "registry/mirror.h"
 #include "registry/registry.h"
 #include "registry/uploads.h"
 
@@ -30,17 +31,24 @@ struct Handling {
   std::unique_ptr<UploadAppender> appender;  // for BodyMode::upload
   std::optional<Reply> reply;                // answer without reading the body
   std::function<Reply(std::string body, std::unique_ptr<UploadAppender> appender)> finish;
+  // Work that may block on the network (mirror): run on a worker pool.
+  std::function<Reply()> deferred;
 };
 
 class Api {
  public:
-  Api(Registry& registry, Uploads& uploads, BlobStore& blobs, Metrics& metrics)
-      : registry_(registry), uploads_(uploads), blobs_(blobs), metrics_(metrics) {}
+  Api(Registry& registry, Uploads& uploads, BlobStore& blobs, Metrics& metrics, Mirror* mirror = nullptr)
+      : registry_(registry), uploads_(uploads), blobs_(blobs), metrics_(metrics), mirror_(mirror) {}
 
   Handling begin(const Route& route, const RequestHead& head);
 
  private:
+  Handling dispatch(const Route& route, const RequestHead& head);
   Handling manifests(const Route& route, const RequestHead& head);
+  // Mirror mode: the upstream for this request, when a local read misses.
+  Upstream* upstream_for(const Route& route) const;
+  Reply mirrored_manifest(Upstream& upstream, const Route& route);
+  Reply mirrored_blob(Upstream& upstream, const Route& route, const std::string& range, bool head);
   Handling blobs(const Route& route, const RequestHead& head);
   Handling upload_start(const Route& route, const RequestHead& head);
   Handling upload(const Route& route, const RequestHead& head);
@@ -53,11 +61,16 @@ class Api {
   Uploads& uploads_;
   BlobStore& blobs_;
   Metrics& metrics_;
+  Mirror* mirror_;
 };
 
 // Helpers shared by the api_*.cc files.
 Handling answer(Reply reply);
 Handling fail(const Status& status);
 Reply empty_reply(unsigned status);
+Reply manifest_reply(StoredManifest manifest);
+// Blob GET/HEAD reply for `size` bytes, honouring a Range header; `file` may
+// be empty for HEAD.
+Reply blob_reply(const std::string& digest, uint64_t size, std::string_view range_header, FileRange file);
 
 }  // namespace ep::http

@@ -1,4 +1,6 @@
 // Api: blob reads/deletes and the upload protocol (POST/PATCH/PUT/GET/DELETE).
+#include <unistd.h>
+
 #include <charconv>
 #include <optional>
 
@@ -91,23 +93,53 @@ Handling Api::blobs(const Route& route, const RequestHead& head) {
     return answer(empty_reply(202));
   }
   if (method != verb::verb::get && method != verb::verb::head) return fail(method_not_allowed());
-  auto blob = registry_.open_blob(route.name, route.reference);
-  if (!blob) return fail(blob.status());
-  const uint64_t size = blob->size;
+  std::string range(head[field::range]);
+  const bool head_only = method == verb::verb::head;
+  Upstream* upstream = upstream_for(route);
+  if (!(upstream && route.has("ns"))) {
+    auto blob = registry_.open_blob(route.name, route.reference);
+    if (blob) {
+      uint64_t size = blob->size;
+      return answer(blob_reply(route.reference, size, range, FileRange{std::move(*blob), 0, size, nullptr}));
+    }
+    bool miss = blob.status().code == Errc::blob_unknown;
+    if (!upstream || !miss) return fail(blob.status());
+  }
+  Handling h;
+  h.deferred = [this, upstream, route, range, head_only] { return mirrored_blob(*upstream, route, range, head_only); };
+  return h;
+}
+
+Reply Api::mirrored_blob(Upstream& upstream, const Route& route, const std::string& range, bool head) {
+  auto source = mirror_->blob(upstream, route.name, route.reference, head);
+  if (!source) return error_reply(source.status());
+  FileRange file;
+  if (source->local) {
+    file.blob = std::move(*source->local);
+  } else if (source->inflight) {
+    file.blob.fd = UniqueFd(::dup(source->inflight->fd()));
+    file.blob.size = source->size;
+    file.growing = source->inflight;
+  }
+  return blob_reply(route.reference, source->size, range, std::move(file));
+}
+
+Reply blob_reply(const std::string& digest, uint64_t size, std::string_view range_header, FileRange file) {
   Reply r;
   r.content_type = "application/octet-stream";
-  r.header("Docker-Content-Digest", route.reference);
-  r.header("ETag", "\"" + route.reference + "\"");
+  r.header("Docker-Content-Digest", digest);
+  r.header("ETag", "\"" + digest + "\"");
   r.header("Accept-Ranges", "bytes");
   r.header("Cache-Control", "max-age=31536000");
-  FileRange file{std::move(*blob), 0, size};
-  if (auto range_header = head[field::range]; !range_header.empty()) {
+  file.offset = 0;
+  file.length = size;
+  if (!range_header.empty()) {
     bool unsatisfiable = false;
-    auto range = parse_range(std::string_view(range_header.data(), range_header.size()), size, unsatisfiable);
+    auto range = parse_range(range_header, size, unsatisfiable);
     if (unsatisfiable) {
       Reply e = error_reply(Status{Errc::range_invalid, "requested range not satisfiable"});
       e.header("Content-Range", "bytes */" + std::to_string(size));
-      return answer(std::move(e));
+      return e;
     }
     if (range) {
       r.status = 206;
@@ -117,8 +149,11 @@ Handling Api::blobs(const Route& route, const RequestHead& head) {
       file.length = range->last - range->first + 1;
     }
   }
-  r.file = std::move(file);
-  return answer(std::move(r));
+  if (file.blob.fd.valid())
+    r.file = std::move(file);
+  else
+    r.head_length = file.length;  // HEAD answered from upstream metadata
+  return r;
 }
 
 Handling Api::upload_start(const Route& route, const RequestHead& head) {

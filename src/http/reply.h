@@ -5,11 +5,13 @@
 // the headers of the equivalent GET and no body.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "registry/inflight_blob.h"
 #include "storage/blob_store.h"
 
 namespace ep::http {
@@ -18,6 +20,9 @@ struct FileRange {
   OpenBlob blob;
   uint64_t offset = 0;
   uint64_t length = 0;
+  // Set while the blob is still arriving from upstream: send only what it
+  // says is readable, and wait for more.
+  std::shared_ptr<InflightBlob> growing;
 };
 
 struct Reply {

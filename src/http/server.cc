@@ -8,6 +8,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cerrno>
@@ -47,9 +48,9 @@ constexpr uint64_t kYieldAfter = 64 << 20;  // let other connections run on this
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, Api& api, Metrics& metrics, const ServerLimits& limits)
+  Session(tcp::socket socket, Api& api, Metrics& metrics, const ServerLimits& limits, net::thread_pool& workers)
       : stream_(std::move(socket)), send_timer_(stream_.get_executor()), api_(api), metrics_(metrics),
-        limits_(limits) {
+        limits_(limits), workers_(workers) {
     metrics_.connection_opened();
   }
   ~Session() { metrics_.connection_closed(); }
@@ -151,6 +152,19 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void finish() {
+    if (handling_.deferred) {
+      // Blocking work (upstream I/O) runs on the worker pool, then the reply
+      // is written back on this connection's strand.
+      auto work = std::move(handling_.deferred);
+      handling_ = Handling{};
+      return net::post(workers_, [self = shared_from_this(), work = std::move(work)]() mutable {
+        auto reply = std::make_shared<Reply>(work());
+        net::post(self->stream_.get_executor(), [self, reply] {
+          self->reply_ = std::move(*reply);
+          self->write_reply();
+        });
+      });
+    }
     if (handling_.reply)
       reply_ = std::move(*handling_.reply);
     else if (handling_.finish)
@@ -168,7 +182,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res.set("Docker-Distribution-API-Version", "registry/2.0");
     if (!reply_.content_type.empty()) res.set(bhttp::field::content_type, reply_.content_type);
     for (auto& [name, value] : reply_.headers) res.insert(name, value);
-    uint64_t length = reply_.file ? reply_.file->length : reply_.body.size();
+    uint64_t length = reply_.file ? reply_.file->length : reply_.head_length.value_or(reply_.body.size());
     if (reply_.status != 204) res.content_length(length);
     res.keep_alive(keep_alive_);
     serializer_.emplace(res);
@@ -200,8 +214,20 @@ class Session : public std::enable_shared_from_this<Session> {
     const int sock = stream_.socket().native_handle();
     uint64_t sent_now = 0;
     while (file.length > 0) {
+      uint64_t slice = std::min<uint64_t>(file.length, kSendfileSlice);
+      if (file.growing) {
+        uint64_t readable = file.growing->readable();
+        if (file.growing->failed()) return shutdown();  // never finish a blob that did not verify
+        if (readable <= file.offset) {
+          file.growing->when_readable(file.offset, [self = shared_from_this()] {
+            net::post(self->stream_.get_executor(), [self] { self->send_file(); });
+          });
+          return;
+        }
+        slice = std::min<uint64_t>(slice, readable - file.offset);
+      }
       off_t offset = static_cast<off_t>(file.offset);
-      auto n = ::sendfile(sock, file.blob.fd.get(), &offset, std::min<uint64_t>(file.length, kSendfileSlice));
+      auto n = ::sendfile(sock, file.blob.fd.get(), &offset, slice);
       if (n > 0) {
         file.offset += static_cast<uint64_t>(n);
         file.length -= static_cast<uint64_t>(n);
@@ -263,6 +289,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Api& api_;
   Metrics& metrics_;
   const ServerLimits& limits_;
+  net::thread_pool& workers_;
 };
 
 }  // namespace
@@ -279,7 +306,7 @@ struct Server::Impl {
           socket.close(ignored);
         } else {
           socket.set_option(tcp::no_delay(true), ec);
-          std::make_shared<Session>(std::move(socket), api, metrics, limits)->start();
+          std::make_shared<Session>(std::move(socket), api, metrics, limits, workers)->start();
         }
       }
       accept();
@@ -291,6 +318,7 @@ struct Server::Impl {
   ServerLimits limits;
   net::io_context ioc;
   tcp::acceptor acceptor;
+  net::thread_pool workers{32};  // blocking mirror work; upstream waits dominate
   std::vector<std::thread> threads;
 };
 
@@ -324,6 +352,7 @@ void Server::start(size_t threads) {
 
 void Server::stop() {
   impl_->ioc.stop();
+  impl_->workers.stop();
   for (auto& t : impl_->threads)
     if (t.joinable()) t.join();
   impl_->threads.clear();

@@ -98,6 +98,29 @@ Result<PutManifestResult> Registry::put_manifest(std::string_view repo, std::str
   return PutManifestResult{digest, info->subject};
 }
 
+Status Registry::put_mirrored_manifest(std::string_view repo, const Digest& digest, std::string_view media_type,
+                                       std::string_view body, std::string_view tag) {
+  if (auto s = validate_repo(repo); !s) return s;
+  KvBatch batch;
+  std::string record(media_type);
+  record.push_back('\n');
+  record.append(body);
+  batch.put(keys::manifest(digest.str()), std::move(record));
+  batch.put(keys::manifest_link(repo, digest.str()), "");
+  batch.put(keys::repository(repo), "");
+  if (!tag.empty()) batch.put(keys::tag(repo, tag), digest.str());
+  return kv_.write(batch);
+}
+
+Result<std::optional<Digest>> Registry::resolve_tag(std::string_view repo, std::string_view tag) {
+  auto v = kv_.get(keys::tag(repo, tag));
+  if (!v) return v.status();
+  if (!v->has_value()) return std::optional<Digest>();
+  auto d = Digest::parse(**v);
+  if (!d) return Status{Errc::io_error, "corrupt tag record"};
+  return std::optional<Digest>(*d);
+}
+
 Status Registry::delete_manifest(std::string_view repo, std::string_view reference) {
   if (auto s = validate_repo(repo); !s) return s;
   KvBatch batch;

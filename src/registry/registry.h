@@ -57,6 +57,13 @@ class Registry {
   // An empty `from` mounts any blob this node stores.
   Status mount_blob(std::string_view repo, std::string_view digest, std::string_view from);
 
+  // Stores a manifest fetched from an upstream (already verified against its
+  // digest) without requiring its blobs: they arrive on demand.
+  Status put_mirrored_manifest(std::string_view repo, const Digest& digest, std::string_view media_type,
+                               std::string_view body, std::string_view tag);
+  // The digest a tag points at, if any.
+  Result<std::optional<Digest>> resolve_tag(std::string_view repo, std::string_view tag);
+
   // n < 0: no limit.
   Result<Page> list_tags(std::string_view repo, long n, std::string_view last);
   Result<Page> catalog(long n, std::string_view last);

@@ -1,0 +1,89 @@
+#include "registry/inflight_blob.h"
+
+namespace ep {
+
+Result<uint64_t> InflightBlob::wait_size(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return state_ != State::starting; });
+  if (state_ == State::failed) return failure_;
+  if (state_ == State::starting) return Status{Errc::upstream_unavailable, "upstream did not answer in time"};
+  return size_;
+}
+
+uint64_t InflightBlob::readable_locked() const {
+  switch (state_) {
+    case State::complete: return size_;
+    case State::streaming: return std::min(written_, size_ > 0 ? size_ - 1 : 0);
+    default: return 0;
+  }
+}
+
+uint64_t InflightBlob::readable() const {
+  std::lock_guard lock(mu_);
+  return readable_locked();
+}
+
+bool InflightBlob::failed() const {
+  std::lock_guard lock(mu_);
+  return state_ == State::failed;
+}
+
+void InflightBlob::when_readable(uint64_t offset, std::function<void()> ready) {
+  {
+    std::lock_guard lock(mu_);
+    bool ended = state_ == State::complete || state_ == State::failed;
+    if (!ended && readable_locked() <= offset) {
+      waiters_.emplace_back(offset, std::move(ready));
+      return;
+    }
+  }
+  ready();
+}
+
+void InflightBlob::notify_locked(std::vector<std::function<void()>>& out) {
+  bool ended = state_ == State::complete || state_ == State::failed;
+  uint64_t now = readable_locked();
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    if (ended || now > it->first) {
+      out.push_back(std::move(it->second));
+      it = waiters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void InflightBlob::begin(uint64_t size) {
+  std::lock_guard lock(mu_);
+  size_ = size;
+  state_ = State::streaming;
+  cv_.notify_all();
+}
+
+void InflightBlob::advance(uint64_t written) {
+  std::vector<std::function<void()>> ready;
+  {
+    std::lock_guard lock(mu_);
+    written_ = written;
+    notify_locked(ready);
+  }
+  for (auto& f : ready) f();
+}
+
+void InflightBlob::finish(Status outcome) {
+  std::vector<std::function<void()>> ready;
+  {
+    std::lock_guard lock(mu_);
+    if (outcome.ok()) {
+      state_ = State::complete;
+    } else {
+      state_ = State::failed;
+      failure_ = std::move(outcome);
+    }
+    cv_.notify_all();
+    notify_locked(ready);
+  }
+  for (auto& f : ready) f();
+}
+
+}  // namespace ep

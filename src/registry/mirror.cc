@@ -1,0 +1,250 @@
+#include "registry/mirror.h"
+
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <thread>
+
+#include "base/names.h"
+#include "registry/manifest.h"
+
+namespace ep {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+
+const std::vector<std::pair<std::string, std::string>> kManifestAccept = {
+    {"Accept", std::string(media::kOciIndex) + ", " + std::string(media::kOciManifest) + ", " +
+                   std::string(media::kDockerList) + ", " + std::string(media::kDockerManifest)}};
+
+std::string random_id(const char* prefix) {
+  unsigned char raw[12];
+  if (::getrandom(raw, sizeof raw, 0) != sizeof raw) std::memset(raw, 0, sizeof raw);
+  static const char* kHex = "0123456789abcdef";
+  std::string id = prefix;
+  for (unsigned char c : raw) {
+    id.push_back(kHex[c >> 4]);
+    id.push_back(kHex[c & 15]);
+  }
+  return id;
+}
+
+Status not_cached(const Upstream& up, const std::string& what, const std::string& why) {
+  return Status{Errc::manifest_unknown, what + " is not cached and upstream " + up.describe() + " is unavailable: " + why};
+}
+}  // namespace
+
+Mirror::Mirror(Registry& registry, BlobStore& blobs, std::map<std::string, std::unique_ptr<Upstream>> upstreams,
+               std::string default_ns, std::chrono::milliseconds tag_ttl)
+    : registry_(registry), blobs_(blobs), upstreams_(std::move(upstreams)), default_ns_(std::move(default_ns)),
+      tag_ttl_(tag_ttl) {}
+
+Mirror::~Mirror() {
+  stopping_ = true;
+  std::unique_lock lock(mu_);
+  idle_.wait(lock, [&] { return running_ == 0; });
+}
+
+Upstream* Mirror::upstream_for(const std::string& ns) const {
+  auto it = upstreams_.find(ns.empty() ? default_ns_ : ns);
+  return it == upstreams_.end() ? nullptr : it->second.get();
+}
+
+std::string Mirror::mirror_repo(const Upstream& upstream, const std::string& repo) const {
+  std::string ns;
+  for (char c : upstream.ns()) ns.push_back(c == ':' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  return ns + "/" + upstream.upstream_repo(repo);
+}
+
+Result<StoredManifest> Mirror::manifest(Upstream& up, const std::string& repo, const std::string& reference) {
+  if (auto s = validate_repository(repo); !s) return s;
+  const std::string local = mirror_repo(up, repo);
+  if (looks_like_digest(reference)) {
+    auto m = registry_.get_manifest(local, reference);
+    if (m || m.status().code != Errc::manifest_unknown) return m;
+    if (!up.available()) return not_cached(up, reference, "backing off");
+    return fetch_manifest(up, local, repo, reference, "");
+  }
+  if (auto s = validate_tag(reference); !s) return s;
+  auto known = registry_.resolve_tag(local, reference);
+  if (!known) return known.status();
+  const std::string key = local + ":" + reference;
+  {
+    std::lock_guard lock(mu_);
+    auto it = validated_.find(key);
+    if (*known && it != validated_.end() && Clock::now() - it->second < tag_ttl_)
+      return registry_.get_manifest(local, reference);
+  }
+  auto serve_known = [&]() -> Result<StoredManifest> { return registry_.get_manifest(local, reference); };
+  if (!up.available()) return *known ? serve_known() : not_cached(up, repo + ":" + reference, "backing off");
+
+  auto head = up.get(repo, "manifests/" + reference, "HEAD", kManifestAccept);
+  if (!head) {
+    if (head.status().code != Errc::upstream_unavailable) return head.status();
+    return *known ? serve_known() : not_cached(up, repo + ":" + reference, head.status().message);
+  }
+  if (head->status == 404)
+    return Status{Errc::manifest_unknown, "manifest unknown upstream " + up.describe() + ": " + repo + ":" + reference};
+  if (head->status != 200) {
+    if (*known) return serve_known();
+    return Status{Errc::upstream_unavailable,
+                  "upstream " + up.describe() + " answered HTTP " + std::to_string(head->status) + " for " + repo};
+  }
+  auto remote = Digest::parse(head->header("docker-content-digest"));
+  Result<StoredManifest> result = Status{Errc::manifest_unknown, ""};
+  if (remote && *known && **known == *remote) {
+    result = serve_known();
+  } else if (auto cached = remote ? registry_.get_manifest(local, remote->str()) : result; remote && cached) {
+    auto s = registry_.put_mirrored_manifest(local, cached->digest, cached->media_type, cached->body, reference);
+    if (!s) return s;
+    result = std::move(cached);
+  } else {
+    result = fetch_manifest(up, local, repo, remote ? remote->str() : reference, reference);
+  }
+  if (result) {
+    std::lock_guard lock(mu_);
+    validated_[key] = Clock::now();
+  }
+  return result;
+}
+
+Result<StoredManifest> Mirror::fetch_manifest(Upstream& up, const std::string& local, const std::string& repo,
+                                              const std::string& reference, const std::string& tag) {
+  auto got = up.get(repo, "manifests/" + reference, "GET", kManifestAccept);
+  if (!got) {
+    if (got.status().code == Errc::upstream_unavailable) return not_cached(up, repo + "@" + reference, got.status().message);
+    return got.status();
+  }
+  if (got->status == 404)
+    return Status{Errc::manifest_unknown, "manifest unknown upstream " + up.describe() + ": " + repo + "@" + reference};
+  if (got->status != 200)
+    return Status{Errc::upstream_unavailable,
+                  "upstream " + up.describe() + " answered HTTP " + std::to_string(got->status) + " for a manifest"};
+  Digest digest = Digest::of(got->body);
+  if (looks_like_digest(reference) && digest.str() != reference)
+    return Status{Errc::upstream_unavailable,
+                  "upstream " + up.describe() + " sent a manifest that does not match " + reference};
+  auto content_type = got->header("content-type");
+  auto info = parse_manifest(got->body, content_type);
+  if (!info)
+    return Status{Errc::upstream_unavailable, "upstream " + up.describe() + " sent an invalid manifest: " + info.status().message};
+  if (auto s = registry_.put_mirrored_manifest(local, digest, info->media_type, got->body, tag); !s) return s;
+  return StoredManifest{digest, info->media_type, std::move(got->body)};
+}
+
+Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std::string& digest_text, bool head) {
+  if (auto s = validate_repository(repo); !s) return s;
+  auto digest = Digest::parse(digest_text);
+  if (!digest) return digest.status();
+  const std::string local = mirror_repo(up, repo);
+  auto open_local = [&]() -> std::optional<BlobSource> {
+    auto b = registry_.open_blob(local, digest->str());
+    if (!b) return std::nullopt;
+    uint64_t size = b->size;
+    return BlobSource{std::move(*b), nullptr, size};
+  };
+  if (auto b = open_local()) return std::move(*b);
+  if (blobs_.stat(*digest)) {  // stored for another repository: share it
+    if (auto s = registry_.link_blob(local, *digest); !s) return s;
+    if (auto b = open_local()) return std::move(*b);
+  }
+  std::shared_ptr<InflightBlob> fetch;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = inflight_.find(digest->str()); it != inflight_.end()) fetch = it->second.lock();
+  }
+  if (!fetch) {
+    if (!up.available())
+      return Status{Errc::upstream_unavailable, "blob " + digest->str() + " is not cached and upstream " +
+                                                    up.describe() + " is unavailable"};
+    if (head) {
+      auto h = up.get(repo, "blobs/" + digest->str(), "HEAD", {});
+      if (!h) return h.status();
+      if (h->status == 404) return Status{Errc::blob_unknown, "blob unknown upstream " + up.describe() + ": " + digest->str()};
+      if (h->status != 200 || !h->content_length)
+        return Status{Errc::upstream_unavailable, "upstream " + up.describe() + " answered HTTP " +
+                                                      std::to_string(h->status) + " for a blob"};
+      return BlobSource{std::nullopt, nullptr, *h->content_length};
+    }
+    fetch = start_fetch(up, local, repo, *digest);
+    if (!fetch) return Status{Errc::io_error, "cannot stage a blob fetch"};
+  }
+  auto size = fetch->wait_size(std::chrono::minutes(10));
+  if (!size) return size.status();
+  return BlobSource{std::nullopt, fetch, *size};
+}
+
+std::shared_ptr<InflightBlob> Mirror::start_fetch(Upstream& up, const std::string& local, const std::string& repo,
+                                                  const Digest& digest) {
+  std::lock_guard lock(mu_);
+  if (auto it = inflight_.find(digest.str()); it != inflight_.end())
+    if (auto existing = it->second.lock()) return existing;
+  auto staging_id = random_id("fetch-");
+  auto fd = blobs_.open_staging(staging_id, /*create=*/true);
+  if (!fd) return nullptr;
+  auto fetch = std::make_shared<InflightBlob>(digest, std::move(*fd));
+  inflight_[digest.str()] = fetch;
+  ++running_;
+  std::thread([this, &up, local, repo, fetch, staging_id] { run_fetch(up, local, repo, fetch, staging_id); }).detach();
+  return fetch;
+}
+
+void Mirror::run_fetch(Upstream& up, std::string local, std::string repo, std::shared_ptr<InflightBlob> blob,
+                       std::string staging_id) {
+  Sha256 hash;
+  uint64_t written = 0;
+  std::optional<uint64_t> size;
+  BodySink sink{[&](const HttpResponse& head) {
+                  if (head.status != 200) return false;
+                  size = head.content_length;
+                  if (size) blob->begin(*size);
+                  return true;
+                },
+                [&](const char* data, size_t n) -> Status {
+                  if (stopping_) return Status{Errc::io_error, "node is shutting down"};
+                  for (size_t done = 0; done < n;) {
+                    auto w = ::pwrite(blob->fd(), data + done, n - done, static_cast<off_t>(written + done));
+                    if (w < 0 && errno == EINTR) continue;
+                    if (w <= 0) return Status{Errc::io_error, std::string("cannot write blob: ") + std::strerror(errno)};
+                    done += static_cast<size_t>(w);
+                  }
+                  hash.update(data, n);
+                  written += n;
+                  blob->advance(written);
+                  return Status::Ok();
+                }};
+  const Digest& digest = blob->digest();
+  auto response = up.get(repo, "blobs/" + digest.str(), "GET", {}, &sink);
+  Status outcome;
+  if (!response) {
+    outcome = response.status();
+  } else if (response->status == 404) {
+    outcome = Status{Errc::blob_unknown, "blob unknown upstream " + up.describe() + ": " + digest.str()};
+  } else if (response->status != 200) {
+    outcome = Status{Errc::upstream_unavailable,
+                     "upstream " + up.describe() + " answered HTTP " + std::to_string(response->status) + " for a blob"};
+  } else if (size && written != *size) {
+    outcome = Status{Errc::upstream_unavailable, "upstream " + up.describe() + " sent a truncated blob"};
+  } else if (hash.finish() != digest) {
+    outcome = Status{Errc::upstream_unavailable,
+                     "upstream " + up.describe() + " sent content that does not match " + digest.str()};
+  } else {
+    outcome = blobs_.commit_staging(staging_id, digest);
+    if (outcome) outcome = registry_.link_blob(local, digest);
+    if (outcome && !size) blob->begin(written);
+  }
+  if (!outcome) blobs_.remove_staging(staging_id);
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = inflight_.find(digest.str()); it != inflight_.end() && it->second.lock() == blob) inflight_.erase(it);
+  }
+  blob->finish(outcome);
+  std::lock_guard lock(mu_);
+  --running_;
+  idle_.notify_all();
+}
+
+}  // namespace ep

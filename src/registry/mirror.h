@@ -1,0 +1,70 @@
+// Mirror: pull-through of images from upstream registries (`?ns=`).
+//
+// Owns the upstreams and the single-flight table of blob fetches. Mirrored
+// content lives in local repositories named "<namespace>/<upstream repo>"
+// (':' in a namespace becomes '-'), so two upstreams never collide and a
+// pushed repository is never shadowed. Tags are revalidated upstream with a
+// HEAD at most once per tag-ttl; when the upstream is down, the last known
+// digest is served at once. Blobs are fetched once per node however many
+// clients ask, written to a staging file while clients stream it, verified,
+// then published (BlobStore invariant). Blocking: call from worker threads.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "registry/inflight_blob.h"
+#include "registry/registry.h"
+#include "storage/blob_store.h"
+#include "upstream/upstream.h"
+
+namespace ep {
+
+struct BlobSource {
+  std::optional<OpenBlob> local;           // complete, verified blob
+  std::shared_ptr<InflightBlob> inflight;  // or one still arriving
+  uint64_t size = 0;
+};
+
+class Mirror {
+ public:
+  Mirror(Registry& registry, BlobStore& blobs, std::map<std::string, std::unique_ptr<Upstream>> upstreams,
+         std::string default_ns, std::chrono::milliseconds tag_ttl);
+  ~Mirror();  // stops and waits for running fetches
+
+  // The upstream serving a request with this ?ns= (empty: the default), or null.
+  Upstream* upstream_for(const std::string& ns) const;
+
+  Result<StoredManifest> manifest(Upstream& upstream, const std::string& repo, const std::string& reference);
+  Result<BlobSource> blob(Upstream& upstream, const std::string& repo, const std::string& digest, bool head);
+
+  std::string mirror_repo(const Upstream& upstream, const std::string& repo) const;
+
+ private:
+  Result<StoredManifest> fetch_manifest(Upstream& upstream, const std::string& local, const std::string& repo,
+                                        const std::string& reference, const std::string& tag);
+  std::shared_ptr<InflightBlob> start_fetch(Upstream& upstream, const std::string& local, const std::string& repo,
+                                            const Digest& digest);
+  void run_fetch(Upstream& upstream, std::string local, std::string repo, std::shared_ptr<InflightBlob> blob,
+                 std::string staging_id);
+
+  Registry& registry_;
+  BlobStore& blobs_;
+  std::map<std::string, std::unique_ptr<Upstream>> upstreams_;
+  std::string default_ns_;
+  std::chrono::milliseconds tag_ttl_;
+
+  std::mutex mu_;
+  std::condition_variable idle_;
+  std::map<std::string, std::weak_ptr<InflightBlob>> inflight_;  // by digest
+  std::map<std::string, std::chrono::steady_clock::time_point> validated_;  // "<repo>:<tag>"
+  int running_ = 0;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace ep
