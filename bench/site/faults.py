@@ -1,0 +1,344 @@
+"""Fault suite: failures of the uplink and of nodes during and after pulls.
+
+Every scenario starts a fresh site state (new edgepier data dirs), ends by verifying
+every client's pulled image digest by digest, and reports PASS / FAIL / PENDING with
+the time to recover. Scenarios that need the site (membership, P2P data plane) are
+reported as PENDING with what was observed on today's standalone mirror nodes; a
+PENDING is never counted as a pass.
+
+The client is skopeo; a pull that fails is retried by the harness (like a kubelet
+would: back-off, pull again), and every attempt is reported.
+"""
+
+import os
+import threading
+import time
+
+import clients
+import netsite
+import systems
+from util import MiB, fmt, log, vlog
+
+PASS, FAIL, PENDING = "PASS", "FAIL", "PENDING"
+P2P = "pending: needs P2P data plane"
+SITE = "pending: needs site (membership, site key)"
+
+
+class Result:
+    def __init__(self, fid, title, status, recover_s=None, detail="", observed=""):
+        self.fid, self.title, self.status = fid, title, status
+        self.recover_s, self.detail, self.observed = recover_s, detail, observed
+
+
+class Puller:
+    """Pulls with harness retries on one node, in a thread; records every attempt."""
+
+    def __init__(self, ctx, k, endpoint_node=None, deadline_s=300, attempt_timeout=240,
+                 retry_to=None):
+        self.ctx, self.k = ctx, k
+        self.endpoint_node = endpoint_node or k
+        self.retry_to = retry_to            # node whose endpoint retries use (failover)
+        self.deadline_s, self.attempt_timeout = deadline_s, attempt_timeout
+        self.attempts = []
+        self.final = None
+        self.thread = None
+        self.max_attempts = 6
+
+    def _system_for(self, node):
+        ep = self.ctx.system
+
+        class Fixed:                        # the client asks endpoint(k): answer `node`'s
+            def endpoint(self, _k):
+                return ep.endpoint(node)
+        return Fixed()
+
+    def run(self):
+        t_end = time.monotonic() + self.deadline_s
+        node = self.endpoint_node
+        for a in range(1, self.max_attempts + 1):
+            left = t_end - time.monotonic()
+            if left <= 5:
+                break
+            r = self.ctx.client.pull(self.k, self._system_for(node), self.ctx.image, attempt=a,
+                                     timeout=min(self.attempt_timeout, left))
+            r["via"], r["attempt"] = node, a
+            if r["ok"]:
+                r["verified"], r["detail"] = self.ctx.client.verify(self.k, r, self.ctx.image)
+            else:
+                r["verified"], r["detail"] = False, "rc=%s %s" % (r["rc"], r["err"])
+            self.attempts.append(r)
+            if r["verified"]:
+                self.final = r
+                return
+            if self.retry_to:
+                node = self.retry_to
+            time.sleep(1.0)
+
+    def start(self):
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+        return self
+
+    def join(self):
+        self.thread.join()
+        return self
+
+    @property
+    def ok(self):
+        return self.final is not None
+
+    @property
+    def end(self):
+        return self.final["end"] if self.final else None
+
+    def describe(self):
+        parts = []
+        for r in self.attempts:
+            if r["verified"]:
+                parts.append("attempt %d via node%d ok in %.1fs"
+                             % (r["attempt"], r["via"], r["secs"]))
+            else:
+                parts.append("attempt %d via node%d FAILED after %.1fs: %s"
+                             % (r["attempt"], r["via"], r["secs"], r["detail"][:200]))
+        return "node%d: " % self.k + ("; ".join(parts) or "no attempt")
+
+
+class Ctx:
+    def __init__(self, bench, image):
+        self.bench, self.image = bench, image
+        self.site = bench.site
+        self.system = None
+        self.client = None
+        self.run_dir = None
+
+    def fresh(self, label):
+        self.run_dir = self.bench.new_run_dir(label)
+        self.site.restore_uplink()
+        self.site.set_uplink(self.bench.args.fault_uplink)
+        self.system = systems.EdgePier(self.bench)
+        self.system.start(self.run_dir)
+        self.client = clients.Skopeo(self.bench)
+        self.client.prepare(self.run_dir, self.system)
+
+    def close(self):
+        if self.site.cut:
+            self.site.restore_uplink()
+        if self.system:
+            self.system.stop()
+        if self.run_dir:
+            netsite.remove_tree(self.run_dir)
+        self.system = self.client = self.run_dir = None
+
+    def wait_uplink_tx(self, nbytes, tx0, timeout=600):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.site.uplink_bytes()[0] - tx0 >= nbytes:
+                return True
+            time.sleep(0.05)
+        return False
+
+
+def _verify_all(pullers):
+    bad = [p for p in pullers if not p.ok]
+    return not bad, bad
+
+
+# ------------------------------------------------------------------------ scenarios
+
+def f_uplink_cut_after_pull(ctx):
+    """The image reached the site (half of the nodes pulled it), then the uplink is cut;
+    every node pulls by tag again."""
+    n = ctx.site.nodes
+    warm = list(range(1, (n + 1) // 2 + 1))
+    cold = [k for k in range(warm[-1] + 1, n + 1)]
+    ctx.fresh("f1")
+    try:
+        for k in warm:
+            p = Puller(ctx, k, deadline_s=600)
+            p.run()
+            if not p.ok:
+                return [Result("F1", "uplink cut after the image reached the site", FAIL,
+                               detail="warm-up pull failed: " + p.describe())]
+        ttl = ctx.bench.args.fault_tag_ttl
+        time.sleep(ttl + 1)                 # tag answers are stale: a pull must revalidate
+        ctx.site.cut_uplink()
+        t_cut = time.monotonic()
+        ps = [Puller(ctx, k, deadline_s=ctx.bench.args.fault_offline_wait,
+                     attempt_timeout=ctx.bench.args.fault_offline_wait).start()
+              for k in range(1, n + 1)]
+        for p in ps:
+            p.join()
+        wp = [p for p in ps if p.k in warm]
+        cp = [p for p in ps if p.k in cold]
+        ok_w = all(p.ok for p in wp)
+        worst = max((p.end - t_cut for p in wp if p.ok), default=None)
+        res = [Result("F1a", "uplink cut after pull: nodes that pulled before pull again by tag",
+                      PASS if ok_w else FAIL, recover_s=worst if ok_w else None,
+                      detail="nodes %s, tag-ttl %ss expired before the cut" % (
+                          ",".join(map(str, warm)), ttl),
+                      observed=" | ".join(p.describe() for p in wp))]
+        if cp:
+            got = sum(p.ok for p in cp)
+            res.append(Result("F1b", "uplink cut after pull: nodes that never pulled get it "
+                              "from the site", PENDING, detail=P2P,
+                              observed="standalone nodes %s: %d/%d pulls succeeded | %s" % (
+                                  ",".join(map(str, cold)), got, len(cp),
+                                  " | ".join(p.describe() for p in cp))))
+        return res
+    finally:
+        ctx.close()
+
+
+def f_uplink_cut_mid_pull(ctx):
+    """Cold concurrent pulls on every node; the uplink is cut when ~30% of one image has
+    crossed it, restored after --fault-cut seconds; pulls must complete."""
+    n = ctx.site.nodes
+    ctx.fresh("f2")
+    try:
+        tx0 = ctx.site.uplink_bytes()[0]
+        wait = ctx.bench.args.fault_cut + 600
+        ps = [Puller(ctx, k, deadline_s=wait, attempt_timeout=wait).start()
+              for k in range(1, n + 1)]
+        if not ctx.wait_uplink_tx(0.3 * ctx.image.bytes, tx0):
+            return [Result("F2", "uplink cut mid cold pull, then restored", FAIL,
+                           detail="pulls never reached 30% of the image")]
+        ctx.site.cut_uplink()
+        t_cut = time.monotonic()
+        mid = ctx.site.uplink_bytes()[0] - tx0
+        time.sleep(ctx.bench.args.fault_cut)
+        ctx.site.restore_uplink()
+        t_up = time.monotonic()
+        for p in ps:
+            p.join()
+        ok, bad = _verify_all(ps)
+        retried = [p for p in ps if len(p.attempts) > 1]
+        rec = max(p.end for p in ps) - t_up if ok else None
+        return [Result("F2", "uplink cut mid cold pull, restored after %ss" % ctx.bench.args.fault_cut,
+                       PASS if ok else FAIL, recover_s=rec,
+                       detail="cut at %.0f MiB over the uplink; %d/%d pulls needed a retry; "
+                              "time to recover = last pull done - uplink restored"
+                              % (mid / MiB, len(retried), n),
+                       observed=" | ".join(p.describe() for p in ps))]
+    finally:
+        ctx.close()
+
+
+def f_node_restart_mid_pull(ctx):
+    """Cold concurrent pulls; node 1's edgepier is killed (-9) mid-pull and restarted
+    with the same data dir; its client pulls again."""
+    n = ctx.site.nodes
+    ctx.fresh("f3")
+    try:
+        tx0 = ctx.site.uplink_bytes()[0]
+        ps = [Puller(ctx, k, deadline_s=900).start() for k in range(1, n + 1)]
+        if not ctx.wait_uplink_tx(0.3 * ctx.image.bytes, tx0):
+            return [Result("F3", "node restarted during a pull", FAIL,
+                           detail="pulls never reached 30% of the image")]
+        ctx.system.kill_node(1)
+        t_kill = time.monotonic()
+        restart_err = None
+        try:
+            ctx.system.start_node(1)
+        except Exception as e:
+            restart_err = str(e)
+        t_ready = time.monotonic()
+        for p in ps:
+            p.join()
+        ok, bad = _verify_all(ps)
+        rec = ps[0].end - t_kill if ps[0].ok else None
+        return [Result("F3", "node 1 killed (-9) mid-pull and restarted, pull again",
+                       PASS if ok and not restart_err else FAIL, recover_s=rec,
+                       detail=("restart FAILED: %s" % restart_err) if restart_err else
+                       "restarted and healthy %.1fs after the kill; time to recover = kill -> "
+                       "node 1's pull verified" % (t_ready - t_kill),
+                       observed=" | ".join(p.describe() for p in ps))]
+    finally:
+        ctx.close()
+
+
+def f_serving_node_killed(ctx):
+    """Standalone nodes: the node serving the pull is the client's own node. It is
+    killed (-9) mid-pull and stays down; the client fails over to another node (as
+    containerd does with a second mirror in hosts.toml). P2P variant: a peer that
+    serves chunks to the pulling node dies, the pull goes on with no client error."""
+    n = ctx.site.nodes
+    ctx.fresh("f4")
+    try:
+        tx0 = ctx.site.uplink_bytes()[0]
+        other = 2 if n >= 2 else None
+        p = Puller(ctx, 1, deadline_s=900, retry_to=other).start()
+        if not ctx.wait_uplink_tx(0.3 * ctx.image.bytes, tx0):
+            return [Result("F4", "serving node killed mid-pull", FAIL,
+                           detail="pull never reached 30% of the image")]
+        ctx.system.kill_node(1)
+        t_kill = time.monotonic()
+        p.join()
+        rec = p.end - t_kill if p.ok else None
+        res = [Result("F4a", "serving node (client's own) killed mid-pull, client fails over "
+                      "to node %s" % other, PASS if p.ok else FAIL, recover_s=rec,
+                      detail="node 1 stays down; time to recover = kill -> pull verified",
+                      observed=p.describe())]
+        res.append(Result("F4b", "peer serving chunks killed mid-pull, pull continues "
+                          "without client error", PENDING, detail=P2P))
+        return res
+    finally:
+        ctx.close()
+
+
+def pending_site():
+    return [Result("F5", "site partition: both halves keep serving, index converges after "
+                   "healing", PENDING, detail=SITE),
+            Result("F6", "new node joins and pulls from the site, not the uplink", PENDING,
+                   detail=SITE),
+            Result("F7", "intruder without the site key can neither join nor read chunks",
+                   PENDING, detail=SITE)]
+
+
+FAULTS = [("uplink-cut-after-pull", f_uplink_cut_after_pull),
+          ("uplink-cut-mid-pull", f_uplink_cut_mid_pull),
+          ("node-restart-mid-pull", f_node_restart_mid_pull),
+          ("serving-node-killed", f_serving_node_killed)]
+
+
+def run_faults(bench, image, only=None):
+    bench.build_site(bench.args.nodes_faults)
+    ctx = Ctx(bench, image)
+    results = []
+    for name, fn in FAULTS:
+        if only and name not in only:
+            continue
+        t0 = time.monotonic()
+        log("fault %s ..." % name)
+        try:
+            rs = fn(ctx)
+        except Exception as e:
+            rs = [Result(name, name, FAIL, detail="harness error: %s" % e)]
+        for r in rs:
+            log("  %-7s %-4s %s%s" % (r.status, r.fid, r.title,
+                                       "  [recover %.1fs]" % r.recover_s if r.recover_s is not None else ""))
+        log("  (%.0fs)" % (time.monotonic() - t0))
+        results += rs
+    results += pending_site()
+    bench.teardown_site()
+    return results
+
+
+def print_report(results, out=None):
+    lines = ["", "FAULT SUITE (edgepier, standalone mirror nodes)",
+             "%-4s %-8s %-10s %s" % ("id", "status", "recover_s", "scenario")]
+    for r in results:
+        lines.append("%-4s %-8s %-10s %s" % (r.fid, r.status, fmt(r.recover_s), r.title))
+        if r.detail:
+            lines.append("%24s %s" % ("", r.detail))
+        if r.observed:
+            lines.append("%24s observed: %s" % ("", r.observed))
+    n = {s: sum(r.status == s for r in results) for s in (PASS, FAIL, PENDING)}
+    lines.append("")
+    lines.append("%d passed, %d failed, %d pending (pending = not implemented on standalone "
+                 "nodes, never counted as pass)" % (n[PASS], n[FAIL], n[PENDING]))
+    text = "\n".join(lines)
+    print(text, flush=True)
+    if out:
+        with open(out, "w") as f:
+            f.write(text + "\n")
+    return n

@@ -1,0 +1,226 @@
+"""The origin (cloud) registry and the systems compared by site-bench.
+
+A system decides where the client on node k pulls from and which processes it runs.
+To add one (e.g. EdgePier with the site/P2P data plane, Spegel, a Dragonfly-like
+setup), subclass System, implement start/stop/endpoint/ctr_hosts and register it in
+SYSTEMS; scenarios, metrics, fault suite and figures pick it up by name.
+
+    class System:
+        name                       # short id used in CSV files and figures
+        start(run_dir)             # fresh state (new data dirs) for one measured run
+        stop()
+        endpoint(k) -> "ip:port"   # registry the skopeo client on node k pulls from
+        ctr_hosts(k) -> (server, [mirror base URLs])  # containerd hosts.toml for the cloud host
+        measured() -> [(label, Popen)]  # processes whose peak RSS/CPU are reported
+"""
+
+import os
+
+import netsite
+from netsite import CLOUD_IP, CLOUD_NS, node_ip, node_ns
+from util import BenchError, in_ns, kill_tree, log, proc_stats, spawn, vlog
+
+DOCKER_REGISTRY = "/usr/bin/docker-registry"
+CLOUD_PORT = 5000
+CLOUD_HOST = "%s:%d" % (CLOUD_IP, CLOUD_PORT)
+CLOUD_URL = "http://" + CLOUD_HOST
+EP_PORT = 5000
+PROXY_PORT = 5001
+
+
+def docker_registry_config(path, data_dir, addr, proxy_url=None):
+    with open(path, "w") as f:
+        f.write("version: 0.1\n"
+                "log:\n  level: error\n  accesslog:\n    disabled: true\n"
+                "storage:\n  filesystem:\n    rootdirectory: %s\n"
+                "  delete:\n    enabled: true\n"
+                "  cache:\n    blobdescriptor: inmemory\n"
+                "http:\n  addr: %s\n" % (data_dir, addr))
+        if proxy_url:
+            f.write("proxy:\n  remoteurl: %s\n" % proxy_url)
+
+
+class Origin:
+    """Debian's docker-registry in the cloud namespace: the registry CI pushes to."""
+
+    def __init__(self, site, data_dir, log_dir):
+        self.site, self.data_dir, self.log_dir = site, data_dir, log_dir
+        self.proc = None
+
+    def start(self):
+        os.makedirs(self.data_dir, exist_ok=True)
+        cfg = os.path.join(self.log_dir, "cloud-registry.yml")
+        docker_registry_config(cfg, self.data_dir, "0.0.0.0:%d" % CLOUD_PORT)
+        logf = os.path.join(self.log_dir, "cloud-registry.log")
+        with open(logf, "ab") as lf:
+            self.proc = spawn(in_ns(CLOUD_NS, [DOCKER_REGISTRY, "serve", cfg]),
+                              stdout=lf, stderr=lf)
+        self.site.wait_http(CLOUD_NS, "http://127.0.0.1:%d/v2/" % CLOUD_PORT, self.proc,
+                            logfile=logf)
+
+    def stop(self):
+        if self.proc:
+            kill_tree(self.proc)
+            self.proc = None
+
+
+class System:
+    name = "?"
+    description = ""
+
+    def __init__(self, bench):
+        self.bench = bench          # gives .site, .args
+        self.procs = {}             # label -> Popen
+
+    @property
+    def site(self):
+        return self.bench.site
+
+    def start(self, run_dir):
+        raise NotImplementedError
+
+    def stop(self):
+        for p in self.procs.values():
+            kill_tree(p)
+        self.procs = {}
+
+    def endpoint(self, k):
+        raise NotImplementedError
+
+    def ctr_hosts(self, k):
+        raise NotImplementedError
+
+    def measured(self):
+        return sorted(self.procs.items())
+
+    def process_stats(self):
+        """[(label, pid, peak_rss_mb, cpu_s)] of the measured processes (alive ones)."""
+        out = []
+        for label, p in self.measured():
+            st = proc_stats(p.pid) if p.poll() is None else None
+            out.append((label, p.pid, st[0] if st else None, st[1] if st else None))
+        return out
+
+
+class Direct(System):
+    name = "direct"
+    description = "every node pulls straight from the cloud registry over the uplink"
+
+    def start(self, run_dir):
+        pass
+
+    def endpoint(self, k):
+        return CLOUD_HOST
+
+    def ctr_hosts(self, k):
+        return CLOUD_URL, [CLOUD_URL]
+
+
+class DockerRegistryProxy(System):
+    name = "docker-registry-proxy"
+    description = "docker-registry as pull-through cache on node 1, every node pulls from it"
+    node = 1
+
+    def start(self, run_dir):
+        d = os.path.join(run_dir, "proxy")
+        os.makedirs(os.path.join(d, "data"))
+        cfg = os.path.join(d, "config.yml")
+        docker_registry_config(cfg, os.path.join(d, "data"),
+                               "%s:%d" % (node_ip(self.node), PROXY_PORT), proxy_url=CLOUD_URL)
+        logf = os.path.join(d, "registry.log")
+        with open(logf, "ab") as lf:
+            p = spawn(in_ns(node_ns(self.node), [DOCKER_REGISTRY, "serve", cfg]),
+                      stdout=lf, stderr=lf)
+        self.procs = {"node%d" % self.node: p}
+        self.site.wait_http(node_ns(self.node), "http://%s/v2/" % self.endpoint(self.node),
+                            p, logfile=logf)
+
+    def endpoint(self, k):
+        return "%s:%d" % (node_ip(self.node), PROXY_PORT)
+
+    def ctr_hosts(self, k):
+        return None, ["http://" + self.endpoint(k)]
+
+
+class EdgePier(System):
+    """EdgePier on every node, each client pulling from its own node.
+
+    Today's nodes are standalone pull-through mirrors. For the site issue, a subclass
+    (or --edgepier-arg) adds the site flags through node_args(): seeds and site key,
+    e.g.  --edgepier.seeds=["10.77.0.11:7946"]  --edgepier.site-key-file=<run_dir>/site.key
+    """
+    name = "edgepier"
+    description = "edgepier on every node (standalone pull-through mirrors today)"
+
+    def __init__(self, bench):
+        super().__init__(bench)
+        self.run_dir = None
+        self.logs = {}
+        self.data_dirs = {}
+
+    # -- hook for the site issue: extra per-node flags (seeds, site key, ...) --------
+    def site_args(self, k, run_dir):
+        """Flags that join node k to the site. Standalone nodes: none.
+        Site version: return ['--edgepier.seeds=[...]', '--edgepier.site-key-file=...']."""
+        return []
+
+    def upstreams(self):
+        # "cloud" is the default upstream (no ?ns=, skopeo); containerd's hosts.toml
+        # mirror config adds ?ns=<registry host>, so the cloud host is a namespace too
+        return ["cloud=" + CLOUD_URL, "%s=%s" % (CLOUD_HOST, CLOUD_URL)]
+
+    def node_args(self, k, run_dir):
+        ip = node_ip(k)
+        ups = ",".join('"%s"' % u for u in self.upstreams())
+        args = ["--edgepier.node-name=node%d" % k,
+                "--edgepier.registry-address=%s:%d" % (ip, EP_PORT),
+                "--edgepier.data-dir=%s" % self.data_dirs[k],
+                "--edgepier.admin-address=127.0.0.1:5050",
+                "--edgepier.cluster-address=%s:7946" % ip,
+                "--edgepier.data-address=%s:7947" % ip,
+                "--edgepier.upstreams=[%s]" % ups,
+                "--edgepier.default-upstream=cloud"]
+        args += self.site_args(k, run_dir)
+        args += list(self.bench.args.edgepier_arg or [])
+        return args
+
+    def start(self, run_dir, nodes=None):
+        self.run_dir = run_dir
+        nodes = nodes or range(1, self.site.nodes + 1)
+        for k in nodes:
+            d = os.path.join(run_dir, "edgepier-node%d" % k)
+            os.makedirs(os.path.join(d, "data"))
+            self.data_dirs[k] = os.path.join(d, "data")
+            self.logs[k] = os.path.join(d, "edgepier.log")
+            self.start_node(k, wait=False)
+        for k in nodes:
+            self.wait_node(k)
+
+    def start_node(self, k, wait=True):
+        cmd = [self.bench.args.edgepier] + self.node_args(k, self.run_dir)
+        with open(self.logs[k], "ab") as lf:
+            lf.write(("$ " + " ".join(cmd) + "\n").encode())
+            lf.flush()
+            self.procs["node%d" % k] = spawn(in_ns(node_ns(k), cmd), stdout=lf, stderr=lf)
+        if wait:
+            self.wait_node(k)
+
+    def wait_node(self, k, timeout=30):
+        self.site.wait_http(node_ns(k), "http://%s/healthz" % self.endpoint(k),
+                            self.procs["node%d" % k], timeout=timeout, logfile=self.logs[k])
+
+    def kill_node(self, k):
+        """kill -9 node k's edgepier (fault suite)."""
+        p = self.procs["node%d" % k]
+        kill_tree(p, grace=0, sig=9)
+        vlog("killed edgepier node%d (pid %d)" % (k, p.pid))
+
+    def endpoint(self, k):
+        return "%s:%d" % (node_ip(k), EP_PORT)
+
+    def ctr_hosts(self, k):
+        return None, ["http://" + self.endpoint(k)]
+
+
+SYSTEMS = {cls.name: cls for cls in (Direct, DockerRegistryProxy, EdgePier)}
+DEFAULT_SYSTEMS = ["direct", "docker-registry-proxy", "edgepier"]

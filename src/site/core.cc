@@ -1,0 +1,257 @@
+#include "site/core.h"
+
+#include <algorithm>
+
+namespace ep::site {
+
+void Effects::append(Effects&& o) {
+  auto move_into = [](auto& into, auto& from) {
+    into.insert(into.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+  };
+  move_into(send, o.send);
+  move_into(connect, o.connect);
+  move_into(persist, o.persist);
+  move_into(changed_tags, o.changed_tags);
+  move_into(manifests, o.manifests);
+  move_into(membership, o.membership);
+}
+
+SiteCore::SiteCore(wire::Member self, CoreOptions options, uint64_t seed, ManifestLookup manifests)
+    : options_(options), membership_(self, options.membership), clock_(self.name()), rng_(seed),
+      manifests_(std::move(manifests)) {}
+
+wire::Envelope SiteCore::envelope(uint64_t now) const {
+  wire::Envelope e;
+  e.set_sender(self().name());
+  e.set_sent_ms(now);
+  e.set_incarnation(self().incarnation());
+  return e;
+}
+
+Effects SiteCore::start(uint64_t now, const std::vector<std::string>& seeds) {
+  seeds_ = seeds;
+  Effects fx;
+  fx.connect = seeds;
+  last_heartbeat_ = last_anti_entropy_ = last_reconnect_ = now;
+  return fx;
+}
+
+Effects SiteCore::connected(const std::string& address, uint64_t now) {
+  // The peer's name is learned from its hello; introduce ourselves on the new
+  // connection ("@<address>" names a connection rather than a member).
+  Effects fx;
+  Outgoing out{"@" + address, envelope(now)};
+  *out.envelope.mutable_hello() = self();
+  fx.send.push_back(std::move(out));
+  return fx;
+}
+
+Effects SiteCore::on_member_event(std::optional<MembershipEvent> event, uint64_t now) {
+  Effects fx;
+  if (!event) return fx;
+  fx.membership.push_back(*event);
+  if (event->liveness == Liveness::alive) {
+    // A member appeared or came back: a newcomer learns who we know (so the
+    // mesh completes); everyone syncs the index with it right away.
+    if (event->joined || event->restarted) {
+      auto members = envelope(now);
+      for (const auto& [name, m] : membership_.members())
+        if (m.last_heard_ms) *members.mutable_members()->add_members() = m.info;
+      *members.mutable_members()->add_members() = self();
+      fx.send.push_back({event->name, std::move(members)});
+    }
+    auto digests = envelope(now);
+    for (auto& d : index_.bucket_digests()) digests.mutable_digests()->add_digests(d);
+    fx.send.push_back({event->name, std::move(digests)});
+  }
+  if (event->gone) acked_.erase(event->name);
+  return fx;
+}
+
+Effects SiteCore::receive(const wire::Envelope& env, uint64_t now) {
+  Effects fx;
+  const std::string& from = env.sender();
+  if (from == self().name()) return fx;
+  wire::Member sender;
+  if (const auto* known = membership_.find(from)) sender = known->info;
+  sender.set_name(from);
+  if (env.has_hello()) sender = env.hello();
+  if (env.has_members())
+    for (const auto& m : env.members().members())
+      if (m.name() == from) sender = m;
+  if (env.incarnation() > sender.incarnation()) sender.set_incarnation(env.incarnation());
+  if (env.has_leave()) {
+    fx.append(on_member_event(membership_.left(from, now), now));
+    return fx;
+  }
+  // Every message proved the site key (the shell drops anything else).
+  fx.append(on_member_event(membership_.heard(sender, now), now));
+
+  switch (env.body_case()) {
+    case wire::Envelope::kMembers:
+      for (const auto& m : env.members().members())
+        if (membership_.learn(m, now) && !m.cluster_address().empty()) fx.connect.push_back(m.cluster_address());
+      break;
+    case wire::Envelope::kDelta:
+      fx.append(apply(env.delta(), now));
+      break;
+    case wire::Envelope::kDigests: {
+      std::vector<std::string> theirs(env.digests().digests().begin(), env.digests().digests().end());
+      auto diff = crdt::Index::differing(index_.bucket_digests(), theirs);
+      if (diff.empty()) {
+        acked_[from] = index_.change_counter();
+        break;
+      }
+      auto reply = envelope(now);
+      *reply.mutable_repair()->mutable_entries() = index_.entries(diff);
+      attach_manifests(*reply.mutable_repair()->mutable_entries());
+      for (auto b : diff) reply.mutable_repair()->add_want(b);
+      fx.send.push_back({from, std::move(reply)});
+      break;
+    }
+    case wire::Envelope::kRepair: {
+      ++repairs_;
+      fx.append(apply(env.repair().entries(), now));
+      if (env.repair().want_size() > 0) {
+        std::vector<uint32_t> want(env.repair().want().begin(), env.repair().want().end());
+        auto reply = envelope(now);
+        *reply.mutable_repair()->mutable_entries() = index_.entries(want);
+        attach_manifests(*reply.mutable_repair()->mutable_entries());
+        fx.send.push_back({from, std::move(reply)});
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  return fx;
+}
+
+Effects SiteCore::apply(const wire::IndexDelta& delta, uint64_t now) {
+  Effects fx;
+  for (const auto& w : delta.tags()) clock_.observe(crdt::from_wire(w.ts()), now);
+  for (const auto& a : delta.pin_adds()) clock_.observe(crdt::from_wire(a.id()), now);
+  auto result = index_.merge(delta);
+  fx.persist = std::move(result.changed_keys);
+  fx.changed_tags = std::move(result.changed_tags);
+  for (const auto& m : delta.manifests()) fx.manifests.push_back(m);
+  return fx;
+}
+
+void SiteCore::attach_manifests(wire::IndexDelta& delta) const {
+  if (!manifests_) return;
+  std::set<std::string> seen;
+  for (const auto& w : delta.tags()) {
+    if (w.digest().empty() || !seen.insert(w.digest()).second) continue;
+    if (auto m = manifests_(w.digest())) *delta.add_manifests() = std::move(*m);
+  }
+}
+
+Effects SiteCore::broadcast_delta(wire::IndexDelta delta, uint64_t now) {
+  Effects fx;
+  for (const auto& peer : membership_.live_peers()) {
+    auto e = envelope(now);
+    *e.mutable_delta() = delta;
+    fx.send.push_back({peer, std::move(e)});
+  }
+  return fx;
+}
+
+Effects SiteCore::put_tag(const crdt::TagKey& key, const wire::Manifest& manifest, uint64_t now) {
+  auto delta = index_.put_tag(key, manifest.digest(), manifest.media_type(), clock_.now(now));
+  Effects fx;
+  fx.persist.push_back(crdt::tag_entry_key(key));
+  *delta.add_manifests() = manifest;
+  fx.append(broadcast_delta(std::move(delta), now));
+  return fx;
+}
+
+Effects SiteCore::delete_tag(const crdt::TagKey& key, uint64_t now) {
+  auto delta = index_.delete_tag(key, clock_.now(now));
+  Effects fx;
+  fx.persist.push_back(crdt::tag_entry_key(key));
+  fx.append(broadcast_delta(std::move(delta), now));
+  return fx;
+}
+
+Effects SiteCore::add_pin(const std::string& ref, uint32_t replicas, uint64_t now) {
+  auto delta = index_.add_pin(ref, replicas, clock_.now(now));
+  Effects fx;
+  fx.persist.push_back(crdt::pin_entry_key(ref));
+  fx.append(broadcast_delta(std::move(delta), now));
+  return fx;
+}
+
+std::optional<Effects> SiteCore::remove_pin(const std::string& ref, uint64_t now) {
+  auto delta = index_.remove_pin(ref);
+  if (!delta) return std::nullopt;
+  Effects fx;
+  fx.persist.push_back(crdt::pin_entry_key(ref));
+  fx.append(broadcast_delta(std::move(*delta), now));
+  return fx;
+}
+
+Effects SiteCore::leave(uint64_t now) {
+  leaving_ = true;
+  Effects fx;
+  wire::Member me = self();
+  me.set_leaving(true);
+  for (const auto& peer : membership_.live_peers()) {
+    auto e = envelope(now);
+    *e.mutable_leave() = me;
+    fx.send.push_back({peer, std::move(e)});
+  }
+  return fx;
+}
+
+Effects SiteCore::connection_lost(const std::string& peer, uint64_t now) {
+  return on_member_event(membership_.connection_lost(peer, now), now);
+}
+
+void SiteCore::collect_garbage(Effects& fx) {
+  // Only entries every current member is known to hold may go.
+  uint64_t stable = index_.change_counter();
+  for (const auto& [name, m] : membership_.members()) {
+    auto it = acked_.find(name);
+    stable = std::min(stable, it == acked_.end() ? 0 : it->second);
+  }
+  if (stable == 0) return;
+  for (auto& key : index_.collect_garbage(stable)) fx.persist.push_back(std::move(key));
+}
+
+Effects SiteCore::tick(uint64_t now) {
+  Effects fx;
+  if (leaving_) return fx;
+  for (auto& event : membership_.tick(now)) fx.membership.push_back(event);
+  if (now - last_heartbeat_ >= options_.heartbeat_interval_ms) {
+    last_heartbeat_ = now;
+    for (const auto& peer : membership_.live_peers()) {
+      auto e = envelope(now);
+      *e.mutable_hello() = self();
+      fx.send.push_back({peer, std::move(e)});
+    }
+  }
+  if (now - last_anti_entropy_ >= options_.anti_entropy_interval_ms) {
+    last_anti_entropy_ = now;
+    auto peers = membership_.live_peers();
+    if (!peers.empty()) {
+      ++rounds_;
+      const auto& peer = peers[rng_() % peers.size()];
+      auto e = envelope(now);
+      for (auto& d : index_.bucket_digests()) e.mutable_digests()->add_digests(d);
+      fx.send.push_back({peer, std::move(e)});
+    }
+    collect_garbage(fx);
+  }
+  if (now - last_reconnect_ >= options_.reconnect_interval_ms) {
+    last_reconnect_ = now;
+    for (const auto& [name, m] : membership_.members())
+      if ((m.liveness == Liveness::dead || m.liveness == Liveness::suspect) && !m.info.cluster_address().empty())
+        fx.connect.push_back(m.info.cluster_address());
+    if (membership_.members().empty())
+      for (const auto& seed : seeds_) fx.connect.push_back(seed);
+  }
+  return fx;
+}
+
+}  // namespace ep::site

@@ -1,0 +1,97 @@
+// SiteCore: one node's control-plane protocol, sans I/O.
+//
+// Combines Membership (liveness), the CRDT Index (deltas, anti-entropy,
+// tombstone collection) and the join protocol. Inputs are messages, ticks
+// and local operations with the current time; outputs are Effects the shell
+// carries out: envelopes to send to named peers, addresses to connect to,
+// index entries to persist, tags whose value changed, manifests received.
+// The CAF actors and the deterministic simulation drive the same class.
+// Owned by one thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "crdt/hlc.h"
+#include "crdt/index.h"
+#include "site/membership.h"
+
+namespace ep::site {
+
+struct CoreOptions {
+  MembershipOptions membership;
+  uint64_t heartbeat_interval_ms = 1000;
+  uint64_t anti_entropy_interval_ms = 1000;
+  uint64_t reconnect_interval_ms = 2000;
+};
+
+struct Outgoing {
+  std::string to;  // member name, or "@<address>" for a just-opened connection
+  wire::Envelope envelope;
+};
+
+struct Effects {
+  std::vector<Outgoing> send;
+  std::vector<std::string> connect;               // cluster addresses to (re)connect to
+  std::vector<std::string> persist;               // index entry keys to write (or erase if gone)
+  std::vector<crdt::TagKey> changed_tags;         // value changed: update the registry view
+  std::vector<wire::Manifest> manifests;          // manifests to store locally
+  std::vector<MembershipEvent> membership;
+  void append(Effects&& other);
+};
+
+// Where the core finds manifest bodies to ship along with tag writes.
+using ManifestLookup = std::function<std::optional<wire::Manifest>(const std::string& digest)>;
+
+class SiteCore {
+ public:
+  SiteCore(wire::Member self, CoreOptions options, uint64_t seed, ManifestLookup manifests);
+
+  Effects start(uint64_t now_ms, const std::vector<std::string>& seeds);
+  Effects tick(uint64_t now_ms);
+  Effects receive(const wire::Envelope& envelope, uint64_t now_ms);
+  Effects connection_lost(const std::string& peer, uint64_t now_ms);
+  // Called when the transport connected to an address (name unknown yet).
+  Effects connected(const std::string& address, uint64_t now_ms);
+
+  Effects put_tag(const crdt::TagKey& key, const wire::Manifest& manifest, uint64_t now_ms);
+  Effects delete_tag(const crdt::TagKey& key, uint64_t now_ms);
+  Effects add_pin(const std::string& ref, uint32_t replicas, uint64_t now_ms);
+  std::optional<Effects> remove_pin(const std::string& ref, uint64_t now_ms);
+  Effects leave(uint64_t now_ms);
+
+  const crdt::Index& index() const { return index_; }
+  crdt::Index& mutable_index() { return index_; }
+  const Membership& membership() const { return membership_; }
+  const wire::Member& self() const { return membership_.self(); }
+  uint64_t anti_entropy_rounds() const { return rounds_; }
+  uint64_t repairs() const { return repairs_; }
+
+ private:
+  wire::Envelope envelope(uint64_t now_ms) const;
+  Effects broadcast_delta(wire::IndexDelta delta, uint64_t now_ms);
+  void attach_manifests(wire::IndexDelta& delta) const;
+  Effects apply(const wire::IndexDelta& delta, uint64_t now_ms);
+  void collect_garbage(Effects& fx);
+  Effects on_member_event(std::optional<MembershipEvent> event, uint64_t now_ms);
+
+  CoreOptions options_;
+  Membership membership_;
+  crdt::Index index_;
+  crdt::HlcClock clock_;
+  std::mt19937_64 rng_;
+  ManifestLookup manifests_;
+  uint64_t last_heartbeat_ = 0, last_anti_entropy_ = 0, last_reconnect_ = 0;
+  std::map<std::string, uint64_t> acked_;  // peer -> index change counter both had
+  std::vector<std::string> seeds_;
+  bool leaving_ = false;
+  uint64_t rounds_ = 0, repairs_ = 0;
+};
+
+}  // namespace ep::site

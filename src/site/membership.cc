@@ -1,0 +1,100 @@
+#include "site/membership.h"
+
+namespace ep::site {
+
+const char* liveness_name(Liveness l) {
+  switch (l) {
+    case Liveness::alive: return "alive";
+    case Liveness::suspect: return "suspect";
+    case Liveness::dead: return "dead";
+    case Liveness::left: return "left";
+  }
+  return "unknown";
+}
+
+std::optional<MembershipEvent> Membership::heard(const wire::Member& info, uint64_t now) {
+  if (info.name() == self_.name() || info.name().empty()) return std::nullopt;
+  auto [it, inserted] = members_.try_emplace(info.name());
+  auto& m = it->second;
+  const bool first_contact = inserted || m.last_heard_ms == 0;
+  bool restarted = !inserted && info.incarnation() > m.info.incarnation();
+  bool stale = !inserted && info.incarnation() < m.info.incarnation();
+  if (stale) return std::nullopt;  // a message from a previous life
+  m.info = info;
+  m.last_heard_ms = now;
+  Liveness next = info.leaving() ? Liveness::left : Liveness::alive;
+  if (inserted || restarted || m.liveness != next) {
+    m.liveness = next;
+    m.since_ms = now;
+    return MembershipEvent{info.name(), next, false, restarted, first_contact};
+  }
+  return std::nullopt;
+}
+
+bool Membership::learn(const wire::Member& info, uint64_t now) {
+  if (info.name() == self_.name() || info.name().empty() || members_.count(info.name())) return false;
+  auto& m = members_[info.name()];
+  m.info = info;
+  // Not heard from directly yet: suspect until it answers.
+  m.liveness = Liveness::suspect;
+  m.last_heard_ms = 0;  // never heard directly
+  m.since_ms = now;
+  return true;
+}
+
+std::optional<MembershipEvent> Membership::left(const std::string& name, uint64_t now) {
+  auto it = members_.find(name);
+  if (it == members_.end() || it->second.liveness == Liveness::left) return std::nullopt;
+  it->second.liveness = Liveness::left;
+  it->second.since_ms = now;
+  return MembershipEvent{name, Liveness::left};
+}
+
+std::optional<MembershipEvent> Membership::connection_lost(const std::string& name, uint64_t now) {
+  auto it = members_.find(name);
+  if (it == members_.end() || it->second.liveness != Liveness::alive) return std::nullopt;
+  it->second.liveness = Liveness::suspect;
+  it->second.since_ms = now;
+  return MembershipEvent{name, Liveness::suspect};
+}
+
+std::vector<MembershipEvent> Membership::tick(uint64_t now) {
+  std::vector<MembershipEvent> events;
+  for (auto it = members_.begin(); it != members_.end();) {
+    auto& m = it->second;
+    uint64_t reference = m.last_heard_ms ? m.last_heard_ms : m.since_ms;
+    uint64_t silent = now > reference ? now - reference : 0;
+    if (m.liveness == Liveness::alive && silent >= options_.suspect_after_ms) {
+      m.liveness = Liveness::suspect;
+      m.since_ms = now;
+      events.push_back({it->first, Liveness::suspect});
+    }
+    if (m.liveness == Liveness::suspect && silent >= options_.dead_after_ms) {
+      m.liveness = Liveness::dead;
+      m.since_ms = now;
+      events.push_back({it->first, Liveness::dead});
+    }
+    bool finished = m.liveness == Liveness::dead || m.liveness == Liveness::left;
+    if (finished && now - m.since_ms >= options_.gone_after_ms) {
+      events.push_back({it->first, m.liveness, true});
+      it = members_.erase(it);
+      continue;
+    }
+    ++it;
+  }
+  return events;
+}
+
+std::vector<std::string> Membership::live_peers() const {
+  std::vector<std::string> out;
+  for (const auto& [name, m] : members_)
+    if (m.liveness == Liveness::alive || m.liveness == Liveness::suspect) out.push_back(name);
+  return out;
+}
+
+const MemberState* Membership::find(const std::string& name) const {
+  auto it = members_.find(name);
+  return it == members_.end() ? nullptr : &it->second;
+}
+
+}  // namespace ep::site

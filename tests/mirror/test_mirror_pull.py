@@ -1,0 +1,162 @@
+"""Pull-through from a plain HTTP upstream (docker-registry): ?ns= routing,
+default upstream, local reuse, Docker Hub's library/ names, tag revalidation."""
+
+import json
+import time
+
+import mirrorlib as ml
+
+
+def manifest_blobs(raw):
+    m = json.loads(raw)
+    return [m["config"]["digest"]] + [l["digest"] for l in m["layers"]]
+
+
+def test_pull_by_tag_with_ns_and_default_upstream(env, images):
+    img = images["a"]
+    up = env.upstream()
+    up.push(img, "team/app")
+    node = env.node({"ns1": up.url}, default="ns1", tag_ttl="60s")
+
+    # 1. ?ns=ns1 (what containerd sends), manifest and every blob, by plain HTTP
+    r = node.manifest("team/app", "v1", ns="ns1")
+    assert r.status_code == 200, r.text
+    assert r.headers.get("OCI-Namespace") == "ns1"
+    assert r.headers["Docker-Content-Digest"] == img["manifest"]
+    assert ml.sha256_bytes(r.content) == img["manifest"]
+    for digest in manifest_blobs(r.content):
+        b = node.blob("team/app", digest, ns="ns1")
+        assert b.status_code == 200, b.text
+        assert b.headers.get("OCI-Namespace") == "ns1"
+        assert ml.sha256_bytes(b.content) == digest
+        assert len(b.content) == img["blobs"][digest]
+    r = node.manifest("team/app", img["manifest"], ns="ns1")
+    assert r.status_code == 200 and ml.sha256_bytes(r.content) == img["manifest"]
+    # mirrored content lives in <ns>/<upstream repo>
+    assert "ns1/team/app" in node.catalog()
+
+    # 2. skopeo (cannot add ?ns=) through the default upstream: identical image
+    out = env.dir / "pull1"
+    node.pull("team/app", "v1", out)
+    assert ml.oci_layout_manifest_digest(out) == img["manifest"]
+    assert ml.oci_layout_blobs(out) == img["blobs"]
+
+    # 3. a second pull is served locally: the upstream sees no request at all
+    before = up.requests_from_node()
+    assert any(m == "GET" and "/blobs/" in p for m, p, _ in before), before
+    out2 = env.dir / "pull2"
+    node.pull("team/app", "v1", out2)
+    assert ml.oci_layout_blobs(out2) == img["blobs"]
+    r = node.manifest("team/app", "v1", ns="ns1")
+    assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == img["manifest"]
+    assert up.requests_from_node() == before
+
+    # every blob went over the uplink exactly once
+    gets = [p for m, p, _ in up.requests_from_node("GET", "/blobs/")]
+    assert sorted(gets) == sorted(set(gets)), gets
+    assert len(gets) == len(img["blobs"]) - 1  # blobs minus the manifest
+
+
+def test_pushed_repository_is_not_shadowed_by_the_mirror(env, images):
+    """Without ?ns= local (pushed) content wins; with ?ns= the mirror answers."""
+    up = env.upstream()
+    up.push(images["a"], "shared/app")
+    node = env.node({"ns1": up.url}, default="ns1")
+    env.skopeo(["copy", "--retry-times", "0", "--dest-tls-verify=false",
+                "oci:%s:v1" % images["b"]["dir"], "docker://%s/shared/app:v1" % node.host])
+    local = node.manifest("shared/app", "v1")
+    assert local.status_code == 200
+    assert local.headers["Docker-Content-Digest"] == images["b"]["manifest"]
+    mirrored = node.manifest("shared/app", "v1", ns="ns1")
+    assert mirrored.status_code == 200, mirrored.text
+    assert mirrored.headers["Docker-Content-Digest"] == images["a"]["manifest"]
+    # and the pushed tag still answers with the pushed image afterwards
+    assert node.manifest("shared/app", "v1").headers["Docker-Content-Digest"] == images["b"]["manifest"]
+
+
+def test_docker_hub_library_names(env, images):
+    """Namespace docker.io: a one-segment name means library/<name> upstream."""
+    img = images["a"]
+    up = env.upstream()
+    up.push(img, "library/busybox")
+    node = env.node({"docker.io": up.url}, default="docker.io")
+    r = node.manifest("busybox", "v1", ns="docker.io")
+    assert r.status_code == 200, r.text
+    assert r.headers["Docker-Content-Digest"] == img["manifest"]
+    assert r.headers.get("OCI-Namespace") == "docker.io"
+    b = node.blob("busybox", img["layer_digests"][0], ns="docker.io")
+    assert b.status_code == 200 and ml.sha256_bytes(b.content) == img["layer_digests"][0]
+    assert "docker.io/library/busybox" in node.catalog()
+    assert all("/v2/library/busybox/" in p for _, p, _ in up.requests_from_node())
+    # the explicit form names the same upstream repository
+    r = node.manifest("library/busybox", "v1", ns="docker.io")
+    assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == img["manifest"]
+    # skopeo via the default upstream
+    out = env.dir / "pull"
+    node.pull("busybox", "v1", out)
+    assert ml.oci_layout_blobs(out) == img["blobs"]
+
+
+def test_unknown_namespace_and_unknown_image(env, images):
+    up = env.upstream()
+    up.push(images["a"], "app")
+    node = env.node({"ns1": up.url}, default="ns1")
+    r = node.manifest("app", "nosuchtag", ns="ns1")
+    assert r.status_code == 404 and ml.oci_error(r)[0] == "MANIFEST_UNKNOWN", r.text
+    r = node.manifest("nosuchrepo", "v1", ns="ns1")
+    assert r.status_code == 404, r.text
+    r = node.manifest("app", "v1", ns="not-configured.example")
+    assert r.status_code == 404, r.text  # no upstream for that namespace, nothing local
+    r = node.blob("app", "sha256:" + "0" * 64, ns="ns1")
+    assert r.status_code == 404 and ml.oci_error(r)[0] == "BLOB_UNKNOWN", r.text
+
+
+def test_tag_moved_upstream_is_picked_up_after_ttl(env, images):
+    a, b = images["a"], images["b"]
+    ttl = 3.0
+    up = env.upstream()
+    up.push(a, "app")
+    node = env.node({"ns1": up.url}, default="ns1", tag_ttl="3s")
+
+    r = node.manifest("app", "v1", ns="ns1")
+    validated = time.monotonic()
+    assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == a["manifest"]
+    out = env.dir / "pull-a"
+    node.pull("app", "v1", out)
+    assert ml.oci_layout_blobs(out) == a["blobs"]
+
+    up.push(b, "app", "v1")  # the tag moves upstream
+    heads = len(up.requests_from_node("HEAD", "/manifests/v1"))
+    # within the TTL the node answers from its cache and asks nothing upstream
+    if time.monotonic() - validated < ttl - 1.0:
+        for _ in range(5):
+            r = node.manifest("app", "v1", ns="ns1")
+            assert r.headers["Docker-Content-Digest"] == a["manifest"]
+        assert len(up.requests_from_node("HEAD", "/manifests/v1")) == heads
+
+    # after the TTL the move is seen
+    deadline = validated + ttl + 1.5
+    while True:
+        r = node.manifest("app", "v1", ns="ns1")
+        assert r.status_code == 200, r.text
+        if r.headers["Docker-Content-Digest"] == b["manifest"]:
+            break
+        assert time.monotonic() < deadline, "node still serves the old digest %.1fs after the tag moved" % (
+            time.monotonic() - validated)
+        time.sleep(0.2)
+    assert ml.sha256_bytes(r.content) == b["manifest"]
+    out = env.dir / "pull-b"
+    node.pull("app", "v1", out)
+    assert ml.oci_layout_manifest_digest(out) == b["manifest"]
+    assert ml.oci_layout_blobs(out) == b["blobs"]
+    # the old image stays available by digest
+    r = node.manifest("app", a["manifest"], ns="ns1")
+    assert r.status_code == 200 and ml.sha256_bytes(r.content) == a["manifest"]
+
+    # revalidation is at most one HEAD per TTL however many requests come
+    t0 = time.monotonic()
+    heads = len(up.requests_from_node("HEAD", "/manifests/v1"))
+    while time.monotonic() - t0 < 2.0:
+        assert node.manifest("app", "v1", ns="ns1").status_code == 200
+        time.sleep(0.05)
+    assert len(up.requests_from_node("HEAD", "/manifests/v1")) - heads <= 1

@@ -1,0 +1,142 @@
+"""Single flight: concurrent clients of one uncached blob cause one upstream
+fetch and are streamed the bytes as they arrive; Range requests on a blob
+still arriving are served as soon as those bytes are in."""
+
+import hashlib
+import os
+import threading
+import time
+
+import requests
+
+import mirrorlib as ml
+
+MiB = 1 << 20
+
+
+def read_all(url, out, abort_after=None, headers=None):
+    """GET url, hashing the body; records status, size, digest, first/last byte times."""
+    out["t0"] = time.monotonic()
+    h = hashlib.sha256()
+    n = 0
+    try:
+        with requests.get(url, stream=True, timeout=60, headers=headers) as r:
+            out["status"] = r.status_code
+            out["headers"] = dict(r.headers)
+            for chunk in r.iter_content(256 << 10):
+                if "t_first" not in out:
+                    out["t_first"] = time.monotonic()
+                h.update(chunk)
+                n += len(chunk)
+                if abort_after is not None and n >= abort_after:
+                    break
+    except Exception as e:
+        out["error"] = repr(e)[:200]
+    out["t_end"] = time.monotonic()
+    out["size"] = n
+    out["digest"] = "sha256:" + h.hexdigest()
+
+
+def test_single_flight_streams_one_fetch_to_all_clients(env):
+    size = 64 * MiB
+    data = os.urandom(size)
+    up = env.upstream()
+    digest = up.push_blob("big/blob", data)
+    proxy = env.proxy(up)
+    # ~2.5 s over the "uplink", so that every client arrives while it is in flight
+    proxy.set((lambda m, p: m == "GET" and digest in p, ("throttle", 26 * MiB)))
+    node = env.node({"ns1": proxy.url}, default="ns1")
+    url = node.v2("big/blob/blobs/" + digest, "ns1")
+
+    # a HEAD of an uncached blob is answered from upstream metadata, no download
+    r = requests.head(url, timeout=10)
+    assert r.status_code == 200 and int(r.headers["Content-Length"]) == size, (r.status_code, r.headers)
+    assert proxy.requests("GET", digest) == []
+
+    results = [{} for _ in range(5)]
+    start = threading.Barrier(len(results))
+
+    def client(i):
+        start.wait()
+        # client 4 hangs up after 1 MiB: the others must not notice
+        read_all(url, results[i], abort_after=MiB if i == 4 else None)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(results))]
+    for t in threads:
+        t.start()
+    # and one more client that comes late, half-way through the transfer
+    late = {}
+    ml.wait_for(lambda: any(e["sent"] >= size // 2 for e in proxy.requests("GET", digest)), 30,
+                what="half of the blob to arrive")
+    threads.append(threading.Thread(target=read_all, args=(url, late)))
+    threads[-1].start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "clients still running after 120 s"
+
+    for i, res in enumerate(results[:4]):
+        assert res.get("status") == 200 and "error" not in res, (i, res)
+        assert res["size"] == size and res["digest"] == digest, (i, res["size"], res["digest"])
+    assert late.get("status") == 200 and late["size"] == size and late["digest"] == digest, late
+    gets = proxy.requests("GET", digest)
+    assert len(gets) == 1, "upstream saw %d GETs for one blob: %s" % (len(gets), gets)
+    assert len(up.requests_from_node("GET", digest)) == 1
+    assert gets[0]["done"]
+    # streamed as it arrived: clients had their first bytes long before the uplink finished
+    upstream_done = gets[0]["t_done"]
+    early = [res["t_first"] < upstream_done - 0.5 for res in results[:4]]
+    assert all(early), "first byte times vs upstream end: %s" % [
+        round(res["t_first"] - upstream_done, 2) for res in results[:4]]
+
+    # complete and stored: served locally from now on
+    res = {}
+    read_all(url, res)
+    assert res["status"] == 200 and res["digest"] == digest
+    assert len(proxy.requests("GET", digest)) == 1
+    assert node.alive()
+
+
+def test_range_requests_on_a_blob_still_arriving(env):
+    size = 16 * MiB
+    data = os.urandom(size)
+    up = env.upstream()
+    digest = up.push_blob("big/blob", data)
+    proxy = env.proxy(up)
+    proxy.set((lambda m, p: m == "GET" and digest in p, ("throttle", 6 * MiB)))  # ~2.7 s
+    node = env.node({"ns1": proxy.url}, default="ns1")
+    url = node.v2("big/blob/blobs/" + digest, "ns1")
+
+    full = {}
+    t = threading.Thread(target=read_all, args=(url, full))
+    t.start()
+    try:
+        ml.wait_for(lambda: any(e["sent"] >= 2 * MiB for e in proxy.requests("GET", digest)), 20,
+                    what="the upstream transfer to be under way")
+        entry = proxy.requests("GET", digest)[0]
+        assert not entry["done"]
+
+        # bytes already in: served at once, while the blob still arrives
+        r = requests.get(url, headers={"Range": "bytes=0-1023"}, timeout=10)
+        assert r.status_code == 206, (r.status_code, r.text[:200])
+        assert r.headers["Content-Range"] == "bytes 0-1023/%d" % size
+        assert r.content == data[:1024]
+        assert not proxy.requests("GET", digest)[0]["done"], "answered only after the whole blob arrived"
+
+        # the second half: served once those bytes (and the verification) are in
+        half = size // 2
+        second = {}
+        read_all(url, second, headers={"Range": "bytes=%d-" % half})
+        assert second["status"] == 206, second
+        assert second["headers"]["Content-Range"] == "bytes %d-%d/%d" % (half, size - 1, size)
+        assert second["size"] == size - half
+        assert second["digest"] == ml.sha256_bytes(data[half:])
+
+        # a suffix range and a middle range
+        r = requests.get(url, headers={"Range": "bytes=-4096"}, timeout=30)
+        assert r.status_code == 206 and r.content == data[-4096:]
+        r = requests.get(url, headers={"Range": "bytes=%d-%d" % (MiB, 3 * MiB - 1)}, timeout=30)
+        assert r.status_code == 206 and r.content == data[MiB:3 * MiB]
+    finally:
+        t.join(60)
+    assert full.get("status") == 200 and full["digest"] == digest, full
+    assert len(proxy.requests("GET", digest)) == 1
