@@ -46,6 +46,14 @@ Effects SiteCore::connected(const std::string& address, uint64_t now) {
   return fx;
 }
 
+wire::Envelope SiteCore::members_envelope(uint64_t now) const {
+  auto e = envelope(now);
+  for (const auto& [name, m] : membership_.members())
+    if (m.heard_directly && m.liveness != Liveness::dead) *e.mutable_members()->add_members() = m.info;
+  *e.mutable_members()->add_members() = self();
+  return e;
+}
+
 Effects SiteCore::on_member_event(std::optional<MembershipEvent> event, uint64_t now) {
   Effects fx;
   if (!event) return fx;
@@ -53,13 +61,7 @@ Effects SiteCore::on_member_event(std::optional<MembershipEvent> event, uint64_t
   if (event->liveness == Liveness::alive) {
     // A member appeared or came back: a newcomer learns who we know (so the
     // mesh completes); everyone syncs the index with it right away.
-    if (event->joined || event->restarted) {
-      auto members = envelope(now);
-      for (const auto& [name, m] : membership_.members())
-        if (m.last_heard_ms) *members.mutable_members()->add_members() = m.info;
-      *members.mutable_members()->add_members() = self();
-      fx.send.push_back({event->name, std::move(members)});
-    }
+    if (event->joined || event->restarted) fx.send.push_back({event->name, members_envelope(now)});
     auto digests = envelope(now);
     for (auto& d : index_.bucket_digests()) digests.mutable_digests()->add_digests(d);
     fx.send.push_back({event->name, std::move(digests)});
@@ -240,6 +242,8 @@ Effects SiteCore::tick(uint64_t now) {
       auto e = envelope(now);
       for (auto& d : index_.bucket_digests()) e.mutable_digests()->add_digests(d);
       fx.send.push_back({peer, std::move(e)});
+      // Gossip the member list too, so a lost introduction is repaired.
+      fx.send.push_back({peer, members_envelope(now)});
     }
     collect_garbage(fx);
   }

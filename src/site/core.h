@@ -75,6 +75,7 @@ class SiteCore {
 
  private:
   wire::Envelope envelope(uint64_t now_ms) const;
+  wire::Envelope members_envelope(uint64_t now_ms) const;
   Effects broadcast_delta(wire::IndexDelta delta, uint64_t now_ms);
   void attach_manifests(wire::IndexDelta& delta) const;
   Effects apply(const wire::IndexDelta& delta, uint64_t now_ms);

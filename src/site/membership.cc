@@ -16,12 +16,13 @@ std::optional<MembershipEvent> Membership::heard(const wire::Member& info, uint6
   if (info.name() == self_.name() || info.name().empty()) return std::nullopt;
   auto [it, inserted] = members_.try_emplace(info.name());
   auto& m = it->second;
-  const bool first_contact = inserted || m.last_heard_ms == 0;
+  const bool first_contact = inserted || !m.heard_directly;
   bool restarted = !inserted && info.incarnation() > m.info.incarnation();
   bool stale = !inserted && info.incarnation() < m.info.incarnation();
   if (stale) return std::nullopt;  // a message from a previous life
   m.info = info;
   m.last_heard_ms = now;
+  m.heard_directly = true;
   Liveness next = info.leaving() ? Liveness::left : Liveness::alive;
   if (inserted || restarted || m.liveness != next) {
     m.liveness = next;
@@ -37,7 +38,7 @@ bool Membership::learn(const wire::Member& info, uint64_t now) {
   m.info = info;
   // Not heard from directly yet: suspect until it answers.
   m.liveness = Liveness::suspect;
-  m.last_heard_ms = 0;  // never heard directly
+  m.last_heard_ms = now;
   m.since_ms = now;
   return true;
 }
@@ -62,8 +63,7 @@ std::vector<MembershipEvent> Membership::tick(uint64_t now) {
   std::vector<MembershipEvent> events;
   for (auto it = members_.begin(); it != members_.end();) {
     auto& m = it->second;
-    uint64_t reference = m.last_heard_ms ? m.last_heard_ms : m.since_ms;
-    uint64_t silent = now > reference ? now - reference : 0;
+    uint64_t silent = now > m.last_heard_ms ? now - m.last_heard_ms : 0;
     if (m.liveness == Liveness::alive && silent >= options_.suspect_after_ms) {
       m.liveness = Liveness::suspect;
       m.since_ms = now;

@@ -31,7 +31,8 @@ struct MemberState {
   wire::Member info;
   Liveness liveness = Liveness::alive;
   uint64_t last_heard_ms = 0;
-  uint64_t since_ms = 0;  // when the current liveness began
+  bool heard_directly = false;  // false while only learned about through others
+  uint64_t since_ms = 0;        // when the current liveness began
 };
 
 struct MembershipEvent {
