@@ -11,6 +11,7 @@ would: back-off, pull again), and every attempt is reported.
 """
 
 import os
+import shutil
 import threading
 import time
 
@@ -42,7 +43,7 @@ class Puller:
         self.attempts = []
         self.final = None
         self.thread = None
-        self.max_attempts = 6
+        self.max_attempts = 30
 
     def _system_for(self, node):
         ep = self.ctx.system
@@ -72,7 +73,8 @@ class Puller:
                 return
             if self.retry_to:
                 node = self.retry_to
-            time.sleep(1.0)
+            # kubelet-like back-off between attempts: 1, 2, 4, 8, 16, 30, 30 ... s
+            time.sleep(min(30.0, 2.0 ** (a - 1)))
 
     def start(self):
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -124,7 +126,23 @@ class Ctx:
         if self.site.cut:
             self.site.restore_uplink()
         if self.system:
+            label = os.path.basename(self.run_dir).rsplit("-", 1)[0]
+            metrics = {}
+            for k in sorted(self.system.logs):
+                p = self.system.procs.get("node%d" % k)
+                if p is not None and p.poll() is None:
+                    metrics[k] = self.system.metrics(k)
             self.system.stop()
+            # keep the nodes' logs of every fault scenario: bench/out/fault-logs/<label>/
+            dst = os.path.join(self.bench.args.out, "fault-logs", label)
+            shutil.rmtree(dst, ignore_errors=True)
+            os.makedirs(dst)
+            for k, lf in sorted(self.system.logs.items()):
+                if os.path.exists(lf):
+                    shutil.copy(lf, os.path.join(dst, "node%d.log" % k))
+            for k, text in metrics.items():
+                with open(os.path.join(dst, "node%d.metrics" % k), "w") as f:
+                    f.write(text)
         if self.run_dir:
             netsite.remove_tree(self.run_dir)
         self.system = self.client = self.run_dir = None
@@ -151,7 +169,7 @@ def f_uplink_cut_after_pull(ctx):
     n = ctx.site.nodes
     warm = list(range(1, (n + 1) // 2 + 1))
     cold = [k for k in range(warm[-1] + 1, n + 1)]
-    ctx.fresh("f1")
+    ctx.fresh("uplink-cut-after-pull")
     try:
         for k in warm:
             p = Puller(ctx, k, deadline_s=600)
@@ -193,7 +211,7 @@ def f_uplink_cut_mid_pull(ctx):
     """Cold concurrent pulls on every node; the uplink is cut when ~30% of one image has
     crossed it, restored after --fault-cut seconds; pulls must complete."""
     n = ctx.site.nodes
-    ctx.fresh("f2")
+    ctx.fresh("uplink-cut-mid-pull")
     try:
         tx0 = ctx.site.uplink_bytes()[0]
         wait = ctx.bench.args.fault_cut + 600
@@ -227,7 +245,7 @@ def f_node_restart_mid_pull(ctx):
     """Cold concurrent pulls; node 1's edgepier is killed (-9) mid-pull and restarted
     with the same data dir; its client pulls again."""
     n = ctx.site.nodes
-    ctx.fresh("f3")
+    ctx.fresh("node-restart-mid-pull")
     try:
         tx0 = ctx.site.uplink_bytes()[0]
         ps = [Puller(ctx, k, deadline_s=900).start() for k in range(1, n + 1)]
@@ -262,7 +280,7 @@ def f_serving_node_killed(ctx):
     containerd does with a second mirror in hosts.toml). P2P variant: a peer that
     serves chunks to the pulling node dies, the pull goes on with no client error."""
     n = ctx.site.nodes
-    ctx.fresh("f4")
+    ctx.fresh("serving-node-killed")
     try:
         tx0 = ctx.site.uplink_bytes()[0]
         other = 2 if n >= 2 else None

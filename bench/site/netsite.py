@@ -18,6 +18,7 @@ cleanup_leftovers() (processes inside them are ours: we started them there).
 
 import fcntl
 import glob
+import json
 import os
 import shutil
 import signal
@@ -178,11 +179,10 @@ class Site:
 
     def uplink_bytes(self):
         """(tx, rx) byte counters of the cloud's veth: tx = cloud -> site."""
-        out = sh(["ip", "netns", "exec", CLOUD_NS, "cat",
-                  "/sys/class/net/eth0/statistics/tx_bytes",
-                  "/sys/class/net/eth0/statistics/rx_bytes"])
-        tx, rx = out.split()
-        return int(tx), int(rx)
+        # netlink in the cloud netns (ip -n): no mount namespace / sysfs remount needed
+        st = json.loads(sh(["ip", "-n", CLOUD_NS, "-s", "-j", "link", "show", "dev", "eth0"]))
+        s64 = st[0]["stats64"]
+        return int(s64["tx"]["bytes"]), int(s64["rx"]["bytes"])
 
     # ------------------------------------------------------------------ helpers
     def http_status(self, ns, url, timeout=2):

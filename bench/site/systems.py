@@ -15,6 +15,7 @@ SYSTEMS; scenarios, metrics, fault suite and figures pick it up by name.
 """
 
 import os
+import subprocess
 
 import netsite
 from netsite import CLOUD_IP, CLOUD_NS, node_ip, node_ns
@@ -214,6 +215,13 @@ class EdgePier(System):
         p = self.procs["node%d" % k]
         kill_tree(p, grace=0, sig=9)
         vlog("killed edgepier node%d (pid %d)" % (k, p.pid))
+
+    def metrics(self, k):
+        """Prometheus text of node k's /metrics ('' if it does not answer)."""
+        r = subprocess.run(in_ns(node_ns(k), ["curl", "-s", "-m", "5",
+                                              "http://%s/metrics" % self.endpoint(k)]),
+                           capture_output=True, stdin=subprocess.DEVNULL)
+        return r.stdout.decode(errors="replace")
 
     def endpoint(self, k):
         return "%s:%d" % (node_ip(k), EP_PORT)

@@ -38,6 +38,8 @@ const Key kKeys[] = {
     {"default-upstream", Kind::string, "upstream for requests without ?ns="},
     {"upstream-credentials-file", Kind::string, "credentials per upstream host (docker config.json)"},
     {"upstream-ca-files", Kind::string_list, "extra trusted CA (PEM) per upstream: namespace=/path entries"},
+    {"advertise-host", Kind::string, "host or IP peers use to reach this node (default: from the addresses)"},
+    {"admin-token-file", Kind::string, "file with the admin API bearer token (required off loopback)"},
     {"chunk-size", Kind::size, "bytes per chunk"},
     {"replication", Kind::replication, "copies of each pinned image: a number or \"all\""},
     {"auto-pin", Kind::boolean, "pin every image first pulled through the site"},
@@ -79,7 +81,9 @@ Status apply(Config& config, const Key& key, const config_value& value) {
           {"admin-address", &Config::admin_address},
           {"site-key-file", &Config::site_key_file},
           {"default-upstream", &Config::default_upstream},
-          {"upstream-credentials-file", &Config::upstream_credentials_file}};
+          {"upstream-credentials-file", &Config::upstream_credentials_file},
+          {"advertise-host", &Config::advertise_host},
+          {"admin-token-file", &Config::admin_token_file}};
       config.*kFields.at(name) = *str;
       return Status::Ok();
     }
@@ -181,6 +185,12 @@ Status check_semantics(const Config& c) {
   if (c.chunk_size < (64 << 10) || c.chunk_size > (256 << 20))
     return bad("chunk-size", "must be between 65536 and 268435456 bytes");
   if (c.data_dir.empty()) return bad("data-dir", "must not be empty");
+  if (!c.seeds.empty() && c.site_key_file.empty())
+    return bad("seeds", "joining a site needs site-key-file (write one with epctl keygen)");
+  auto admin_host = c.admin_address.substr(0, c.admin_address.rfind(':'));
+  bool loopback = admin_host.rfind("127.", 0) == 0 || admin_host == "localhost" || admin_host == "[::1]" || admin_host == "::1";
+  if (!loopback && c.admin_token_file.empty())
+    return bad("admin-address", "listening off loopback needs admin-token-file");
   if (c.node_name.empty()) return bad("node-name", "must not be empty");
   return Status::Ok();
 }

@@ -30,6 +30,8 @@ struct Config {
   std::string default_upstream;
   std::string upstream_credentials_file;
   std::vector<std::string> upstream_ca_files;  // "namespace=/path/ca.pem" (extension)
+  std::string advertise_host;    // address peers use to reach us (extension; default: derived)
+  std::string admin_token_file;  // bearer token for the admin API (extension)
   uint64_t chunk_size = 4 << 20;
   uint32_t replication = 0;  // 0 = "all"
   bool auto_pin = true;

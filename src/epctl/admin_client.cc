@@ -116,8 +116,8 @@ std::string one_line(const std::string& text, size_t max_chars) {
 AdminClient::AdminClient(AdminUrl url, std::string token, std::chrono::milliseconds timeout)
     : url_(std::move(url)), token_(std::move(token)), timeout_(timeout) {}
 
-nlohmann::json AdminClient::call(const std::string& method, const std::string& path,
-                                 const nlohmann::json* body) {
+Json AdminClient::call(const std::string& method, const std::string& path,
+                                 const Json* body) {
   asio::io_context io;
   tcp::resolver resolver(io);
   beast::tcp_stream stream(io);
@@ -174,14 +174,14 @@ nlohmann::json AdminClient::call(const std::string& method, const std::string& p
 
   const auto& res = parser.get();
   int status = res.result_int();
-  auto doc = res.body().empty() ? nlohmann::json::object()
-                                : nlohmann::json::parse(res.body(), nullptr, false);
+  auto doc = res.body().empty() ? Json::object()
+                                : Json::parse(res.body(), nullptr, false);
   if (status / 100 != 2) {
     std::string code = "HTTP " + std::to_string(status);
     if (doc.is_object() && doc.contains("error") && doc["error"].is_string())
       throw AdminError(one_line(doc["error"].get<std::string>()) + " (" + code + ")", status);
     std::string reason(res.reason());
-    std::string message = code + (reason.empty() ? "" : " " + reason) + " from " + url_.text + path;
+    std::string message = code + (reason.empty() ? "" : " " + reason) + " (" + method + " " + path + ")";
     if (!res.body().empty()) message += ": " + one_line(res.body(), 200);
     throw AdminError(message, status);
   }

@@ -12,6 +12,9 @@
 
 namespace epctl {
 
+// Objects keep the node's key order, so --json prints documents as received.
+using Json = nlohmann::ordered_json;
+
 struct AdminUrl {
   std::string host;       // without brackets for IPv6
   std::string port;       // "5050"
@@ -48,12 +51,12 @@ class AdminClient {
   // and returns the answer's JSON document. Throws AdminError for transport
   // failures, non-2xx statuses (with the node's {"error": ...} message when
   // it sent one) and bodies that are not JSON.
-  nlohmann::json get(const std::string& path) { return call("GET", path, nullptr); }
-  nlohmann::json post(const std::string& path, const nlohmann::json& body) {
+  Json get(const std::string& path) { return call("GET", path, nullptr); }
+  Json post(const std::string& path, const Json& body) {
     return call("POST", path, &body);
   }
-  nlohmann::json del(const std::string& path) { return call("DELETE", path, nullptr); }
-  nlohmann::json call(const std::string& method, const std::string& path, const nlohmann::json* body);
+  Json del(const std::string& path) { return call("DELETE", path, nullptr); }
+  Json call(const std::string& method, const std::string& path, const Json* body);
 
  private:
   AdminUrl url_;

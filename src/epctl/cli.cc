@@ -44,7 +44,7 @@ std::string check_replicas(const std::string& value) {
 
 namespace {
 
-// The first word that is neither an option nor an option's value.
+// The words of args that are neither options nor option values.
 std::vector<std::string> words_of(const std::vector<std::string>& args) {
   std::vector<std::string> words;
   for (size_t i = 0; i < args.size(); ++i) {

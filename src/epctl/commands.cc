@@ -18,7 +18,7 @@
 
 namespace epctl {
 
-using nlohmann::json;
+using json = Json;
 
 namespace {
 
@@ -292,7 +292,7 @@ int run_command(const Invocation& inv, std::ostream& out, std::ostream& err) {
     return status;
   } catch (const AdminError& e) {
     err << "epctl: " << one_line(e.what()) << std::endl;
-  } catch (const json::exception& e) {
+  } catch (const nlohmann::json::exception& e) {
     err << "epctl: unexpected answer from the node: " << one_line(e.what()) << std::endl;
   } catch (const std::exception& e) {
     err << "epctl: " << one_line(e.what()) << std::endl;

@@ -132,15 +132,17 @@ bool read_line(std::string* line, bool* interrupted) {
 int run_shell(const GlobalOptions& options) {
   bool tty = ::isatty(STDIN_FILENO);
   std::string history = tty ? history_file() : std::string();
+  std::string previous;  // the newest history line, not to be repeated
   if (tty) {
     rl_readline_name = "epctl";
     rl_attempted_completion_function = complete;
     stifle_history(1000);
     if (!history.empty()) read_history(history.c_str());
+    if (HIST_ENTRY* last = history_length > 0 ? history_get(history_base + history_length - 1) : nullptr)
+      previous = last->line;
     std::cout << "epctl shell on " << options.admin << "; 'help' lists the commands, 'exit' leaves.\n";
   }
   int last = 0;
-  std::string previous;
   for (;;) {
     std::string line;
     if (tty) {
@@ -158,6 +160,7 @@ int run_shell(const GlobalOptions& options) {
     }
     auto first = line.find_first_not_of(" \t\r");
     if (first == std::string::npos || line[first] == '#') continue;
+    line = line.substr(first, line.find_last_not_of(" \t\r") + 1 - first);
     if (tty && line != previous) {
       add_history(line.c_str());
       save_history(history);

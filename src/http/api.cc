@@ -53,6 +53,13 @@ void add_next_link(Reply& reply, const std::string& path, long n, const std::str
 
 }  // namespace
 
+Handling Api::handle(const RequestHead& head) {
+  auto route = parse_route(std::string_view(head.target().data(), head.target().size()));
+  Handling h = begin(route, head);
+  h.route = route.kind;
+  return h;
+}
+
 Handling Api::begin(const Route& route, const RequestHead& head) {
   Handling h = dispatch(route, head);
   if (!route.has("ns")) return h;
@@ -106,6 +113,7 @@ Handling Api::dispatch(const Route& route, const RequestHead& head) {
       Reply r;
       r.content_type = "text/plain; version=0.0.4";
       r.body = metrics_.render(blobs_.used_bytes());
+      if (extra_metrics_) r.body += extra_metrics_();
       return answer(std::move(r));
     }
     case RouteKind::catalog:

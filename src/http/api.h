@@ -26,6 +26,7 @@ using RequestHead = boost::beast::http::request_header<>;
 enum class BodyMode { none, buffer, upload };
 
 struct Handling {
+  RouteKind route = RouteKind::unknown;  // for metrics
   BodyMode mode = BodyMode::none;
   size_t buffer_limit = 64 * 1024;  // for none: bytes we read and drop before giving up
   std::unique_ptr<UploadAppender> appender;  // for BodyMode::upload
@@ -35,12 +36,22 @@ struct Handling {
   std::function<Reply()> deferred;
 };
 
-class Api {
+// What the Server calls for each request once its header is parsed.
+class RequestHandler {
+ public:
+  virtual ~RequestHandler() = default;
+  virtual Handling handle(const RequestHead& head) = 0;
+};
+
+class Api : public RequestHandler {
  public:
   Api(Registry& registry, Uploads& uploads, BlobStore& blobs, Metrics& metrics, Mirror* mirror = nullptr)
       : registry_(registry), uploads_(uploads), blobs_(blobs), metrics_(metrics), mirror_(mirror) {}
 
+  Handling handle(const RequestHead& head) override;
   Handling begin(const Route& route, const RequestHead& head);
+  // Extra Prometheus text appended to /metrics (e.g. the site's counters).
+  void set_metrics_source(std::function<std::string()> source) { extra_metrics_ = std::move(source); }
 
  private:
   Handling dispatch(const Route& route, const RequestHead& head);
@@ -62,6 +73,7 @@ class Api {
   BlobStore& blobs_;
   Metrics& metrics_;
   Mirror* mirror_;
+  std::function<std::string()> extra_metrics_;
 };
 
 // Helpers shared by the api_*.cc files.

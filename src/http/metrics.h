@@ -24,6 +24,8 @@ class Metrics {
   void connection_opened() { connections_.fetch_add(1, std::memory_order_relaxed); }
   void connection_closed() { connections_.fetch_sub(1, std::memory_order_relaxed); }
   int64_t open_connections() const { return connections_.load(std::memory_order_relaxed); }
+  uint64_t bytes_in() const { return bytes_in_.load(std::memory_order_relaxed); }
+  uint64_t bytes_out() const { return bytes_out_.load(std::memory_order_relaxed); }
 
   std::string render(uint64_t storage_used_bytes) const;
 

@@ -48,7 +48,7 @@ constexpr uint64_t kYieldAfter = 64 << 20;  // let other connections run on this
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, Api& api, Metrics& metrics, const ServerLimits& limits, net::thread_pool& workers)
+  Session(tcp::socket socket, RequestHandler& api, Metrics& metrics, const ServerLimits& limits, net::thread_pool& workers)
       : stream_(std::move(socket)), send_timer_(stream_.get_executor()), api_(api), metrics_(metrics),
         limits_(limits), workers_(workers) {
     metrics_.connection_opened();
@@ -87,14 +87,16 @@ class Session : public std::enable_shared_from_this<Session> {
       reply_.close = true;
       head_request_ = false;
       keep_alive_ = false;
-      route_ = Route{};
+      version_ = 11;
+      route_ = RouteKind::unknown;
       return write_reply();
     }
     const auto& head = parser_->get().base();
     head_request_ = head.method() == bhttp::verb::head;
     keep_alive_ = parser_->get().keep_alive();
-    route_ = parse_route(std::string_view(head.target().data(), head.target().size()));
-    handling_ = api_.begin(route_, head);
+    version_ = parser_->get().version() == 10 ? 10 : 11;
+    handling_ = api_.handle(head);
+    route_ = handling_.route;
     if (parser_->is_done()) return finish();
     if (handling_.reply && bhttp::token_list(head[bhttp::field::expect]).exists("100-continue")) {
       // The client waits for our go-ahead: answer now and never read the body.
@@ -113,6 +115,18 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void read_body() {
     chunk_.resize(kChunk);
+    // A body of known length is read straight from the socket in large
+    // reads; Beast's parser is kept for chunked bodies.
+    if (auto length = parser_->content_length(); length && !parser_->chunked()) {
+      raw_remaining_ = *length;
+      size_t buffered = std::min<uint64_t>(buffer_.size(), raw_remaining_);
+      if (buffered > 0) {
+        net::buffer_copy(net::buffer(chunk_.data(), buffered), buffer_.data());
+        buffer_.consume(buffered);
+        if (!deliver(buffered)) return;
+      }
+      return read_raw();
+    }
     auto& body = parser_->get().body();
     body.data = chunk_.data();
     body.size = chunk_.size();
@@ -122,24 +136,43 @@ class Session : public std::enable_shared_from_this<Session> {
                       [self = shared_from_this()](beast::error_code ec, size_t) { self->on_body(ec); });
   }
 
-  void on_body(beast::error_code ec) {
-    if (ec == bhttp::error::need_buffer) ec = {};
-    if (ec) return shutdown();  // client went away: an unfinished upload is rolled back
-    size_t got = chunk_.size() - parser_->get().body().size;
+  void read_raw() {
+    if (raw_remaining_ == 0) return finish();
+    stream_.expires_after(std::chrono::seconds(limits_.transfer_timeout_s));
+    size_t want = static_cast<size_t>(std::min<uint64_t>(chunk_.size(), raw_remaining_));
+    stream_.async_read_some(net::buffer(chunk_.data(), want),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              if (ec) return self->shutdown();  // an unfinished upload is rolled back
+                              if (self->deliver(n)) self->read_raw();
+                            });
+  }
+
+  // Hands `got` body bytes in chunk_ to the handler; false when the request
+  // has been answered (or the connection dropped) instead.
+  bool deliver(size_t got) {
     metrics_.add_bytes_in(got);
     consumed_ += got;
+    if (raw_remaining_ >= got) raw_remaining_ -= got;
     if (handling_.mode == BodyMode::upload && !handling_.reply) {
-      if (auto s = handling_.appender->write(chunk_.data(), got); !s) return reject(s);
+      if (auto s = handling_.appender->write(chunk_.data(), got); !s) return reject(s), false;
     } else if (consumed_ > handling_.buffer_limit) {
       if (handling_.reply) {  // an answer is ready; stop reading what it ignores
         handling_.reply->close = true;
-        return finish();
+        return finish(), false;
       }
       return reject(Status{Errc::too_large, "request body exceeds the limit of " +
-                                                std::to_string(handling_.buffer_limit) + " bytes"});
+                                                std::to_string(handling_.buffer_limit) + " bytes"}),
+             false;
     } else if (handling_.mode == BodyMode::buffer && !handling_.reply) {
       body_.append(chunk_.data(), got);
     }
+    return true;
+  }
+
+  void on_body(beast::error_code ec) {
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec) return shutdown();  // client went away: an unfinished upload is rolled back
+    if (!deliver(chunk_.size() - parser_->get().body().size)) return;
     if (parser_->is_done()) return finish();
     read_body();
   }
@@ -177,7 +210,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void write_reply() {
     if (reply_.close) keep_alive_ = false;
-    response_.emplace(static_cast<bhttp::status>(reply_.status), 11);
+    response_.emplace(static_cast<bhttp::status>(reply_.status), version_);
     auto& res = *response_;
     res.set("Docker-Distribution-API-Version", "registry/2.0");
     if (!reply_.content_type.empty()) res.set(bhttp::field::content_type, reply_.content_type);
@@ -256,7 +289,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void done() {
-    metrics_.record(route_.kind, reply_.status,
+    metrics_.record(route_, reply_.status,
                     std::chrono::duration<double>(Clock::now() - started_).count());
     reply_ = Reply{};
     serializer_.reset();
@@ -281,12 +314,14 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<char> chunk_;
   std::string body_;
   uint64_t consumed_ = 0;
-  Route route_;
+  RouteKind route_ = RouteKind::unknown;
   Handling handling_;
   Reply reply_;
   bool head_request_ = false, keep_alive_ = true;
+  unsigned version_ = 11;
+  uint64_t raw_remaining_ = 0;
   Clock::time_point started_;
-  Api& api_;
+  RequestHandler& api_;
   Metrics& metrics_;
   const ServerLimits& limits_;
   net::thread_pool& workers_;
@@ -295,7 +330,8 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 struct Server::Impl {
-  Impl(Api& a, Metrics& m, ServerLimits l) : api(a), metrics(m), limits(l), acceptor(net::make_strand(ioc)) {}
+  Impl(RequestHandler& a, Metrics& m, ServerLimits l)
+      : api(a), metrics(m), limits(l), acceptor(net::make_strand(ioc)), workers(l.workers) {}
 
   void accept() {
     acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
@@ -313,16 +349,16 @@ struct Server::Impl {
     });
   }
 
-  Api& api;
+  RequestHandler& api;
   Metrics& metrics;
   ServerLimits limits;
   net::io_context ioc;
   tcp::acceptor acceptor;
-  net::thread_pool workers{32};  // blocking mirror work; upstream waits dominate
+  net::thread_pool workers;
   std::vector<std::thread> threads;
 };
 
-Server::Server(Api& api, Metrics& metrics, ServerLimits limits)
+Server::Server(RequestHandler& api, Metrics& metrics, ServerLimits limits)
     : impl_(std::make_unique<Impl>(api, metrics, limits)) {}
 
 Server::~Server() { stop(); }

@@ -23,11 +23,12 @@ struct ServerLimits {
   int header_timeout_s = 60;
   int transfer_timeout_s = 60;
   size_t max_connections = 8192;
+  size_t workers = 32;  // pool for blocking (deferred) work such as upstream fetches
 };
 
 class Server {
  public:
-  Server(Api& api, Metrics& metrics, ServerLimits limits = {});
+  Server(RequestHandler& handler, Metrics& metrics, ServerLimits limits = {});
   ~Server();
   // Binds "host:port" (port 0 picks one); returns the bound port.
   Result<unsigned short> listen(const std::string& address);

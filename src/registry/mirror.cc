@@ -54,9 +54,7 @@ Upstream* Mirror::upstream_for(const std::string& ns) const {
 }
 
 std::string Mirror::mirror_repo(const Upstream& upstream, const std::string& repo) const {
-  std::string ns;
-  for (char c : upstream.ns()) ns.push_back(c == ':' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-  return ns + "/" + upstream.upstream_repo(repo);
+  return mirror_repository(upstream.ns(), upstream.upstream_repo(repo));
 }
 
 Result<StoredManifest> Mirror::manifest(Upstream& up, const std::string& repo, const std::string& reference) {
@@ -100,6 +98,7 @@ Result<StoredManifest> Mirror::manifest(Upstream& up, const std::string& repo, c
   } else if (auto cached = remote ? registry_.get_manifest(local, remote->str()) : result; remote && cached) {
     auto s = registry_.put_mirrored_manifest(local, cached->digest, cached->media_type, cached->body, reference);
     if (!s) return s;
+    if (registry_.observer()) registry_.observer()->tag_written(up.ns(), up.upstream_repo(repo), reference, *cached);
     result = std::move(cached);
   } else {
     result = fetch_manifest(up, local, repo, remote ? remote->str() : reference, reference);
@@ -132,7 +131,9 @@ Result<StoredManifest> Mirror::fetch_manifest(Upstream& up, const std::string& l
   if (!info)
     return Status{Errc::upstream_unavailable, "upstream " + up.describe() + " sent an invalid manifest: " + info.status().message};
   if (auto s = registry_.put_mirrored_manifest(local, digest, info->media_type, got->body, tag); !s) return s;
-  return StoredManifest{digest, info->media_type, std::move(got->body)};
+  StoredManifest stored{digest, info->media_type, std::move(got->body)};
+  if (!tag.empty() && registry_.observer()) registry_.observer()->tag_written(up.ns(), up.upstream_repo(repo), tag, stored);
+  return stored;
 }
 
 Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std::string& digest_text, bool head) {
@@ -213,6 +214,7 @@ void Mirror::run_fetch(Upstream& up, std::string local, std::string repo, std::s
                   }
                   hash.update(data, n);
                   written += n;
+                  bytes_from_upstream_ += n;
                   blob->advance(written);
                   return Status::Ok();
                 }};

@@ -44,6 +44,7 @@ class Mirror {
   Result<BlobSource> blob(Upstream& upstream, const std::string& repo, const std::string& digest, bool head);
 
   std::string mirror_repo(const Upstream& upstream, const std::string& repo) const;
+  uint64_t bytes_from_upstream() const { return bytes_from_upstream_; }
 
  private:
   Result<StoredManifest> fetch_manifest(Upstream& upstream, const std::string& local, const std::string& repo,
@@ -65,6 +66,7 @@ class Mirror {
   std::map<std::string, std::chrono::steady_clock::time_point> validated_;  // "<repo>:<tag>"
   int running_ = 0;
   std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> bytes_from_upstream_{0};
 };
 
 }  // namespace ep

@@ -1,5 +1,7 @@
 #include "registry/registry.h"
 
+#include <cctype>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "base/names.h"
@@ -17,6 +19,43 @@ StoredManifest decode_manifest(const Digest& digest, const std::string& value) {
 }  // namespace
 
 Status Registry::validate_repo(std::string_view repo) const { return validate_repository(repo); }
+
+std::string mirror_repository(std::string_view ns, std::string_view upstream_repo) {
+  std::string out;
+  for (char c : ns) out.push_back(c == ':' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  out.push_back('/');
+  out.append(upstream_repo);
+  return out;
+}
+
+Status Registry::apply_replicated_tag(std::string_view ns, std::string_view repo, std::string_view tag,
+                                      const std::optional<Digest>& digest) {
+  std::string local = ns.empty() ? std::string(repo) : mirror_repository(ns, repo);
+  if (auto s = validate_repo(local); !s) return s;
+  if (auto s = validate_tag(tag); !s) return s;
+  KvBatch batch;
+  if (digest) {
+    batch.put(keys::manifest_link(local, digest->str()), "");
+    batch.put(keys::repository(local), "");
+    batch.put(keys::tag(local, tag), digest->str());
+  } else {
+    batch.del(keys::tag(local, tag));
+  }
+  return kv_.write(batch);
+}
+
+Status Registry::store_manifest_content(std::string_view digest_text, std::string_view media_type,
+                                        std::string_view body) {
+  auto digest = Digest::parse(digest_text);
+  if (!digest) return digest.status();
+  if (Digest::of(body) != *digest) return Status{Errc::digest_invalid, "replicated manifest does not match its digest"};
+  std::string record(media_type);
+  record.push_back('\n');
+  record.append(body);
+  KvBatch batch;
+  batch.put(keys::manifest(digest->str()), std::move(record));
+  return kv_.write(batch);
+}
 
 Result<bool> Registry::exists(const std::string& key) {
   auto v = kv_.get(key);
@@ -95,6 +134,9 @@ Result<PutManifestResult> Registry::put_manifest(std::string_view repo, std::str
     batch.put(keys::referrer(repo, info->subject->str(), digest.str()), desc.dump());
   }
   if (auto s = kv_.write(batch); !s) return s;
+  if (!by_digest && observer_)
+    observer_->tag_written("", std::string(repo), std::string(reference),
+                           StoredManifest{digest, info->media_type, std::string(body)});
   return PutManifestResult{digest, info->subject};
 }
 
@@ -110,6 +152,44 @@ Status Registry::put_mirrored_manifest(std::string_view repo, const Digest& dige
   batch.put(keys::repository(repo), "");
   if (!tag.empty()) batch.put(keys::tag(repo, tag), digest.str());
   return kv_.write(batch);
+}
+
+namespace {
+// Splits "repo:tag" / "repo@digest" / "repo" (tag latest).
+std::pair<std::string_view, std::string_view> split_reference(std::string_view ref) {
+  auto at = ref.find('@');
+  if (at != std::string_view::npos) return {ref.substr(0, at), ref.substr(at + 1)};
+  auto colon = ref.rfind(':');
+  if (colon != std::string_view::npos && ref.find('/', colon) == std::string_view::npos)
+    return {ref.substr(0, colon), ref.substr(colon + 1)};
+  return {ref, "latest"};
+}
+}  // namespace
+
+std::optional<std::vector<Digest>> Registry::image_blobs(std::string_view ref) {
+  auto [repo, reference] = split_reference(ref);
+  std::vector<Digest> blobs;
+  std::function<bool(std::string_view, int)> walk = [&](std::string_view r, int depth) {
+    auto m = get_manifest(repo, r);
+    if (!m || depth > 2) return false;
+    auto info = parse_manifest(m->body, m->media_type);
+    if (!info) return false;
+    blobs.insert(blobs.end(), info->blobs.begin(), info->blobs.end());
+    for (const auto& child : info->manifests)
+      if (!walk(child.str(), depth + 1)) return false;
+    return true;
+  };
+  if (!walk(reference, 0)) return std::nullopt;
+  return blobs;
+}
+
+bool Registry::holds_image(std::string_view ref) {
+  auto repo = split_reference(ref).first;
+  auto blobs = image_blobs(ref);
+  if (!blobs) return false;
+  for (const auto& blob : *blobs)
+    if (!stat_blob(repo, blob.str())) return false;
+  return true;
 }
 
 Result<std::optional<Digest>> Registry::resolve_tag(std::string_view repo, std::string_view tag) {
@@ -130,21 +210,30 @@ Status Registry::delete_manifest(std::string_view repo, std::string_view referen
     if (!tagged) return tagged.status();
     if (!*tagged) return Status{Errc::manifest_unknown, "tag unknown: " + std::string(reference)};
     batch.del(keys::tag(repo, reference));
-    return kv_.write(batch);
+    auto s = kv_.write(batch);
+    if (s && observer_) observer_->tag_deleted("", std::string(repo), std::string(reference));
+    return s;
   }
   auto manifest = get_manifest(repo, reference);
   if (!manifest) return manifest.status();
   const std::string& digest = manifest->digest.str();
   batch.del(keys::manifest_link(repo, digest));
   auto prefix = keys::tag_prefix(repo);
+  std::vector<std::string> removed_tags;
   auto s = kv_.scan(prefix, "", [&](std::string_view key, std::string_view value) {
-    if (value == digest) batch.del(std::string(key));
+    if (value == digest) {
+      batch.del(std::string(key));
+      removed_tags.emplace_back(key.substr(prefix.size()));
+    }
     return true;
   });
   if (!s) return s;
   if (auto info = parse_manifest(manifest->body, manifest->media_type); info && info->subject)
     batch.del(keys::referrer(repo, info->subject->str(), digest));
-  return kv_.write(batch);
+  s = kv_.write(batch);
+  if (s && observer_)
+    for (const auto& tag : removed_tags) observer_->tag_deleted("", std::string(repo), tag);
+  return s;
 }
 
 Result<uint64_t> Registry::stat_blob(std::string_view repo, std::string_view digest_text) {

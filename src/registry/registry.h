@@ -37,9 +37,27 @@ struct Page {
   bool more = false;  // another page follows (emit a Link header)
 };
 
+// Told about every local tag change, so the site index can replicate it.
+// `ns` is the upstream namespace ("" for pushed images) and `repo` the
+// repository as that namespace knows it. Called on the writer's thread.
+class TagObserver {
+ public:
+  virtual ~TagObserver() = default;
+  virtual void tag_written(const std::string& ns, const std::string& repo, const std::string& tag,
+                           const StoredManifest& manifest) = 0;
+  virtual void tag_deleted(const std::string& ns, const std::string& repo, const std::string& tag) = 0;
+};
+
+// The local repository holding mirrored content of (namespace, upstream repo).
+std::string mirror_repository(std::string_view ns, std::string_view upstream_repo);
+
 class Registry {
  public:
   Registry(KvStore& kv, BlobStore& blobs) : kv_(kv), blobs_(blobs) {}
+
+  // Set once at startup, before requests are served.
+  void set_observer(TagObserver* observer) { observer_ = observer; }
+  TagObserver* observer() const { return observer_; }
 
   // reference: a tag or a digest.
   Result<StoredManifest> get_manifest(std::string_view repo, std::string_view reference);
@@ -61,6 +79,20 @@ class Registry {
   // digest) without requiring its blobs: they arrive on demand.
   Status put_mirrored_manifest(std::string_view repo, const Digest& digest, std::string_view media_type,
                                std::string_view body, std::string_view tag);
+  // Site replication: a tag decided elsewhere (no observer call), and
+  // manifest content that came with it (verified against its digest).
+  Status apply_replicated_tag(std::string_view ns, std::string_view repo, std::string_view tag,
+                              const std::optional<Digest>& digest);
+  Status store_manifest_content(std::string_view digest, std::string_view media_type, std::string_view body);
+  Result<StoredManifest> manifest_by_digest(const Digest& digest) { return load_manifest(digest); }
+
+  // True when the image (manifest, its children and all their blobs) is
+  // stored here completely. `ref` is "repo:tag" or "repo@digest".
+  bool holds_image(std::string_view ref);
+  // Digests of every blob an image references (whether stored or not);
+  // nullopt when its manifest is unknown here.
+  std::optional<std::vector<Digest>> image_blobs(std::string_view ref);
+
   // The digest a tag points at, if any.
   Result<std::optional<Digest>> resolve_tag(std::string_view repo, std::string_view tag);
 
@@ -78,6 +110,7 @@ class Registry {
 
   KvStore& kv_;
   BlobStore& blobs_;
+  TagObserver* observer_ = nullptr;
 };
 
 }  // namespace ep

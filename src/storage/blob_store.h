@@ -33,6 +33,8 @@ class BlobStore {
   virtual Result<OpenBlob> open(const Digest& digest) = 0;
   virtual Status remove(const Digest& digest) = 0;
   virtual uint64_t used_bytes() const = 0;
+  // Every complete blob with its size.
+  virtual std::vector<std::pair<Digest, uint64_t>> list() = 0;
 
   // Opens (optionally creating) the staged file of upload `id`, read-write.
   virtual Result<UniqueFd> open_staging(std::string_view id, bool create) = 0;

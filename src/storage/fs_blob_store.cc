@@ -72,6 +72,16 @@ class FsBlobStore final : public BlobStore {
 
   uint64_t used_bytes() const override { return used_; }
 
+  std::vector<std::pair<Digest, uint64_t>> list() override {
+    std::vector<std::pair<Digest, uint64_t>> out;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(blobs_, ec); !ec && it != fs::end(it); it.increment(ec)) {
+      if (!it->is_regular_file(ec)) continue;
+      if (auto d = Digest::parse("sha256:" + it->path().filename().string())) out.emplace_back(*d, it->file_size(ec));
+    }
+    return out;
+  }
+
   Result<UniqueFd> open_staging(std::string_view id, bool create) override {
     if (!valid_staging_id(id)) return Status{Errc::blob_upload_unknown, "invalid upload id"};
     int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0);
@@ -156,6 +166,12 @@ class MemoryBlobStore final : public BlobStore {
     uint64_t used = 0;
     for (auto& [k, fd] : blobs_) used += size_of(fd.get());
     return used;
+  }
+  std::vector<std::pair<Digest, uint64_t>> list() override {
+    std::lock_guard lock(mu_);
+    std::vector<std::pair<Digest, uint64_t>> out;
+    for (auto& [k, fd] : blobs_) out.emplace_back(*Digest::parse(k), size_of(fd.get()));
+    return out;
   }
   Result<UniqueFd> open_staging(std::string_view id, bool create) override {
     std::lock_guard lock(mu_);

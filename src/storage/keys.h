@@ -13,6 +13,7 @@
 //   "r/" <repo>                      -> ""        repository exists
 //   "f/" <repo> \0 <subject> \0 <digest> -> descriptor JSON of a referrer
 //   "u/" <uuid>                      -> upload session JSON {repo, offset, started}
+//   "c" <index entry key>            -> one CRDT index entry (crdt::Index::encode_entry)
 #pragma once
 
 #include <string>
@@ -52,5 +53,7 @@ inline std::string referrer(std::string_view repo, std::string_view subject, std
 }
 inline std::string upload(std::string_view uuid) { return join("u/", uuid); }
 constexpr std::string_view kUploadPrefix = "u/";
+inline std::string index_entry(std::string_view entry_key) { return join("c", entry_key); }
+constexpr std::string_view kIndexPrefix = "c";
 
 }  // namespace ep::keys

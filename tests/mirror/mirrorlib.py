@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -209,27 +210,36 @@ def blob_cache_isolation_works():
 
 # ------------------------------------------------------------------------------ PKI
 
-def make_ca(d):
-    """A test CA (ca.pem/ca.key) and a server certificate for IP 127.0.0.1."""
+def make_ca(d, san="IP:127.0.0.1"):
+    """A test CA (ca.pem/ca.key) and a server certificate for `san` signed by it."""
     d = Path(d)
     d.mkdir(parents=True, exist_ok=True)
     run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
          "-keyout", d / "ca.key", "-out", d / "ca.pem", "-subj", "/CN=edgepier test CA",
          "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
-    run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", d / "server.key",
-         "-out", d / "server.csr", "-subj", "/CN=127.0.0.1"])
-    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
-                               "basicConstraints=CA:FALSE\n")
-    run(["openssl", "x509", "-req", "-in", d / "server.csr", "-CA", d / "ca.pem", "-CAkey", d / "ca.key",
-         "-CAcreateserial", "-days", "2", "-out", d / "server.pem", "-extfile", d / "ext.cnf"])
-    return {"ca": d / "ca.pem", "cert": d / "server.pem", "key": d / "server.key"}
+    return make_server_cert({"ca": d / "ca.pem", "ca_key": d / "ca.key"}, d, san)
+
+
+def make_server_cert(pki, d, san, name="server"):
+    """A server certificate for `san` (e.g. "IP:127.0.0.1") signed by pki's CA."""
+    d = Path(d)
+    d.mkdir(parents=True, exist_ok=True)
+    key, csr, cert, ext = (d / (name + s) for s in (".key", ".csr", ".pem", ".cnf"))
+    run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+         "-subj", "/CN=edgepier test server"])
+    ext.write_text("subjectAltName=%s\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n" % san)
+    run(["openssl", "x509", "-req", "-in", csr, "-CA", pki["ca"], "-CAkey", pki["ca_key"],
+         "-CAcreateserial", "-days", "2", "-out", cert, "-extfile", ext])
+    return {"ca": pki["ca"], "ca_key": pki["ca_key"], "cert": cert, "key": key}
 
 
 # ------------------------------------------------------------------------ processes
 
 def _http_ready(url, verify=True):
     try:
-        return requests.get(url, timeout=2, verify=verify).status_code
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return requests.get(url, timeout=2, verify=verify).status_code
     except requests.RequestException:
         return None
 
@@ -275,10 +285,11 @@ class Upstream:
             self.proc = subprocess.Popen([DOCKER_REGISTRY, "serve", str(self.dir / "config.yml")],
                                          stdout=lf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
-        verify = str(self.tls["ca"]) if self.tls else True
+        verify = False if self.tls else True  # a test may serve a certificate that does not verify
         deadline = time.monotonic() + 20
         while _http_ready(self.url + "/v2/", verify) is None:
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                stop_process(self.proc)
                 raise RuntimeError("docker-registry did not start:\n" + log_tail(self.log))
             time.sleep(0.05)
 
@@ -313,10 +324,12 @@ class Upstream:
             args.append("--dest-creds=%s:%s" % (USER, PASSWORD))
         return args
 
-    def push(self, image, repo, tag=None):
-        """skopeo copy an OCI layout (make_image) to <upstream>/repo:tag."""
+    def push(self, image, repo, tag=None, fmt=None):
+        """skopeo copy an OCI layout (make_image) to <upstream>/repo:tag (fmt: "v2s2"
+        for a Docker schema 2 manifest)."""
         tag = tag or image["tag"]
-        self.env.skopeo(["copy", "--retry-times", "0"] + self.skopeo_dest_args() +
+        self.env.skopeo(["copy", "--retry-times", "0"] + (["--format", fmt] if fmt else []) +
+                        self.skopeo_dest_args() +
                         ["oci:%s:%s" % (image["dir"], image["tag"]),
                          "docker://%s/%s:%s" % (self.host, repo, tag)])
 
@@ -361,8 +374,9 @@ class Node:
                     "--edgepier.data-dir=%s" % self.data,
                     "--edgepier.admin-address=127.0.0.1:%d" % free_port(),
                     "--edgepier.cluster-address=127.0.0.1:%d" % free_port(),
-                    "--edgepier.data-address=127.0.0.1:%d" % free_port(),
-                    "--edgepier.upstreams=%s" % json.dumps(["%s=%s" % kv for kv in upstreams.items()])]
+                    "--edgepier.data-address=127.0.0.1:%d" % free_port()]
+        if upstreams is not None:
+            self.cmd.append("--edgepier.upstreams=%s" % json.dumps(["%s=%s" % kv for kv in upstreams.items()]))
         if default:
             self.cmd.append("--edgepier.default-upstream=" + default)
         if tag_ttl:
@@ -389,7 +403,10 @@ class Node:
         deadline = time.monotonic() + 20
         while _http_ready(self.url + "/healthz") != 200:
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("edgepier did not start (rc=%s):\n%s" % (self.proc.poll(), log_tail(self.log)))
+                rc = self.proc.poll()
+                stop_process(self.proc)
+                raise RuntimeError("edgepier did not start (%s):\n%s" % (
+                    "exit status %s" % rc if rc is not None else "no /healthz after 20 s", log_tail(self.log)))
             time.sleep(0.05)
 
     def stop(self):
@@ -453,6 +470,8 @@ class FaultProxy:
       ("throttle", bps)      relay the body at about bps bytes per second
       ("status", code)       answer `code` without asking the upstream
       ("hang",)              accept, never answer (until the proxy stops)
+      ("delay", seconds)     wait, then relay unchanged
+      ("chunked",)           relay the body with chunked transfer encoding, no Content-Length
       ("redirect", url_fn)   307 to url_fn(path)
 
     Every request is recorded in `log` as a dict (method, path, status, sent,
@@ -544,6 +563,9 @@ class FaultProxy:
             if kind == "hang":
                 self.stopped.wait(120)
                 return
+            if kind == "delay":
+                if self.stopped.wait(action[1]):
+                    return
             if kind == "status":
                 body = b'{"errors":[{"code":"UNAVAILABLE","message":"injected"}]}'
                 conn.sendall(b"HTTP/1.1 %d Injected\r\nContent-Type: application/json\r\n"
@@ -590,6 +612,10 @@ class FaultProxy:
             entry["length"] = length
             if kind == "strip":
                 headers = [(k, v) for k, v in headers if k.strip().lower() != action[1]]
+            chunked = kind == "chunked" and has_body
+            if chunked:
+                headers = [(k, v) for k, v in headers if k.strip().lower() != "content-length"]
+                headers.append(("Transfer-Encoding", "chunked"))
             if kind == "garbage" and len(action) > 1 and action[1]:
                 headers = [(k, v) for k, v in headers if k.strip().lower() != "docker-content-digest"]
             if kind == "garbage" and has_body and length:
@@ -638,7 +664,10 @@ class FaultProxy:
                     piece, buf = buf[:64 << 10], buf[64 << 10:]
                 else:
                     piece, buf = buf, b""
-                conn.sendall(piece)
+                if chunked:
+                    conn.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n" if piece else b"")
+                else:
+                    conn.sendall(piece)
                 pos += len(piece)
                 entry["sent"] = pos
                 if limit is not None and pos >= limit:
@@ -647,6 +676,8 @@ class FaultProxy:
                     ahead = pos / bps - (time.monotonic() - t0)
                     if ahead > 0:
                         time.sleep(ahead)
+            if chunked:
+                conn.sendall(b"0\r\n\r\n")
             entry["done"] = True
             entry["t_done"] = time.monotonic()
         except OSError:
@@ -668,20 +699,26 @@ def _b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def libtrust_key_id(public_key):
+def libtrust_key_id(key_pem):
     """docker/libtrust's key ID, which docker-registry matches a JWT `kid` against:
     SHA-256 of the DER SubjectPublicKeyInfo, first 240 bits, base32, in groups of 4."""
-    from cryptography.hazmat.primitives import serialization
-    der = public_key.public_bytes(serialization.Encoding.DER,
-                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = subprocess.run(["openssl", "pkey", "-in", str(key_pem), "-pubout", "-outform", "DER"],
+                         capture_output=True, check=True, timeout=30).stdout
     b32 = base64.b32encode(hashlib.sha256(der).digest()[:30]).decode().rstrip("=")
     return ":".join(b32[i:i + 4] for i in range(0, len(b32), 4))
+
+
+def rs256_sign(key_pem, data):
+    """RSASSA-PKCS1-v1_5 with SHA-256 (JWT "RS256"), by the openssl command."""
+    return subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(key_pem)], input=data,
+                          capture_output=True, check=True, timeout=30).stdout
 
 
 class TokenIssuer:
     """A Docker-style token service: GET /token?service=&scope= with Basic
     credentials answers {"token", "expires_in"}; an RS256 JWT signed with a key
-    whose self-signed certificate is docker-registry's rootcertbundle. Without
+    whose self-signed certificate is docker-registry's rootcertbundle (header
+    `kid`: the libtrust key ID docker-registry 2.8 derives from that certificate). Without
     (valid) credentials: 401, or, with anonymous="empty", a token granting nothing."""
 
     service = "test-registry"
@@ -710,13 +747,12 @@ class TokenIssuer:
 
     def rotate_key(self):
         """A new key and certificate (cert.pem); tokens signed before no longer verify."""
-        from cryptography.hazmat.primitives import serialization
         n = getattr(self, "generation", 0) + 1
         key, cert = self.dir / ("key%d.pem" % n), self.dir / ("cert%d.pem" % n)
         run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
              "-keyout", key, "-out", cert, "-subj", "/CN=test-issuer"])
-        self.key = serialization.load_pem_private_key(key.read_bytes(), password=None)
-        self.kid = libtrust_key_id(self.key.public_key())
+        self.key = key
+        self.kid = libtrust_key_id(key)
         self.cert = cert
         self.generation = n
 
@@ -729,14 +765,12 @@ class TokenIssuer:
         return [e for e in self.log if e["agent"].startswith("edgepier/")]
 
     def make_token(self, subject, access):
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding
         now = int(time.time())
         header = {"typ": "JWT", "alg": "RS256", "kid": self.kid}
         claims = {"iss": self.issuer, "sub": subject, "aud": self.service, "exp": now + self.expires_in,
                   "nbf": now - 10, "iat": now, "jti": _b64url(os.urandom(12)), "access": access}
         signing_input = _b64url(json.dumps(header).encode()) + "." + _b64url(json.dumps(claims).encode())
-        sig = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        sig = rs256_sign(self.key, signing_input.encode())
         return signing_input + "." + _b64url(sig)
 
     def _handle(self, h):

@@ -24,7 +24,7 @@ def fetch(url, timeout=30):
             for chunk in r.raw.stream(1 << 16, decode_content=False):
                 h.update(chunk)
                 out["received"] += len(chunk)
-    except (requests.RequestException, Exception) as e:  # urllib3 ProtocolError and friends
+    except Exception as e:  # requests and urllib3 errors (ProtocolError, IncompleteRead, ...)
         out["error"] = repr(e)[:200]
     out["digest"] = "sha256:" + h.hexdigest()
     return out

@@ -2,6 +2,7 @@
 default upstream, local reuse, Docker Hub's library/ names, tag revalidation."""
 
 import json
+import threading
 import time
 
 import mirrorlib as ml
@@ -160,3 +161,79 @@ def test_tag_moved_upstream_is_picked_up_after_ttl(env, images):
         assert node.manifest("app", "v1", ns="ns1").status_code == 200
         time.sleep(0.05)
     assert len(up.requests_from_node("HEAD", "/manifests/v1")) - heads <= 1
+
+
+def test_image_index_pull_through(env, images):
+    """A multi-platform image (OCI index) and its child manifests, by skopeo --all."""
+    a, b = images["a"], images["b"]
+    up = env.upstream()
+    up.push(a, "multi", "amd64")
+    up.push(b, "multi", "arm64")
+    children = []
+    for img, arch in ((a, "amd64"), (b, "arm64")):
+        children.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": img["manifest"],
+                         "size": img["manifest_size"], "platform": {"architecture": arch, "os": "linux"}})
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": children}).encode()
+    r = ml.requests.put(up.url + "/v2/multi/manifests/v1", data=index,
+                        headers={"Content-Type": "application/vnd.oci.image.index.v1+json"}, timeout=10)
+    assert r.status_code == 201, (r.status_code, r.text)
+    node = env.node({"ns1": up.url}, default="ns1")
+
+    r = node.manifest("multi", "v1", ns="ns1")
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"] == "application/vnd.oci.image.index.v1+json"
+    assert r.content == index and r.headers["Docker-Content-Digest"] == ml.sha256_bytes(index)
+    out = env.dir / "all"
+    env.skopeo(["copy", "--all", "--retry-times", "0", "--src-tls-verify=false",
+                "docker://%s/multi:v1" % node.host, "oci:%s:v1" % out])
+    got = ml.oci_layout_blobs(out)
+    assert ml.sha256_bytes(index) in got
+    assert set(a["blobs"]) | set(b["blobs"]) <= set(got)
+
+
+def test_concurrent_requests_revalidate_a_tag_once(env, images):
+    """"A HEAD at most once per tag-ttl": also when many clients ask at the same
+    moment after the TTL ran out (a rollout), with a slow uplink."""
+    a = images["a"]
+    up = env.upstream()
+    up.push(a, "app")
+    proxy = env.proxy(up)
+    node = env.node({"ns1": proxy.url}, default="ns1", tag_ttl="1s")
+    assert node.manifest("app", "v1", ns="ns1").status_code == 200
+    proxy.set((lambda m, p: m == "HEAD" and "/manifests/" in p, ("delay", 0.5)))
+    time.sleep(1.3)
+    heads = len(proxy.requests("HEAD", "/manifests/v1"))
+    results = []
+
+    def client():
+        r = node.manifest("app", "v1", ns="ns1")
+        results.append((r.status_code, r.headers.get("Docker-Content-Digest")))
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [(200, a["manifest"])] * 8, results
+    n = len(proxy.requests("HEAD", "/manifests/v1")) - heads
+    assert n == 1, "8 concurrent requests after the TTL sent %d HEADs upstream (want 1)" % n
+
+
+def test_docker_schema2_image(env, images):
+    """A Docker schema 2 manifest upstream is mirrored byte for byte, media type kept."""
+    img = images["c"]
+    up = env.upstream()
+    up.push(img, "docker/app", fmt="v2s2")
+    direct = ml.requests.get(up.url + "/v2/docker/app/manifests/v1", headers=ml.MANIFEST_ACCEPT, timeout=10)
+    assert direct.headers["Content-Type"] == "application/vnd.docker.distribution.manifest.v2+json", "setup"
+    node = env.node({"ns1": up.url}, default="ns1")
+    r = node.manifest("docker/app", "v1", ns="ns1")
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"] == direct.headers["Content-Type"]
+    assert r.content == direct.content
+    assert r.headers["Docker-Content-Digest"] == direct.headers["Docker-Content-Digest"]
+    out = env.dir / "pull"
+    node.pull("docker/app", "v1", out)
+    got = ml.oci_layout_blobs(out)
+    assert set(img["layer_digests"]) <= set(got)

@@ -140,3 +140,42 @@ def test_range_requests_on_a_blob_still_arriving(env):
         t.join(60)
     assert full.get("status") == 200 and full["digest"] == digest, full
     assert len(proxy.requests("GET", digest)) == 1
+
+
+def test_single_flight_does_not_mix_repositories(env):
+    """Fetches are shared by digest, but whether the upstream serves a blob
+    depends on the repository asked for: a client of a repository that has the
+    blob must get it even while a fetch of the same digest through a repository
+    that lacks it is under way."""
+    data = os.urandom(2 * MiB)
+    up = env.upstream()
+    digest = up.push_blob("has/it", data)
+    proxy = env.proxy(up)
+    proxy.set((lambda m, p: m == "GET" and p.startswith("/v2/lacks/it/blobs/"), ("delay", 1.0)))
+    node = env.node({"ns1": proxy.url}, default="ns1")
+
+    lacking = {}
+    t = threading.Thread(target=lambda: lacking.update(r=node.blob("lacks/it", digest, ns="ns1")))
+    t.start()
+    ml.wait_for(lambda: proxy.requests("GET", "/v2/lacks/it/blobs/"), 5, what="the first fetch")
+    r = node.blob("has/it", digest, ns="ns1")
+    t.join(30)
+    assert lacking["r"].status_code == 404, lacking["r"].status_code
+    assert r.status_code == 200 and r.content == data, \
+        "GET has/it@%s: %s %s (the upstream has it there)" % (digest[:19], r.status_code, r.text[:200])
+
+
+def test_upstream_without_content_length(env):
+    """An upstream that sends a blob chunked (no Content-Length): served correctly."""
+    data = os.urandom(3 * MiB)
+    up = env.upstream()
+    digest = up.push_blob("c/blob", data)
+    proxy = env.proxy(up)
+    proxy.set((lambda m, p: m == "GET" and digest in p, ("chunked",)))
+    node = env.node({"ns1": proxy.url}, default="ns1")
+    r = node.blob("c/blob", digest, ns="ns1")
+    assert r.status_code == 200 and r.content == data, (r.status_code, len(r.content))
+    assert int(r.headers["Content-Length"]) == len(data)
+    assert proxy.requests("GET", digest)[0]["done"]
+    r = node.blob("c/blob", digest, ns="ns1", headers={"Range": "bytes=10-19"})
+    assert r.status_code == 206 and r.content == data[10:20]

@@ -1,0 +1,25 @@
+// The one CAF type-id file: every atom the actors exchange.
+//
+// Control messages between nodes carry only sealed bytes (std::string, see
+// site/security.h), so no custom types need registering; bulk data never
+// travels in CAF messages.
+#pragma once
+
+#include <caf/atom.hpp>
+
+namespace ep::actors {
+
+using envelope_atom = caf::atom_constant<caf::atom("envelope")>;  // (sealed bytes) between nodes
+using tick_atom = caf::atom_constant<caf::atom("tick")>;           // periodic timer
+using tag_put_atom = caf::atom_constant<caf::atom("tagput")>;      // local tag written
+using tag_del_atom = caf::atom_constant<caf::atom("tagdel")>;      // local tag deleted
+using pin_add_atom = caf::atom_constant<caf::atom("pinadd")>;      // admin: pin a reference
+using pin_rm_atom = caf::atom_constant<caf::atom("pinrm")>;        // admin: unpin
+using members_atom = caf::atom_constant<caf::atom("members")>;     // admin: member list (JSON)
+using tags_atom = caf::atom_constant<caf::atom("tags")>;           // admin: tag map (JSON)
+using pins_atom = caf::atom_constant<caf::atom("pins")>;           // admin: pin set (JSON)
+using leave_atom = caf::atom_constant<caf::atom("leave")>;         // admin: leave the site
+using metrics_atom = caf::atom_constant<caf::atom("metrics")>;     // Prometheus lines
+using ready_atom = caf::atom_constant<caf::atom("ready")>;         // joined? (bool)
+
+}  // namespace ep::actors

@@ -1,0 +1,257 @@
+// The site actor (see site_actor.h).
+#include "actors/site_actor.h"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <chrono>
+#include <iostream>
+#include <map>
+#include <set>
+
+#include "actors/admin_views.h"
+#include "actors/caf_types.h"
+#include "storage/keys.h"
+
+namespace ep::actors {
+
+namespace {
+
+uint64_t now_ms() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+struct SiteState {
+  std::unique_ptr<site::SiteCore> core;
+  std::shared_ptr<const site::Sealer> sealer;
+  std::shared_ptr<SiteStats> stats;
+  KvStore* kv = nullptr;
+  Registry* registry = nullptr;
+  uint32_t default_replicas = 0;
+  std::map<std::string, caf::actor> by_name;
+  std::map<std::string, caf::actor> by_address;
+  std::map<caf::actor_addr, std::string> name_of;
+  std::set<std::string> connecting;
+  static inline const char* name = "edgepier.site";
+};
+
+using SiteActor = caf::stateful_actor<SiteState>;
+
+void carry_out(SiteActor* self, site::Effects fx);
+
+void connect(SiteActor* self, const std::string& address) {
+  auto& st = self->state;
+  if (address.empty() || address == st.core->self().cluster_address() || st.connecting.count(address) ||
+      st.by_address.count(address))
+    return;
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos) return;
+  std::string host = address.substr(0, colon);
+  uint16_t port = static_cast<uint16_t>(std::stoul(address.substr(colon + 1)));
+  st.connecting.insert(address);
+  auto mm = self->system().middleman().actor_handle();
+  self->request(mm, std::chrono::seconds(5), caf::connect_atom::value, host, port)
+      .then(
+          [=](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+            auto& s = self->state;
+            s.connecting.erase(address);
+            if (!ptr) return;
+            auto peer = caf::actor_cast<caf::actor>(ptr);
+            s.by_address[address] = peer;
+            self->monitor(peer);
+            carry_out(self, s.core->connected(address, now_ms()));
+          },
+          [=](caf::error&) { self->state.connecting.erase(address); });
+}
+
+void publish_stats(SiteState& st) {
+  uint64_t counts[4] = {0, 0, 0, 0};
+  for (const auto& [name, m] : st.core->membership().members()) ++counts[static_cast<int>(m.liveness)];
+  st.stats->alive = counts[0];
+  st.stats->suspect = counts[1];
+  st.stats->dead = counts[2];
+  st.stats->left = counts[3];
+  st.stats->anti_entropy_rounds = st.core->anti_entropy_rounds();
+  st.stats->repairs = st.core->repairs();
+  st.stats->index_entries = st.core->index().size();
+}
+
+void carry_out(SiteActor* self, site::Effects fx) {
+  auto& st = self->state;
+  const auto& index = st.core->index();
+  if (!fx.persist.empty()) {
+    KvBatch batch;
+    for (const auto& key : fx.persist) {
+      auto encoded = index.encode_entry(key);
+      if (encoded.empty())
+        batch.del(keys::index_entry(key));
+      else
+        batch.put(keys::index_entry(key), std::move(encoded));
+    }
+    if (auto s = st.kv->write(batch); !s) std::cerr << "edgepier: cannot persist the index: " << s.message << "\n";
+  }
+  for (const auto& m : fx.manifests) st.registry->store_manifest_content(m.digest(), m.media_type(), m.body());
+  for (const auto& key : fx.changed_tags) {
+    auto value = index.tag(key);
+    std::optional<Digest> digest;
+    if (value)
+      if (auto d = Digest::parse(value->digest)) digest = *d;
+    if (auto s = st.registry->apply_replicated_tag(key.ns, key.repo, key.tag, digest); !s)
+      std::cerr << "edgepier: cannot apply replicated tag " << key.repo << ":" << key.tag << ": " << s.message << "\n";
+  }
+  for (const auto& address : fx.connect) connect(self, address);
+  for (auto& out : fx.send) {
+    caf::actor peer;
+    if (!out.to.empty() && out.to[0] == '@') {
+      if (auto it = st.by_address.find(out.to.substr(1)); it != st.by_address.end()) peer = it->second;
+    } else if (auto it = st.by_name.find(out.to); it != st.by_name.end()) {
+      peer = it->second;
+    } else if (const auto* m = st.core->membership().find(out.to)) {
+      if (auto a = st.by_address.find(m->info.cluster_address()); a != st.by_address.end())
+        peer = a->second;
+      else
+        connect(self, m->info.cluster_address());
+    }
+    if (!peer) continue;  // anti-entropy repairs what this loses
+    self->send(peer, envelope_atom::value, st.sealer->seal(out.envelope));
+    ++st.stats->messages_sent;
+  }
+  for (const auto& ev : fx.membership)
+    std::cerr << "edgepier: member " << ev.name << " is " << (ev.gone ? "gone" : site::liveness_name(ev.liveness))
+              << (ev.restarted ? " (restarted)" : "") << "\n";
+  st.stats->joined = !st.core->membership().live_peers().empty();
+  publish_stats(st);
+}
+
+void on_envelope(SiteActor* self, const std::string& sealed) {
+  auto& st = self->state;
+  auto pinned = [&](const std::string& name) -> std::string {
+    const auto* m = st.core->membership().find(name);
+    return m ? m->info.identity_key() : std::string();
+  };
+  auto envelope = st.sealer->open(sealed, pinned, now_ms());
+  if (!envelope) {
+    ++st.stats->messages_rejected;  // no site key, tampered, replayed, or an impostor
+    return;
+  }
+  ++st.stats->messages_received;
+  if (auto sender = self->current_sender()) {
+    auto peer = caf::actor_cast<caf::actor>(sender);
+    auto& known = st.by_name[envelope->sender()];
+    if (known != peer) {
+      known = peer;
+      st.name_of[peer.address()] = envelope->sender();
+      self->monitor(peer);
+    }
+  }
+  carry_out(self, st.core->receive(*envelope, now_ms()));
+}
+
+caf::behavior site_behavior(SiteActor* self) {
+  self->set_down_handler([=](caf::down_msg& msg) {
+    auto& st = self->state;
+    for (auto it = st.by_address.begin(); it != st.by_address.end();)
+      it = it->second.address() == msg.source ? st.by_address.erase(it) : std::next(it);
+    auto it = st.name_of.find(msg.source);
+    if (it == st.name_of.end()) return;
+    std::string name = it->second;
+    st.name_of.erase(it);
+    if (auto n = st.by_name.find(name); n != st.by_name.end() && n->second.address() == msg.source)
+      st.by_name.erase(n);
+    carry_out(self, st.core->connection_lost(name, now_ms()));
+  });
+  self->send(self, tick_atom::value);
+  return {
+      [=](tick_atom) {
+        carry_out(self, self->state.core->tick(now_ms()));
+        self->delayed_send(self, std::chrono::milliseconds(250), tick_atom::value);
+      },
+      [=](envelope_atom, const std::string& sealed) { on_envelope(self, sealed); },
+      [=](tag_put_atom, const std::string& ns, const std::string& repo, const std::string& tag,
+          const std::string& digest, const std::string& media_type, const std::string& body) {
+        wire::Manifest m;
+        m.set_digest(digest);
+        m.set_media_type(media_type);
+        m.set_body(body);
+        carry_out(self, self->state.core->put_tag(crdt::TagKey{ns, repo, tag}, m, now_ms()));
+      },
+      [=](tag_del_atom, const std::string& ns, const std::string& repo, const std::string& tag) {
+        carry_out(self, self->state.core->delete_tag(crdt::TagKey{ns, repo, tag}, now_ms()));
+      },
+      [=](pin_add_atom, const std::string& ref, int32_t replicas) -> std::string {
+        auto& st = self->state;
+        uint32_t factor = replicas < 0 ? st.default_replicas : static_cast<uint32_t>(replicas);
+        carry_out(self, st.core->add_pin(ref, factor, now_ms()));
+        return pin_json(*st.core, *st.registry, ref);
+      },
+      [=](pin_rm_atom, const std::string& ref) -> std::string {
+        auto fx = self->state.core->remove_pin(ref, now_ms());
+        if (!fx) return "";  // not pinned
+        carry_out(self, std::move(*fx));
+        return "{}";
+      },
+      [=](members_atom) -> std::string { return members_json(*self->state.core, now_ms()); },
+      [=](tags_atom, const std::string& repo) -> std::string { return tags_json(*self->state.core, repo); },
+      [=](pins_atom) -> std::string { return pins_json(*self->state.core, *self->state.registry); },
+      [=](leave_atom) -> std::string {
+        carry_out(self, self->state.core->leave(now_ms()));
+        return "{}";
+      },
+  };
+}
+
+}  // namespace
+
+Result<caf::actor> start_site_actor(caf::actor_system& system, SiteActorConfig config, SiteDeps deps,
+                                    const std::string& cluster_host, uint16_t cluster_port) {
+  auto registry = &deps.registry;
+  auto lookup = [registry](const std::string& digest) -> std::optional<wire::Manifest> {
+    auto d = Digest::parse(digest);
+    if (!d) return std::nullopt;
+    auto m = registry->manifest_by_digest(*d);
+    if (!m) return std::nullopt;
+    wire::Manifest out;
+    out.set_digest(m->digest.str());
+    out.set_media_type(m->media_type);
+    out.set_body(m->body);
+    return out;
+  };
+  auto core = std::make_unique<site::SiteCore>(config.self, config.core, config.self.incarnation(), lookup);
+  // The index as persisted: a restarted node comes back with it and catches up.
+  auto s = deps.kv.scan(keys::kIndexPrefix, "", [&](std::string_view, std::string_view value) {
+    core->mutable_index().load_entry(value);
+    return true;
+  });
+  if (!s) return s;
+  auto start = core->start(now_ms(), config.seeds);
+  auto actor = system.spawn([core = std::move(core), deps, config, start = std::move(start)](SiteActor* self) mutable {
+    auto& st = self->state;
+    st.core = std::move(core);
+    st.sealer = deps.sealer;
+    st.stats = deps.stats;
+    st.kv = &deps.kv;
+    st.registry = &deps.registry;
+    st.default_replicas = config.default_replicas;
+    carry_out(self, std::move(start));
+    return site_behavior(self);
+  });
+  auto published = system.middleman().publish(actor, cluster_port, cluster_host.c_str(), true);
+  if (!published) {
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    return Status{Errc::io_error, "cannot listen on cluster address " + cluster_host + ":" +
+                                      std::to_string(cluster_port) + ": " + system.render(published.error())};
+  }
+  return actor;
+}
+
+void SiteTagObserver::tag_written(const std::string& ns, const std::string& repo, const std::string& tag,
+                                  const StoredManifest& manifest) {
+  caf::anon_send(site_, tag_put_atom::value, ns, repo, tag, manifest.digest.str(), manifest.media_type, manifest.body);
+}
+
+void SiteTagObserver::tag_deleted(const std::string& ns, const std::string& repo, const std::string& tag) {
+  caf::anon_send(site_, tag_del_atom::value, ns, repo, tag);
+}
+
+}  // namespace ep::actors

@@ -1,0 +1,57 @@
+// The site actor: the thin CAF shell around site::SiteCore.
+//
+// Publishes itself on cluster-address; connects to seeds and members through
+// the middleman (never blocking: connect requests are asynchronous); seals
+// and opens every control message (site/security.h); monitors each peer's
+// actor so a lost connection is reported at once (CAF 0.17 has no node-down
+// message; the middleman's heartbeat and connection timeout bound
+// detection); persists changed index entries in RocksDB and mirrors tag
+// changes into the registry's local view, so tag reads never wait on the
+// network. Admin requests return JSON strings.
+#pragma once
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/site_stats.h"
+#include "registry/registry.h"
+#include "site/core.h"
+#include "site/security.h"
+#include "storage/kv_store.h"
+
+namespace ep::actors {
+
+struct SiteActorConfig {
+  wire::Member self;  // name, addresses, incarnation, identity key
+  std::vector<std::string> seeds;
+  site::CoreOptions core;
+  uint32_t default_replicas = 0;  // for pins added without a factor (0 = all)
+};
+
+struct SiteDeps {
+  KvStore& kv;
+  Registry& registry;
+  std::shared_ptr<const site::Sealer> sealer;
+  std::shared_ptr<SiteStats> stats;
+};
+
+// Spawns the actor, publishes it on the cluster port and starts joining.
+Result<caf::actor> start_site_actor(caf::actor_system& system, SiteActorConfig config, SiteDeps deps,
+                                    const std::string& cluster_host, uint16_t cluster_port);
+
+// Forwards local tag changes from the registry to the site actor.
+class SiteTagObserver : public TagObserver {
+ public:
+  explicit SiteTagObserver(caf::actor site) : site_(std::move(site)) {}
+  void tag_written(const std::string& ns, const std::string& repo, const std::string& tag,
+                   const StoredManifest& manifest) override;
+  void tag_deleted(const std::string& ns, const std::string& repo, const std::string& tag) override;
+
+ private:
+  caf::actor site_;
+};
+
+}  // namespace ep::actors

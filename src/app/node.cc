@@ -1,0 +1,188 @@
+#include "app/node.h"
+
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sodium.h>
+
+#include <algorithm>
+#include <caf/actor_system.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/send.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "actors/site_actor.h"
+#include "app/upstreams.h"
+#include "http/admin_api.h"
+#include "http/api.h"
+#include "http/server.h"
+#include "registry/mirror.h"
+#include "registry/uploads.h"
+
+namespace ep {
+
+namespace {
+
+std::string primary_ipv4() {
+  ifaddrs* list = nullptr;
+  std::string found = "127.0.0.1";
+  if (::getifaddrs(&list) != 0) return found;
+  for (auto* a = list; a; a = a->ifa_next) {
+    if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET) continue;
+    char buf[INET_ADDRSTRLEN];
+    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, buf, sizeof buf);
+    if (std::string(buf).rfind("127.", 0) != 0) {
+      found = buf;
+      break;
+    }
+  }
+  ::freeifaddrs(list);
+  return found;
+}
+
+// The address peers should use for a listener bound to `bind`.
+std::string advertised(const std::string& bind, const std::string& advertise_host) {
+  auto colon = bind.rfind(':');
+  std::string host = bind.substr(0, colon), port = bind.substr(colon + 1);
+  if (!advertise_host.empty()) host = advertise_host;
+  else if (host == "0.0.0.0" || host == "::" || host == "[::]") host = primary_ipv4();
+  return host + ":" + port;
+}
+
+Result<std::string> read_token(const std::string& path) {
+  std::ifstream in(path);
+  std::string token;
+  if (!in || !(in >> token) || token.empty()) return Status{Errc::config_invalid, "cannot read admin token from " + path};
+  return token;
+}
+
+uint64_t wall_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+}  // namespace
+
+struct Node::Parts {
+  std::unique_ptr<BlobStore> blobs;
+  std::unique_ptr<KvStore> kv;
+  std::unique_ptr<Registry> registry;
+  std::unique_ptr<Uploads> uploads;
+  std::unique_ptr<Mirror> mirror;
+  std::unique_ptr<caf::actor_system> system;
+  caf::actor site;
+  std::unique_ptr<actors::SiteTagObserver> observer;
+  std::shared_ptr<actors::SiteStats> stats = std::make_shared<actors::SiteStats>();
+  http::Metrics metrics, admin_metrics;
+  std::unique_ptr<http::Api> api;
+  std::unique_ptr<http::AdminApi> admin;
+  std::unique_ptr<http::Server> server, admin_server;
+};
+
+Node::Node(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+
+Node::~Node() {
+  auto& p = *parts_;
+  if (p.server) p.server->stop();
+  if (p.admin_server) p.admin_server->stop();
+  if (p.registry) p.registry->set_observer(nullptr);
+  if (p.site) caf::anon_send_exit(p.site, caf::exit_reason::user_shutdown);
+  p.mirror.reset();
+}
+
+Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& config) {
+  auto p = std::make_unique<Parts>();
+  std::error_code ec;
+  std::filesystem::create_directories(config.data_dir, ec);
+  if (ec) return Status{Errc::io_error, "cannot create data-dir " + config.data_dir + ": " + ec.message()};
+  auto blobs = open_fs_blob_store(config.data_dir);
+  if (!blobs) return blobs.status();
+  p->blobs = std::move(*blobs);
+  auto kv = open_rocks_kv_store((std::filesystem::path(config.data_dir) / "meta").string());
+  if (!kv) return kv.status();
+  p->kv = std::move(*kv);
+  p->registry = std::make_unique<Registry>(*p->kv, *p->blobs);
+  p->uploads = std::make_unique<Uploads>(*p->kv, *p->blobs, *p->registry);
+  p->uploads->recover();
+  auto upstreams = build_upstreams(config);
+  if (!upstreams) return upstreams.status();
+  p->mirror = std::make_unique<Mirror>(*p->registry, *p->blobs, std::move(upstreams->by_namespace),
+                                       upstreams->default_ns, config.tag_ttl);
+
+  // The site: identity, key, and the actor around the protocol core.
+  if (sodium_init() < 0) return Status{Errc::io_error, "libsodium failed to initialise"};
+  auto identity = site::load_or_create_identity(config.data_dir);
+  if (!identity) return identity.status();
+  std::string site_key(32, '\0');
+  if (!config.site_key_file.empty()) {
+    auto key = site::load_site_key(config.site_key_file);
+    if (!key) return key.status();
+    site_key = *key;
+  } else {
+    randombytes_buf(site_key.data(), site_key.size());  // single node: nobody else can talk to us
+  }
+  wire::Member self;
+  self.set_name(config.node_name);
+  self.set_cluster_address(advertised(config.cluster_address, config.advertise_host));
+  self.set_registry_address(advertised(config.registry_address, config.advertise_host));
+  self.set_data_address(advertised(config.data_address, config.advertise_host));
+  self.set_incarnation(wall_ms());
+  self.set_identity_key(identity->public_key);
+  auto sealer = std::make_shared<const site::Sealer>(site_key, *identity, config.node_name);
+
+  caf_config.load<caf::io::middleman>();
+  caf_config.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(500)});
+  caf_config.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(4)});
+  caf_config.set("scheduler.max-threads", static_cast<size_t>(2));
+  p->system = std::make_unique<caf::actor_system>(caf_config);
+  actors::SiteActorConfig site_config{self, config.seeds, {}, config.replication};
+  auto colon = config.cluster_address.rfind(':');
+  std::string cluster_host = config.site_key_file.empty() ? "127.0.0.1" : config.cluster_address.substr(0, colon);
+  uint16_t cluster_port = config.site_key_file.empty() ? 0 : static_cast<uint16_t>(std::stoul(config.cluster_address.substr(colon + 1)));
+  auto site = actors::start_site_actor(*p->system, site_config,
+                                       actors::SiteDeps{*p->kv, *p->registry, sealer, p->stats}, cluster_host,
+                                       cluster_port);
+  if (!site) return site.status();
+  p->site = *site;
+  p->observer = std::make_unique<actors::SiteTagObserver>(p->site);
+  p->registry->set_observer(p->observer.get());
+
+  p->api = std::make_unique<http::Api>(*p->registry, *p->uploads, *p->blobs, p->metrics, p->mirror.get());
+  auto stats = p->stats;
+  p->api->set_metrics_source([stats] { return stats->render(); });
+  p->server = std::make_unique<http::Server>(*p->api, p->metrics);
+  auto port = p->server->listen(config.registry_address);
+  if (!port) return port.status();
+
+  std::string token;
+  if (!config.admin_token_file.empty()) {
+    auto t = read_token(config.admin_token_file);
+    if (!t) return t.status();
+    token = *t;
+  }
+  p->admin = std::make_unique<http::AdminApi>(*p->system, p->site, *p->registry, *p->blobs, p->metrics, *p->mirror,
+                                              token);
+  http::ServerLimits admin_limits;
+  admin_limits.workers = 2;
+  admin_limits.max_connections = 64;
+  p->admin_server = std::make_unique<http::Server>(*p->admin, p->admin_metrics, admin_limits);
+  auto admin_port = p->admin_server->listen(config.admin_address);
+  if (!admin_port) return admin_port.status();
+
+  const size_t threads = std::max(2u, std::thread::hardware_concurrency());
+  p->server->start(threads);
+  p->admin_server->start(1);
+  std::cerr << "edgepier: node " << config.node_name << " serving the registry on " << config.registry_address
+            << " (port " << *port << "), admin on " << config.admin_address << ", data in " << config.data_dir
+            << (config.site_key_file.empty() ? ", single node (no site key)"
+                                             : ", site member at " + self.cluster_address())
+            << std::endl;
+  return std::unique_ptr<Node>(new Node(std::move(p)));
+}
+
+}  // namespace ep

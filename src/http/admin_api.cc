@@ -1,0 +1,156 @@
+#include "http/admin_api.h"
+
+#include <sodium.h>
+#include <sys/stat.h>
+
+#include <caf/scoped_actor.hpp>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "actors/caf_types.h"
+
+namespace ep::http {
+
+using nlohmann::json;
+namespace verb = boost::beast::http;
+using boost::beast::http::field;
+
+namespace {
+
+Reply json_reply(unsigned status, std::string body) {
+  Reply r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = std::move(body);
+  return r;
+}
+
+Reply error_json(unsigned status, const std::string& message) {
+  return json_reply(status, json({{"error", message}}).dump());
+}
+
+Handling now(Reply reply) {
+  Handling h;
+  h.reply = std::move(reply);
+  return h;
+}
+
+}  // namespace
+
+template <class... Ts>
+Reply AdminApi::ask(Ts... request) {
+  caf::scoped_actor self{system_};
+  Reply reply = error_json(503, "the site actor did not answer");
+  self->request(site_, std::chrono::seconds(5), request...)
+      .receive(
+          [&](const std::string& body) { reply = body.empty() ? error_json(404, "not found") : json_reply(200, body); },
+          [&](caf::error& err) { reply = error_json(503, "site actor: " + system_.render(err)); });
+  return reply;
+}
+
+Handling AdminApi::handle(const RequestHead& head) {
+  if (!token_.empty()) {
+    auto auth = head[field::authorization];
+    std::string expected = "Bearer " + token_;
+    if (auth.size() != expected.size() || sodium_memcmp(auth.data(), expected.data(), expected.size()) != 0)
+      return now(error_json(401, "missing or wrong admin token"));
+  }
+  auto route = parse_route(std::string_view(head.target().data(), head.target().size()));
+  std::string target(head.target());
+  std::string path = target.substr(0, target.find('?'));
+  const auto method = head.method();
+  const bool get = method == verb::verb::get;
+  Handling h;
+  if (path == "/admin/v1/members" && get) {
+    h.deferred = [this] { return ask(actors::members_atom::value); };
+  } else if (path == "/admin/v1/tags" && get) {
+    std::string repo = route.param("repo");
+    h.deferred = [this, repo] { return ask(actors::tags_atom::value, repo); };
+  } else if (path == "/admin/v1/pins" && get) {
+    h.deferred = [this] { return ask(actors::pins_atom::value); };
+  } else if (path == "/admin/v1/pins" && method == verb::verb::post) {
+    h.mode = BodyMode::buffer;
+    h.buffer_limit = 64 * 1024;
+    h.finish = [this](std::string body, std::unique_ptr<UploadAppender>) {
+      auto doc = json::parse(body, nullptr, false);
+      if (doc.is_discarded() || !doc.is_object() || !doc.contains("ref") || !doc["ref"].is_string() ||
+          doc["ref"].get<std::string>().empty())
+        return error_json(400, "body must be {\"ref\": \"repo:tag\", \"replicas\": N|\"all\"}");
+      int32_t replicas = -1;  // the node's replication setting
+      if (doc.contains("replicas")) {
+        const auto& r = doc["replicas"];
+        if (r.is_string() && r == "all")
+          replicas = 0;
+        else if (r.is_number_integer() && r.get<int64_t>() >= 1 && r.get<int64_t>() <= 1000000)
+          replicas = static_cast<int32_t>(r.get<int64_t>());
+        else
+          return error_json(400, "replicas must be a positive number or \"all\"");
+      }
+      Reply reply = ask(actors::pin_add_atom::value, doc["ref"].get<std::string>(), replicas);
+      if (reply.status == 200) reply.status = 201;
+      return reply;
+    };
+    // finish runs on an I/O thread; the actor answers at once, and pins are rare.
+  } else if (path == "/admin/v1/pins" && method == verb::verb::delete_) {
+    std::string ref = route.param("ref");
+    if (ref.empty()) return now(error_json(400, "missing ?ref="));
+    h.deferred = [this, ref] {
+      Reply r = ask(actors::pin_rm_atom::value, ref);
+      if (r.status == 200) r.body = json({{"removed", true}}).dump();
+      if (r.status == 404) r = error_json(404, "no pin for " + ref);
+      return r;
+    };
+  } else if (path == "/admin/v1/blobs" && get) {
+    h.deferred = [this] { return blobs_reply(); };
+  } else if (path == "/admin/v1/stats" && get) {
+    return now(stats_reply());
+  } else if (path == "/admin/v1/leave" && method == verb::verb::post) {
+    h.deferred = [this] {
+      Reply r = ask(actors::leave_atom::value);
+      if (r.status == 200) r = json_reply(202, json({{"status", "leaving"}}).dump());
+      return r;
+    };
+  } else if (path.rfind("/admin/v1/", 0) == 0) {
+    return now(error_json(404, "no such admin endpoint: " + std::string(head.method_string()) + " " + path));
+  } else {
+    return now(error_json(404, "not found"));
+  }
+  return h;
+}
+
+Reply AdminApi::blobs_reply() {
+  // Pinned images' blobs, to mark them.
+  std::set<std::string> pinned;
+  Reply pins = ask(actors::pins_atom::value);
+  if (pins.status == 200) {
+    auto doc = json::parse(pins.body, nullptr, false);
+    if (!doc.is_discarded())
+      for (const auto& pin : doc["pins"])
+        if (auto blobs = registry_.image_blobs(pin.value("ref", "")))
+          for (const auto& d : *blobs) pinned.insert(d.str());
+  }
+  json list = json::array();
+  for (const auto& [digest, size] : blobs_.list())
+    list.push_back({{"digest", digest.str()}, {"size", size}, {"complete", true}, {"bytes_present", size},
+                    {"pinned", pinned.count(digest.str()) > 0}});
+  for (const auto& id : blobs_.list_staging()) {
+    auto fd = blobs_.open_staging(id, false);
+    struct stat st {};
+    if (!fd || ::fstat(fd->get(), &st) != 0) continue;
+    list.push_back({{"digest", "upload:" + id}, {"size", nullptr}, {"complete", false},
+                    {"bytes_present", static_cast<uint64_t>(st.st_size)}, {"pinned", false}});
+  }
+  return json_reply(200, json({{"blobs", list}}).dump());
+}
+
+Reply AdminApi::stats_reply() {
+  json doc = {{"bytes_to_clients", metrics_.bytes_out()},
+              {"bytes_from_clients", metrics_.bytes_in()},
+              {"bytes_from_upstream", mirror_.bytes_from_upstream()},
+              {"bytes_from_peers", 0},
+              {"bytes_to_peers", 0},
+              {"peers", json::array()}};
+  return json_reply(200, doc.dump());
+}
+
+}  // namespace ep::http

@@ -1,0 +1,42 @@
+// AdminApi: the node's admin HTTP API used by epctl (JSON, /admin/v1/...).
+//
+// Listens on admin-address (loopback by default). When a token is set every
+// request must carry "Authorization: Bearer <token>". Site state is read from
+// and changed through the site actor (requests run on the server's worker
+// pool, never on its I/O threads); local facts (blobs, traffic) are read
+// directly. Errors: {"error": "..."} with a 4xx/5xx status.
+#pragma once
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <string>
+
+#include "http/api.h"
+
+namespace ep::http {
+
+class AdminApi : public RequestHandler {
+ public:
+  AdminApi(caf::actor_system& system, caf::actor site, Registry& registry, BlobStore& blobs, Metrics& registry_metrics,
+           Mirror& mirror, std::string token)
+      : system_(system), site_(std::move(site)), registry_(registry), blobs_(blobs), metrics_(registry_metrics),
+        mirror_(mirror), token_(std::move(token)) {}
+
+  Handling handle(const RequestHead& head) override;
+
+ private:
+  Reply blobs_reply();
+  Reply stats_reply();
+  template <class... Ts>
+  Reply ask(Ts... request);
+
+  caf::actor_system& system_;
+  caf::actor site_;
+  Registry& registry_;
+  BlobStore& blobs_;
+  Metrics& metrics_;
+  Mirror& mirror_;
+  std::string token_;
+};
+
+}  // namespace ep::http
