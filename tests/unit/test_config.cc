@@ -44,6 +44,7 @@ TEST_CASE("defaults match INTERFACE.md") {
 
 TEST_CASE("INI values are read and the command line wins") {
   Ini ini("[edgepier]\nnode-name=\"n1\"\nregistry-address=\"127.0.0.1:6000\"\nseeds=[\"10.0.0.1:7946\"]\n"
+          "site-key-file=\"/etc/edgepier/site.key\"\n"
           "chunk-size=1048576\nreplication=3\nauto-pin=false\ntag-ttl=5s\n"
           "upstreams=[\"docker.io=https://registry-1.docker.io\"]\n");
   auto c = load({"--config-file=" + ini.path, "--edgepier.registry-address=127.0.0.1:7000",
@@ -74,6 +75,9 @@ TEST_CASE("unknown keys and bad values are errors naming the key") {
   CHECK_THAT(error_of("[edgepier]\nupstreams=[\"docker.io\"]\n"), Catch::Contains("upstreams"));
   CHECK_THAT(error_of("[edgepier]\ntag-ttl=\"soon\"\n"), Catch::Contains("tag-ttl"));
   CHECK_THAT(error_of("[edgepier]\nseeds=\"a:1\"\n"), Catch::Contains("seeds"));
+  CHECK_THAT(error_of("[edgepier]\nseeds=[\"10.0.0.1:7946\"]\n"), Catch::Contains("site-key-file"));
+  CHECK_THAT(error_of("[edgepier]\nadmin-address=\"0.0.0.0:5050\"\n"), Catch::Contains("admin-token-file"));
+  CHECK_THAT(error_of("[edgepier]\ndefault-upstream=\"nowhere\"\n"), Catch::Contains("default-upstream"));
 
   auto cli = load({"--edgepier.chunk-sise=5"});
   REQUIRE_FALSE(cli.ok());
