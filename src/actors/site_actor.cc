@@ -26,6 +26,7 @@ struct SiteState {
   std::unique_ptr<site::SiteCore> core;
   std::shared_ptr<const site::Sealer> sealer;
   std::shared_ptr<SiteStats> stats;
+  std::shared_ptr<site::PeerDirectory> peers;
   KvStore* kv = nullptr;
   Registry* registry = nullptr;
   uint32_t default_replicas = 0;
@@ -116,6 +117,13 @@ void carry_out(SiteActor* self, site::Effects fx) {
     if (!peer) continue;  // anti-entropy repairs what this loses
     self->send(peer, envelope_atom::value, st.sealer->seal(out.envelope));
     ++st.stats->messages_sent;
+  }
+  if (!fx.membership.empty()) {
+    std::vector<site::PeerAddress> live;
+    for (const auto& [name, m] : st.core->membership().members())
+      if (m.liveness == site::Liveness::alive && !m.info.data_address().empty())
+        live.push_back({name, m.info.data_address()});
+    st.peers->update(std::move(live));
   }
   for (const auto& ev : fx.membership)
     std::cerr << "edgepier: member " << ev.name << " is " << (ev.gone ? "gone" : site::liveness_name(ev.liveness))
@@ -230,6 +238,7 @@ Result<caf::actor> start_site_actor(caf::actor_system& system, SiteActorConfig c
     st.core = std::move(core);
     st.sealer = deps.sealer;
     st.stats = deps.stats;
+    st.peers = deps.peers;
     st.kv = &deps.kv;
     st.registry = &deps.registry;
     st.default_replicas = config.default_replicas;

@@ -19,6 +19,7 @@
 #include "actors/site_stats.h"
 #include "registry/registry.h"
 #include "site/core.h"
+#include "site/peer_directory.h"
 #include "site/security.h"
 #include "storage/kv_store.h"
 
@@ -36,6 +37,7 @@ struct SiteDeps {
   Registry& registry;
   std::shared_ptr<const site::Sealer> sealer;
   std::shared_ptr<SiteStats> stats;
+  std::shared_ptr<site::PeerDirectory> peers;  // live peers' data addresses, for transfers
 };
 
 // Spawns the actor, publishes it on the cluster port and starts joining.

@@ -78,6 +78,9 @@ struct Node::Parts {
   caf::actor site;
   std::unique_ptr<actors::SiteTagObserver> observer;
   std::shared_ptr<actors::SiteStats> stats = std::make_shared<actors::SiteStats>();
+  std::shared_ptr<site::PeerDirectory> peers = std::make_shared<site::PeerDirectory>();
+  std::shared_ptr<transfer::PeerTraffic> traffic = std::make_shared<transfer::PeerTraffic>();
+  std::unique_ptr<transfer::ChunkServer> chunk_server;
   http::Metrics metrics, admin_metrics;
   std::unique_ptr<http::Api> api;
   std::unique_ptr<http::AdminApi> admin;
@@ -89,6 +92,7 @@ Node::Node(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 Node::~Node() {
   auto& p = *parts_;
   if (p.server) p.server->stop();
+  if (p.chunk_server) p.chunk_server->stop();
   if (p.admin_server) p.admin_server->stop();
   if (p.registry) p.registry->set_observer(nullptr);
   if (p.site) caf::anon_send_exit(p.site, caf::exit_reason::user_shutdown);
@@ -145,12 +149,25 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
   std::string cluster_host = config.site_key_file.empty() ? "127.0.0.1" : config.cluster_address.substr(0, colon);
   uint16_t cluster_port = config.site_key_file.empty() ? 0 : static_cast<uint16_t>(std::stoul(config.cluster_address.substr(colon + 1)));
   auto site = actors::start_site_actor(*p->system, site_config,
-                                       actors::SiteDeps{*p->kv, *p->registry, sealer, p->stats}, cluster_host,
+                                       actors::SiteDeps{*p->kv, *p->registry, sealer, p->stats, p->peers}, cluster_host,
                                        cluster_port);
   if (!site) return site.status();
   p->site = *site;
   p->observer = std::make_unique<actors::SiteTagObserver>(p->site);
   p->registry->set_observer(p->observer.get());
+
+  // The data plane: chunks between members over encrypted streams.
+  if (!config.site_key_file.empty()) {
+    auto data_key = site::derive_site_subkey(site_key, "edgepier data plane v1");
+    auto mirror = p->mirror.get();
+    p->chunk_server = std::make_unique<transfer::ChunkServer>(
+        data_key, [mirror](const wire::ChunkRequest& r) { return mirror->serve_chunk(r); }, p->traffic);
+    auto data_port = p->chunk_server->listen(config.data_address);
+    if (!data_port) return data_port.status();
+    p->mirror->enable_site(p->peers, std::make_shared<transfer::ChunkClient>(data_key, p->traffic), config.node_name,
+                           config.chunk_size);
+    p->chunk_server->start();
+  }
 
   p->api = std::make_unique<http::Api>(*p->registry, *p->uploads, *p->blobs, p->metrics, p->mirror.get());
   auto stats = p->stats;

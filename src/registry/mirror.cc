@@ -170,7 +170,14 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
                                                       std::to_string(h->status) + " for a blob"};
       return BlobSource{std::nullopt, nullptr, *h->content_length};
     }
-    fetch = start_fetch(up, local, repo, *digest);
+    if (peers_ && !peers_->live().empty()) {
+      // In a site: learn the size, then fetch in chunks shared by all members.
+      auto h = up.get(repo, "blobs/" + digest->str(), "HEAD", {});
+      if (!h) return h.status();
+      if (h->status == 404) return Status{Errc::blob_unknown, "blob unknown upstream " + up.describe() + ": " + digest->str()};
+      if (h->status == 200 && h->content_length) fetch = start_site_fetch(up, local, repo, *digest, *h->content_length);
+    }
+    if (!fetch) fetch = start_fetch(up, local, repo, *digest);
     if (!fetch) return Status{Errc::io_error, "cannot stage a blob fetch"};
   }
   auto size = fetch->wait_size(std::chrono::minutes(10));
@@ -239,9 +246,14 @@ void Mirror::run_fetch(Upstream& up, std::string local, std::string repo, std::s
     if (outcome && !size) blob->begin(written);
   }
   if (!outcome) blobs_.remove_staging(staging_id);
+  finish_fetch(blob, outcome);
+}
+
+void Mirror::finish_fetch(const std::shared_ptr<InflightBlob>& blob, const Status& outcome) {
   {
     std::lock_guard lock(mu_);
-    if (auto it = inflight_.find(digest.str()); it != inflight_.end() && it->second.lock() == blob) inflight_.erase(it);
+    if (auto it = inflight_.find(blob->digest().str()); it != inflight_.end() && it->second.lock() == blob)
+      inflight_.erase(it);
   }
   blob->finish(outcome);
   std::lock_guard lock(mu_);

@@ -19,6 +19,8 @@
 #include <string>
 
 #include "registry/inflight_blob.h"
+#include "site/peer_directory.h"
+#include "transfer/chunk_service.h"
 #include "registry/registry.h"
 #include "storage/blob_store.h"
 #include "upstream/upstream.h"
@@ -44,6 +46,15 @@ class Mirror {
   Result<BlobSource> blob(Upstream& upstream, const std::string& repo, const std::string& digest, bool head);
 
   std::string mirror_repo(const Upstream& upstream, const std::string& repo) const;
+
+  // Site data plane (site_fetch.cc). Once enabled, a cold blob is fetched in
+  // chunks: each from the chunk's designated fetcher (rendezvous order over
+  // the live members), which fetches it from upstream with a Range request
+  // once for the whole site; the next member if that fails; upstream last.
+  void enable_site(std::shared_ptr<site::PeerDirectory> peers, std::shared_ptr<transfer::ChunkClient> client,
+                   std::string self_name, uint64_t chunk_size);
+  // Answers a peer's chunk request (the ChunkServer's provider).
+  wire::ChunkResponse serve_chunk(const wire::ChunkRequest& request);
   uint64_t bytes_from_upstream() const { return bytes_from_upstream_; }
 
  private:
@@ -53,6 +64,16 @@ class Mirror {
                                             const Digest& digest);
   void run_fetch(Upstream& upstream, std::string local, std::string repo, std::shared_ptr<InflightBlob> blob,
                  std::string staging_id);
+  void finish_fetch(const std::shared_ptr<InflightBlob>& blob, const Status& outcome);
+
+  struct SiteBlob;
+  std::shared_ptr<SiteBlob> site_blob(const Digest& digest, uint64_t size);
+  Status chunk_from_upstream(Upstream& upstream, const std::string& repo, SiteBlob& blob, uint64_t index);
+  Status obtain_chunk(Upstream& upstream, const std::string& repo, SiteBlob& blob, uint64_t index);
+  std::shared_ptr<InflightBlob> start_site_fetch(Upstream& upstream, const std::string& local, const std::string& repo,
+                                                 const Digest& digest, uint64_t size);
+  void run_site_fetch(Upstream& upstream, std::string local, std::string repo, std::shared_ptr<InflightBlob> blob,
+                      std::shared_ptr<SiteBlob> site);
 
   Registry& registry_;
   BlobStore& blobs_;
@@ -67,6 +88,11 @@ class Mirror {
   int running_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> bytes_from_upstream_{0};
+  std::shared_ptr<site::PeerDirectory> peers_;
+  std::shared_ptr<transfer::ChunkClient> chunk_client_;
+  std::string self_name_;
+  uint64_t chunk_size_ = 4 << 20;
+  std::map<std::string, std::shared_ptr<SiteBlob>> site_blobs_;  // by digest; guarded by mu_
 };
 
 }  // namespace ep

@@ -51,12 +51,16 @@ Result<Identity> load_or_create_identity(const std::string& data_dir) {
   return id;
 }
 
-Sealer::Sealer(const std::string& site_key, Identity identity, std::string self_name)
-    : identity_(std::move(identity)), self_(std::move(self_name)) {
-  static const char kContext[] = "edgepier control plane v1";
-  crypto_generichash(control_key_.data(), control_key_.size(), reinterpret_cast<const unsigned char*>(kContext),
-                     sizeof kContext - 1, reinterpret_cast<const unsigned char*>(site_key.data()), site_key.size());
+std::array<unsigned char, 32> derive_site_subkey(const std::string& site_key, const std::string& purpose) {
+  std::array<unsigned char, 32> key{};
+  crypto_generichash(key.data(), key.size(), reinterpret_cast<const unsigned char*>(purpose.data()), purpose.size(),
+                     reinterpret_cast<const unsigned char*>(site_key.data()), site_key.size());
+  return key;
 }
+
+Sealer::Sealer(const std::string& site_key, Identity identity, std::string self_name)
+    : control_key_(derive_site_subkey(site_key, "edgepier control plane v1")), identity_(std::move(identity)),
+      self_(std::move(self_name)) {}
 
 std::string Sealer::seal(const wire::Envelope& envelope) const {
   wire::Sealed inner;

@@ -29,6 +29,9 @@ struct Identity {
 };
 Result<Identity> load_or_create_identity(const std::string& data_dir);
 
+// A 32-byte key for one purpose, derived from the site key (BLAKE2b keyed).
+std::array<unsigned char, 32> derive_site_subkey(const std::string& site_key, const std::string& purpose);
+
 class Sealer {
  public:
   Sealer(const std::string& site_key, Identity identity, std::string self_name);

@@ -1,0 +1,127 @@
+#include "transfer/chunk_service.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+
+namespace ep::transfer {
+
+namespace {
+constexpr int kMaxConnections = 256;
+constexpr auto kHandshakeTimeout = std::chrono::seconds(5);
+constexpr auto kIdleTimeout = std::chrono::seconds(120);
+}  // namespace
+
+ChunkServer::ChunkServer(DataKey key, ChunkProvider provider, std::shared_ptr<PeerTraffic> traffic)
+    : key_(key), provider_(std::move(provider)), traffic_(std::move(traffic)) {}
+
+ChunkServer::~ChunkServer() { stop(); }
+
+Result<uint16_t> ChunkServer::listen(const std::string& address) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos) return Status{Errc::config_invalid, "data-address must be host:port"};
+  std::string host = address.substr(0, colon);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(std::stoul(address.substr(colon + 1))));
+  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1)
+    return Status{Errc::config_invalid, "data-address host must be an IPv4 address: " + host};
+  listener_ = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  int one = 1;
+  ::setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listener_.get(), 128) != 0)
+    return Status{Errc::io_error, "cannot listen on data address " + address + ": " + std::strerror(errno)};
+  socklen_t len = sizeof addr;
+  ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+  return ntohs(addr.sin_port);
+}
+
+void ChunkServer::start() {
+  acceptor_ = std::thread([this] {
+    while (!stopping_) {
+      pollfd p{listener_.get(), POLLIN, 0};
+      if (::poll(&p, 1, 200) != 1) continue;
+      UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!fd.valid()) continue;
+      if (connections_ >= kMaxConnections) continue;  // closes it
+      ++connections_;
+      std::thread([this, fd = std::move(fd)]() mutable {
+        serve(std::move(fd));
+        --connections_;
+      }).detach();
+    }
+  });
+}
+
+void ChunkServer::stop() {
+  stopping_ = true;
+  if (acceptor_.joinable()) acceptor_.join();
+}
+
+void ChunkServer::serve(UniqueFd fd) {
+  auto channel = SecureChannel::server(std::move(fd), key_, kHandshakeTimeout);
+  if (!channel) {
+    ++traffic_->handshakes_refused;  // no site key: nothing is served
+    return;
+  }
+  // After the handshake, allow long idle gaps between pipelined requests.
+  channel->set_timeout(kIdleTimeout);
+  while (!stopping_) {
+    auto frame = channel->receive();
+    if (!frame) return;
+    wire::ChunkRequest request;
+    if (!request.ParseFromString(*frame)) return;
+    auto response = provider_(request);
+    response.set_id(request.id());
+    traffic_->bytes_served += response.data().size();
+    ++traffic_->requests_served;
+    if (!channel->send(response.SerializeAsString())) return;
+  }
+}
+
+Result<wire::ChunkResponse> ChunkClient::fetch(const std::string& address, const wire::ChunkRequest& request,
+                                               std::chrono::milliseconds timeout) {
+  std::unique_ptr<SecureChannel> channel;
+  {
+    std::lock_guard lock(mu_);
+    auto& idle = idle_[address];
+    if (!idle.empty()) {
+      channel = std::move(idle.back());
+      idle.pop_back();
+    }
+  }
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    bool reused = channel != nullptr;
+    if (!channel) {
+      auto fd = connect_tcp(address, std::chrono::milliseconds(2000));
+      if (!fd) return fd.status();
+      auto ch = SecureChannel::client(std::move(*fd), key_, timeout);
+      if (!ch) return ch.status();
+      channel = std::make_unique<SecureChannel>(std::move(*ch));
+    }
+    auto sent = channel->send(request.SerializeAsString());
+    Result<std::string> frame = sent ? channel->receive() : Result<std::string>(sent);
+    if (!frame) {
+      channel.reset();
+      if (reused) continue;  // the idle connection had gone stale: retry once on a fresh one
+      return frame.status();
+    }
+    wire::ChunkResponse response;
+    if (!response.ParseFromString(*frame) || response.id() != request.id())
+      return Status{Errc::io_error, "malformed chunk response from " + address};
+    traffic_->bytes_fetched += response.data().size();
+    std::lock_guard lock(mu_);
+    auto& idle = idle_[address];
+    if (idle.size() < 8) idle.push_back(std::move(channel));
+    return response;
+  }
+  return Status{Errc::io_error, "cannot fetch a chunk from " + address};
+}
+
+}  // namespace ep::transfer

@@ -1,0 +1,154 @@
+#include "transfer/secure_channel.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sodium.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace ep::transfer {
+
+namespace {
+
+Status io_failure(const char* what) { return Status{Errc::io_error, std::string(what) + ": " + std::strerror(errno)}; }
+
+Status write_all(int fd, const void* data, size_t size) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    auto n = ::send(fd, p, size, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return io_failure("peer stream write");
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status read_all(int fd, void* data, size_t size) {
+  char* p = static_cast<char*>(data);
+  while (size > 0) {
+    auto n = ::recv(fd, p, size, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0) return Status{Errc::io_error, "peer closed the stream"};
+    if (n < 0) return io_failure("peer stream read");
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+void set_timeouts(int fd, std::chrono::milliseconds timeout) {
+  timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+void nonce_for(uint64_t counter, unsigned char nonce[crypto_secretbox_NONCEBYTES]) {
+  std::memset(nonce, 0, crypto_secretbox_NONCEBYTES);
+  for (int i = 0; i < 8; ++i) nonce[i] = static_cast<unsigned char>(counter >> (8 * i));
+}
+
+}  // namespace
+
+Result<UniqueFd> connect_tcp(const std::string& address, std::chrono::milliseconds timeout) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos) return Status{Errc::bad_request, "not host:port: " + address};
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* result = nullptr;
+  if (::getaddrinfo(address.substr(0, colon).c_str(), address.substr(colon + 1).c_str(), &hints, &result) != 0 || !result)
+    return Status{Errc::io_error, "cannot resolve " + address};
+  UniqueFd fd(::socket(result->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  int rc = fd.valid() ? ::connect(fd.get(), result->ai_addr, result->ai_addrlen) : -1;
+  ::freeaddrinfo(result);
+  if (!fd.valid()) return io_failure("socket");
+  if (rc != 0 && errno != EINPROGRESS) return Status{Errc::io_error, "cannot connect to " + address + ": " + std::strerror(errno)};
+  pollfd p{fd.get(), POLLOUT, 0};
+  if (rc != 0) {
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return Status{Errc::io_error, "connect to " + address + " timed out"};
+    int err = 0;
+    socklen_t len = sizeof err;
+    ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err) return Status{Errc::io_error, "cannot connect to " + address + ": " + std::strerror(err)};
+  }
+  ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
+  return fd;
+}
+
+Result<SecureChannel> SecureChannel::client(UniqueFd fd, const DataKey& key, std::chrono::milliseconds timeout) {
+  return handshake(std::move(fd), key, true, timeout);
+}
+
+Result<SecureChannel> SecureChannel::server(UniqueFd fd, const DataKey& key, std::chrono::milliseconds timeout) {
+  return handshake(std::move(fd), key, false, timeout);
+}
+
+Result<SecureChannel> SecureChannel::handshake(UniqueFd fd, const DataKey& key, bool is_client,
+                                               std::chrono::milliseconds timeout) {
+  if (sodium_init() < 0) return Status{Errc::io_error, "libsodium failed to initialise"};
+  set_timeouts(fd.get(), timeout);
+  unsigned char pk[crypto_kx_PUBLICKEYBYTES], sk[crypto_kx_SECRETKEYBYTES], peer[crypto_kx_PUBLICKEYBYTES];
+  crypto_kx_keypair(pk, sk);
+  if (auto s = write_all(fd.get(), pk, sizeof pk); !s) return s;
+  if (auto s = read_all(fd.get(), peer, sizeof peer); !s) return s;
+  // Transcript: client key, then server key.
+  unsigned char transcript[2 * crypto_kx_PUBLICKEYBYTES + 1];
+  std::memcpy(transcript, is_client ? pk : peer, crypto_kx_PUBLICKEYBYTES);
+  std::memcpy(transcript + crypto_kx_PUBLICKEYBYTES, is_client ? peer : pk, crypto_kx_PUBLICKEYBYTES);
+  unsigned char mine[crypto_auth_BYTES], theirs[crypto_auth_BYTES];
+  transcript[sizeof transcript - 1] = is_client ? 'c' : 's';
+  crypto_auth(mine, transcript, sizeof transcript, key.data());
+  if (auto s = write_all(fd.get(), mine, sizeof mine); !s) return s;
+  if (auto s = read_all(fd.get(), theirs, sizeof theirs); !s) return s;
+  transcript[sizeof transcript - 1] = is_client ? 's' : 'c';
+  if (crypto_auth_verify(theirs, transcript, sizeof transcript, key.data()) != 0)
+    return Status{Errc::unauthorized, "peer does not hold the site key"};
+  SecureChannel ch;
+  int rc = is_client ? crypto_kx_client_session_keys(ch.rx_.data(), ch.tx_.data(), pk, sk, peer)
+                     : crypto_kx_server_session_keys(ch.rx_.data(), ch.tx_.data(), pk, sk, peer);
+  sodium_memzero(sk, sizeof sk);
+  if (rc != 0) return Status{Errc::unauthorized, "bad peer key"};
+  ch.fd_ = std::move(fd);
+  return ch;
+}
+
+void SecureChannel::set_timeout(std::chrono::milliseconds timeout) { set_timeouts(fd_.get(), timeout); }
+
+Status SecureChannel::send(const std::string& payload) {
+  if (payload.size() > kMaxFrame) return Status{Errc::too_large, "frame too large"};
+  std::string frame(4 + crypto_secretbox_MACBYTES + payload.size(), '\0');
+  uint32_t len = htonl(static_cast<uint32_t>(frame.size() - 4));
+  std::memcpy(frame.data(), &len, 4);
+  unsigned char nonce[crypto_secretbox_NONCEBYTES];
+  nonce_for(tx_counter_++, nonce);
+  crypto_secretbox_easy(reinterpret_cast<unsigned char*>(frame.data() + 4),
+                        reinterpret_cast<const unsigned char*>(payload.data()), payload.size(), nonce, tx_.data());
+  return write_all(fd_.get(), frame.data(), frame.size());
+}
+
+Result<std::string> SecureChannel::receive() {
+  uint32_t len = 0;
+  if (auto s = read_all(fd_.get(), &len, 4); !s) return s;
+  len = ntohl(len);
+  if (len < crypto_secretbox_MACBYTES || len > kMaxFrame + crypto_secretbox_MACBYTES)
+    return Status{Errc::io_error, "bad frame length from peer"};
+  std::string sealed(len, '\0');
+  if (auto s = read_all(fd_.get(), sealed.data(), len); !s) return s;
+  std::string plain(len - crypto_secretbox_MACBYTES, '\0');
+  unsigned char nonce[crypto_secretbox_NONCEBYTES];
+  nonce_for(rx_counter_++, nonce);
+  if (crypto_secretbox_open_easy(reinterpret_cast<unsigned char*>(plain.data()),
+                                 reinterpret_cast<const unsigned char*>(sealed.data()), len, nonce, rx_.data()) != 0)
+    return Status{Errc::io_error, "peer frame failed authentication"};
+  return plain;
+}
+
+}  // namespace ep::transfer

@@ -1,0 +1,46 @@
+// SecureChannel: an authenticated, encrypted, framed byte stream over a
+// connected TCP socket (blocking; used by chunk transfer threads).
+//
+// Handshake: both sides exchange ephemeral X25519 keys (crypto_kx) and prove
+// the site's data key with a MAC over the transcript, so a peer without the
+// key learns nothing and gets nothing; a man in the middle cannot splice in.
+// Frames: 4-byte length + XSalsa20-Poly1305 secretbox with a per-direction
+// counter nonce, so frames cannot be replayed, reordered or altered.
+// Socket timeouts bound every read and write. One owner at a time.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "base/error.h"
+#include "base/fd.h"
+
+namespace ep::transfer {
+
+using DataKey = std::array<unsigned char, 32>;
+constexpr size_t kMaxFrame = 80 << 20;
+
+class SecureChannel {
+ public:
+  static Result<SecureChannel> client(UniqueFd fd, const DataKey& key, std::chrono::milliseconds timeout);
+  static Result<SecureChannel> server(UniqueFd fd, const DataKey& key, std::chrono::milliseconds timeout);
+
+  Status send(const std::string& payload);
+  void set_timeout(std::chrono::milliseconds timeout);
+  Result<std::string> receive();
+
+ private:
+  SecureChannel() = default;
+  static Result<SecureChannel> handshake(UniqueFd fd, const DataKey& key, bool is_client,
+                                         std::chrono::milliseconds timeout);
+  UniqueFd fd_;
+  std::array<unsigned char, 32> rx_{}, tx_{};
+  uint64_t rx_counter_ = 0, tx_counter_ = 0;
+};
+
+// Connects to "host:port" with a deadline.
+Result<UniqueFd> connect_tcp(const std::string& address, std::chrono::milliseconds timeout);
+
+}  // namespace ep::transfer
