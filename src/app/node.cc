@@ -171,7 +171,21 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
 
   p->api = std::make_unique<http::Api>(*p->registry, *p->uploads, *p->blobs, p->metrics, p->mirror.get());
   auto stats = p->stats;
-  p->api->set_metrics_source([stats] { return stats->render(); });
+  auto traffic = p->traffic;
+  auto mirror = p->mirror.get();
+  p->api->set_metrics_source([stats, traffic, mirror] {
+    return stats->render() +
+           "# HELP edgepier_peer_bytes_total Chunk bytes exchanged with peers.\n"
+           "# TYPE edgepier_peer_bytes_total counter\n"
+           "edgepier_peer_bytes_total{direction=\"from_peers\"} " + std::to_string(traffic->bytes_fetched) + "\n" +
+           "edgepier_peer_bytes_total{direction=\"to_peers\"} " + std::to_string(traffic->bytes_served) + "\n" +
+           "# HELP edgepier_upstream_bytes_total Blob bytes fetched from upstream registries.\n"
+           "# TYPE edgepier_upstream_bytes_total counter\n"
+           "edgepier_upstream_bytes_total " + std::to_string(mirror->bytes_from_upstream()) + "\n" +
+           "# HELP edgepier_peer_handshakes_refused_total Peer streams refused for lacking the site key.\n"
+           "# TYPE edgepier_peer_handshakes_refused_total counter\n"
+           "edgepier_peer_handshakes_refused_total " + std::to_string(traffic->handshakes_refused) + "\n";
+  });
   p->server = std::make_unique<http::Server>(*p->api, p->metrics);
   auto port = p->server->listen(config.registry_address);
   if (!port) return port.status();
@@ -183,7 +197,7 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
     token = *t;
   }
   p->admin = std::make_unique<http::AdminApi>(*p->system, p->site, *p->registry, *p->blobs, p->metrics, *p->mirror,
-                                              token);
+                                              p->traffic, token);
   http::ServerLimits admin_limits;
   admin_limits.workers = 2;
   admin_limits.max_connections = 64;

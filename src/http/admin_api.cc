@@ -147,8 +147,8 @@ Reply AdminApi::stats_reply() {
   json doc = {{"bytes_to_clients", metrics_.bytes_out()},
               {"bytes_from_clients", metrics_.bytes_in()},
               {"bytes_from_upstream", mirror_.bytes_from_upstream()},
-              {"bytes_from_peers", 0},
-              {"bytes_to_peers", 0},
+              {"bytes_from_peers", traffic_->bytes_fetched.load()},
+              {"bytes_to_peers", traffic_->bytes_served.load()},
               {"peers", json::array()}};
   return json_reply(200, doc.dump());
 }

@@ -18,9 +18,9 @@ namespace ep::http {
 class AdminApi : public RequestHandler {
  public:
   AdminApi(caf::actor_system& system, caf::actor site, Registry& registry, BlobStore& blobs, Metrics& registry_metrics,
-           Mirror& mirror, std::string token)
+           Mirror& mirror, std::shared_ptr<transfer::PeerTraffic> traffic, std::string token)
       : system_(system), site_(std::move(site)), registry_(registry), blobs_(blobs), metrics_(registry_metrics),
-        mirror_(mirror), token_(std::move(token)) {}
+        mirror_(mirror), traffic_(std::move(traffic)), token_(std::move(token)) {}
 
   Handling handle(const RequestHead& head) override;
 
@@ -36,6 +36,7 @@ class AdminApi : public RequestHandler {
   BlobStore& blobs_;
   Metrics& metrics_;
   Mirror& mirror_;
+  std::shared_ptr<transfer::PeerTraffic> traffic_;
   std::string token_;
 };
 

@@ -103,7 +103,24 @@ Handling Api::blobs(const Route& route, const RequestHead& head) {
       return answer(blob_reply(route.reference, size, range, FileRange{std::move(*blob), 0, size, nullptr}));
     }
     bool miss = blob.status().code == Errc::blob_unknown;
-    if (!upstream || !miss) return fail(blob.status());
+    if (!miss) return fail(blob.status());
+    if (!upstream) {
+      // HEAD stays local: a client that sees 404 uploads the blob here, which
+      // keeps manifest pushes consistent.
+      if (!mirror_ || head_only) return fail(blob.status());
+      // Pushed to another member of the site? Fetch it from there.
+      Handling h;
+      h.deferred = [this, route, range] {
+        auto source = mirror_->blob_from_peers(route.name, route.reference);
+        if (!source) return error_reply(source.status());
+        FileRange file;
+        file.blob.fd = UniqueFd(::dup(source->inflight->fd()));
+        file.blob.size = source->size;
+        file.growing = source->inflight;
+        return blob_reply(route.reference, source->size, range, std::move(file));
+      };
+      return h;
+    }
   }
   Handling h;
   h.deferred = [this, upstream, route, range, head_only] { return mirrored_blob(*upstream, route, range, head_only); };

@@ -53,6 +53,9 @@ class Mirror {
   // once for the whole site; the next member if that fails; upstream last.
   void enable_site(std::shared_ptr<site::PeerDirectory> peers, std::shared_ptr<transfer::ChunkClient> client,
                    std::string self_name, uint64_t chunk_size);
+  // A blob pushed to another member: found by asking the live peers, then
+  // fetched in chunks from those holding it, streamed while it arrives.
+  Result<BlobSource> blob_from_peers(const std::string& repo, const std::string& digest);
   // Answers a peer's chunk request (the ChunkServer's provider).
   wire::ChunkResponse serve_chunk(const wire::ChunkRequest& request);
   uint64_t bytes_from_upstream() const { return bytes_from_upstream_; }

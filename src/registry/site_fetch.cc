@@ -230,16 +230,108 @@ void Mirror::run_site_fetch(Upstream& up, std::string local, std::string repo, s
   finish_fetch(blob, outcome);
 }
 
+Result<BlobSource> Mirror::blob_from_peers(const std::string& repo, const std::string& digest_text) {
+  auto digest = Digest::parse(digest_text);
+  if (!digest) return digest.status();
+  if (!peers_) return Status{Errc::blob_unknown, "blob unknown to repository: " + digest->str()};
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = inflight_.find(digest->str()); it != inflight_.end())
+      if (auto existing = it->second.lock()) {
+        auto size = existing->wait_size(std::chrono::minutes(10));
+        if (!size) return size.status();
+        return BlobSource{std::nullopt, existing, *size};
+      }
+  }
+  // Who holds it completely? Ask the live peers (a pushed blob lives where it was pushed).
+  std::vector<site::PeerAddress> holders;
+  uint64_t size = 0;
+  for (const auto& peer : peers_->live()) {
+    wire::ChunkRequest probe;
+    probe.set_id(1);
+    probe.set_digest(digest->str());
+    probe.set_repo(repo);
+    probe.set_stat(true);
+    auto r = chunk_client_->fetch(peer.data_address, probe, std::chrono::seconds(5));
+    if (r && r->status() == wire::ChunkResponse::OK) {
+      holders.push_back(peer);
+      size = r->blob_size();
+    }
+  }
+  if (holders.empty()) return Status{Errc::blob_unknown, "blob unknown to repository: " + digest->str()};
+  auto sb = site_blob(*digest, size);
+  if (!sb) return Status{Errc::io_error, "cannot stage a blob fetch"};
+  std::shared_ptr<InflightBlob> fetch;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = inflight_.find(digest->str()); it != inflight_.end()) fetch = it->second.lock();
+    if (!fetch) {
+      fetch = std::make_shared<InflightBlob>(*digest, UniqueFd(::dup(sb->fd.get())));
+      fetch->begin(size);
+      inflight_[digest->str()] = fetch;
+      ++running_;
+      std::thread([this, repo, fetch, sb, holders] {
+        // Chunks spread over the holders; a failing holder is skipped.
+        const uint64_t chunks = sb->have.size();
+        Status failure;
+        Sha256 hash;
+        std::string buffer;
+        for (uint64_t i = 0; i < chunks && failure.ok() && !stopping_; ++i) {
+          auto range = site::chunk_range(sb->size, sb->chunk_size, i);
+          bool got = false;
+          for (size_t k = 0; k < holders.size() && !got; ++k) {
+            const auto& holder = holders[(i + k) % holders.size()];
+            wire::ChunkRequest request;
+            request.set_id(i + 1);
+            request.set_digest(sb->digest.str());
+            request.set_index(static_cast<uint32_t>(i));
+            request.set_chunk_size(sb->chunk_size);
+            request.set_blob_size(sb->size);
+            auto r = chunk_client_->fetch(holder.data_address, request, kPeerTimeout);
+            if (!r || r->status() != wire::ChunkResponse::OK || r->data().size() != range.length) continue;
+            if (::pwrite(sb->fd.get(), r->data().data(), range.length, static_cast<off_t>(range.offset)) !=
+                static_cast<ssize_t>(range.length))
+              break;
+            hash.update(r->data().data(), range.length);
+            got = true;
+          }
+          if (!got) failure = Status{Errc::blob_unknown, "no peer could provide " + sb->digest.str()};
+          else fetch->advance(range.offset + range.length);
+        }
+        Status outcome = failure;
+        if (outcome && hash.finish() != sb->digest)
+          outcome = Status{Errc::io_error, "blob from peers does not match " + sb->digest.str()};
+        if (outcome) outcome = blobs_.commit_staging(sb->staging_id, sb->digest);
+        if (outcome) outcome = registry_.link_blob(repo, sb->digest);
+        {
+          std::lock_guard lock(mu_);
+          site_blobs_.erase(sb->digest.str());
+        }
+        if (!outcome) blobs_.remove_staging(sb->staging_id);
+        finish_fetch(fetch, outcome);
+      }).detach();
+    }
+  }
+  return BlobSource{std::nullopt, fetch, size};
+}
+
 wire::ChunkResponse Mirror::serve_chunk(const wire::ChunkRequest& request) {
   wire::ChunkResponse response;
   auto digest = Digest::parse(request.digest());
-  if (!digest || request.chunk_size() == 0) {
+  if (!digest || (request.chunk_size() == 0 && !request.stat())) {
     response.set_status(wire::ChunkResponse::FAILED);
     response.set_message("bad request");
     return response;
   }
-  auto range = site::chunk_range(request.blob_size(), request.chunk_size(), request.index());
   std::string data;
+  if (request.stat()) {
+    // Repository-scoped, like every blob read: a peer only admits what that repository holds.
+    auto size = registry_.stat_blob(request.repo(), digest->str());
+    response.set_status(size ? wire::ChunkResponse::OK : wire::ChunkResponse::MISSING);
+    if (size) response.set_blob_size(*size);
+    return response;
+  }
+  auto range = site::chunk_range(request.blob_size(), request.chunk_size(), request.index());
   if (auto blob = blobs_.open(*digest); blob && blob->size == request.blob_size()) {
     if (pread_all(blob->fd.get(), data, range.offset, range.length)) {
       response.set_data(std::move(data));
