@@ -5,7 +5,7 @@ PKGS=(
   build-essential cmake ninja-build ccache pkg-config
   libcaf-dev libboost-dev libboost-system-dev librocksdb-dev libsodium-dev
   libprotobuf-dev protobuf-compiler libcli11-dev catch2 nlohmann-json3-dev libspdlog-dev libssl-dev
-  python3 python3-pytest python3-requests curl jq wrk iproute2 util-linux
+  python3 python3-pytest python3-requests python3-yaml python3-matplotlib libedit-dev curl jq wrk iproute2 util-linux
   skopeo podman containerd docker-registry
 )
 missing=()

@@ -1,5 +1,7 @@
 #include "app/upstreams.h"
 
+#include <fstream>
+
 namespace ep {
 
 Result<UpstreamSet> build_upstreams(const Config& config) {
@@ -19,12 +21,21 @@ Result<UpstreamSet> build_upstreams(const Config& config) {
     auto url = Url::parse(url_text);
     if (!url) return Status{Errc::config_invalid, "setting edgepier.upstreams: " + url.status().message};
     HttpClient::Options options;
-    if (auto it = ca_files.find(ns); it != ca_files.end()) options.ca_file = it->second;
+    if (auto it = ca_files.find(ns); it != ca_files.end()) {
+      options.ca_file = it->second;
+      if (!std::ifstream(options.ca_file))
+        return Status{Errc::config_invalid, "setting edgepier.upstream-ca-files: cannot read " + options.ca_file};
+    }
     bool default_port = (url->scheme == "https" && url->port == 443) || (url->scheme == "http" && url->port == 80);
     auto creds = find_credentials(credentials, default_port ? url->host : url->host + ":" + std::to_string(url->port));
     set.by_namespace[ns] = std::make_unique<Upstream>(ns, *url, options, creds);
     return Status::Ok();
   };
+  for (const auto& [ns, path] : ca_files) {
+    bool known = false;
+    for (const auto& entry : config.upstreams) known |= entry.substr(0, entry.find('=')) == ns;
+    if (!known) return Status{Errc::config_invalid, "setting edgepier.upstream-ca-files: no upstream named " + ns};
+  }
   for (const auto& entry : config.upstreams) {
     auto eq = entry.find('=');
     if (auto s = add(entry.substr(0, eq), entry.substr(eq + 1)); !s) return s;

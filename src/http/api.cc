@@ -153,7 +153,10 @@ Reply Api::catalog(const Route& route) {
 Reply Api::tags(const Route& route) {
   auto n = parse_n(route);
   if (!n) return error_reply(n.status());
-  auto page = registry_.list_tags(route.name, *n, route.param("last"));
+  // Mirror requests list the tags this node has cached for that upstream.
+  std::string repo = route.name;
+  if (Upstream* upstream = upstream_for(route); upstream && route.has("ns")) repo = mirror_->mirror_repo(*upstream, route.name);
+  auto page = registry_.list_tags(repo, *n, route.param("last"));
   if (!page) return error_reply(page.status());
   auto reply = json_reply(nlohmann::json({{"name", route.name}, {"tags", page->items}}).dump());
   if (page->more) add_next_link(reply, "/v2/" + route.name + "/tags/list", *n, page->items.back());

@@ -32,6 +32,9 @@ std::string random_id(const char* prefix) {
   return id;
 }
 
+// Manifests and HEADs are small: a stalled upstream is given up on sooner.
+constexpr std::chrono::milliseconds kMetadataTimeout{5000};
+
 Status not_cached(const Upstream& up, const std::string& what, const std::string& why) {
   return Status{Errc::manifest_unknown, what + " is not cached and upstream " + up.describe() + " is unavailable: " + why};
 }
@@ -76,24 +79,60 @@ Result<StoredManifest> Mirror::manifest(Upstream& up, const std::string& repo, c
     if (*known && it != validated_.end() && Clock::now() - it->second < tag_ttl_)
       return registry_.get_manifest(local, reference);
   }
-  auto serve_known = [&]() -> Result<StoredManifest> { return registry_.get_manifest(local, reference); };
-  if (!up.available()) return *known ? serve_known() : not_cached(up, repo + ":" + reference, "backing off");
+  if (!up.available()) {
+    if (*known) return registry_.get_manifest(local, reference);
+    return not_cached(up, repo + ":" + reference, "backing off");
+  }
+  // One revalidation per tag at a time; clients holding a cached answer wait
+  // only briefly for it, so a hanging upstream never stalls a pull.
+  std::shared_ptr<Revalidation> rv;
+  {
+    std::lock_guard lock(mu_);
+    auto& slot = revalidations_[key];
+    if (!slot) {
+      slot = std::make_shared<Revalidation>();
+      rv = slot;
+      ++running_;
+      std::thread([this, &up, local, repo, reference, key, known = *known, rv] {
+        auto result = revalidate_tag(up, local, repo, reference, known);
+        std::lock_guard lock(mu_);
+        rv->result = std::move(result);
+        rv->done = true;
+        rv->cv.notify_all();
+        revalidations_.erase(key);
+        --running_;
+        idle_.notify_all();
+      }).detach();
+    } else {
+      rv = slot;
+    }
+  }
+  std::unique_lock lock(mu_);
+  auto wait = *known ? std::chrono::milliseconds(500) : std::chrono::milliseconds(60000);
+  rv->cv.wait_for(lock, wait, [&] { return rv->done; });
+  if (rv->done) return rv->result;
+  lock.unlock();
+  return registry_.get_manifest(local, reference);  // still revalidating: the last known answer
+}
 
-  auto head = up.get(repo, "manifests/" + reference, "HEAD", kManifestAccept);
+Result<StoredManifest> Mirror::revalidate_tag(Upstream& up, const std::string& local, const std::string& repo,
+                                              const std::string& reference, std::optional<Digest> known) {
+  auto serve_known = [&]() -> Result<StoredManifest> { return registry_.get_manifest(local, reference); };
+  auto head = up.get(repo, "manifests/" + reference, "HEAD", kManifestAccept, nullptr, kMetadataTimeout);
   if (!head) {
     if (head.status().code != Errc::upstream_unavailable) return head.status();
-    return *known ? serve_known() : not_cached(up, repo + ":" + reference, head.status().message);
+    return known ? serve_known() : not_cached(up, repo + ":" + reference, head.status().message);
   }
   if (head->status == 404)
     return Status{Errc::manifest_unknown, "manifest unknown upstream " + up.describe() + ": " + repo + ":" + reference};
   if (head->status != 200) {
-    if (*known) return serve_known();
+    if (known) return serve_known();
     return Status{Errc::upstream_unavailable,
                   "upstream " + up.describe() + " answered HTTP " + std::to_string(head->status) + " for " + repo};
   }
   auto remote = Digest::parse(head->header("docker-content-digest"));
   Result<StoredManifest> result = Status{Errc::manifest_unknown, ""};
-  if (remote && *known && **known == *remote) {
+  if (remote && known && *known == *remote) {
     result = serve_known();
   } else if (auto cached = remote ? registry_.get_manifest(local, remote->str()) : result; remote && cached) {
     auto s = registry_.put_mirrored_manifest(local, cached->digest, cached->media_type, cached->body, reference);
@@ -105,14 +144,14 @@ Result<StoredManifest> Mirror::manifest(Upstream& up, const std::string& repo, c
   }
   if (result) {
     std::lock_guard lock(mu_);
-    validated_[key] = Clock::now();
+    validated_[local + ":" + reference] = Clock::now();
   }
   return result;
 }
 
 Result<StoredManifest> Mirror::fetch_manifest(Upstream& up, const std::string& local, const std::string& repo,
                                               const std::string& reference, const std::string& tag) {
-  auto got = up.get(repo, "manifests/" + reference, "GET", kManifestAccept);
+  auto got = up.get(repo, "manifests/" + reference, "GET", kManifestAccept, nullptr, kMetadataTimeout);
   if (!got) {
     if (got.status().code == Errc::upstream_unavailable) return not_cached(up, repo + "@" + reference, got.status().message);
     return got.status();
@@ -152,35 +191,58 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
     if (auto s = registry_.link_blob(local, *digest); !s) return s;
     if (auto b = open_local()) return std::move(*b);
   }
+  auto head_blob = [&]() -> Result<uint64_t> {
+    auto h = up.get(repo, "blobs/" + digest->str(), "HEAD", {}, nullptr, kMetadataTimeout);
+    if (!h) return h.status();
+    if (h->status == 404) return Status{Errc::blob_unknown, "blob unknown upstream " + up.describe() + ": " + digest->str()};
+    if (h->status != 200 || !h->content_length)
+      return Status{Errc::upstream_unavailable,
+                    "upstream " + up.describe() + " answered HTTP " + std::to_string(h->status) + " for a blob"};
+    return *h->content_length;
+  };
+  auto launch = [&]() -> Result<std::shared_ptr<InflightBlob>> {
+    if (!up.available())
+      return Status{Errc::upstream_unavailable, "blob " + digest->str() + " is not cached and upstream " +
+                                                    up.describe() + " is unavailable"};
+    std::shared_ptr<InflightBlob> fetch;
+    if (peers_ && !peers_->live().empty()) {
+      // In a site: learn the size, then fetch in chunks shared by all members.
+      auto size = head_blob();
+      if (!size && size.status().code == Errc::blob_unknown) return size.status();
+      if (size) fetch = start_site_fetch(up, local, repo, *digest, *size);
+    }
+    if (!fetch) fetch = start_fetch(up, local, repo, *digest);
+    if (!fetch) return Status{Errc::io_error, "cannot stage a blob fetch"};
+    return fetch;
+  };
   std::shared_ptr<InflightBlob> fetch;
   {
     std::lock_guard lock(mu_);
     if (auto it = inflight_.find(digest->str()); it != inflight_.end()) fetch = it->second.lock();
   }
+  const bool joined = fetch != nullptr;
   if (!fetch) {
-    if (!up.available())
-      return Status{Errc::upstream_unavailable, "blob " + digest->str() + " is not cached and upstream " +
-                                                    up.describe() + " is unavailable"};
     if (head) {
-      auto h = up.get(repo, "blobs/" + digest->str(), "HEAD", {});
-      if (!h) return h.status();
-      if (h->status == 404) return Status{Errc::blob_unknown, "blob unknown upstream " + up.describe() + ": " + digest->str()};
-      if (h->status != 200 || !h->content_length)
-        return Status{Errc::upstream_unavailable, "upstream " + up.describe() + " answered HTTP " +
-                                                      std::to_string(h->status) + " for a blob"};
-      return BlobSource{std::nullopt, nullptr, *h->content_length};
+      if (!up.available())
+        return Status{Errc::upstream_unavailable, "blob " + digest->str() + " is not cached and upstream " +
+                                                      up.describe() + " is unavailable"};
+      auto size = head_blob();
+      if (!size) return size.status();
+      return BlobSource{std::nullopt, nullptr, *size};
     }
-    if (peers_ && !peers_->live().empty()) {
-      // In a site: learn the size, then fetch in chunks shared by all members.
-      auto h = up.get(repo, "blobs/" + digest->str(), "HEAD", {});
-      if (!h) return h.status();
-      if (h->status == 404) return Status{Errc::blob_unknown, "blob unknown upstream " + up.describe() + ": " + digest->str()};
-      if (h->status == 200 && h->content_length) fetch = start_site_fetch(up, local, repo, *digest, *h->content_length);
-    }
-    if (!fetch) fetch = start_fetch(up, local, repo, *digest);
-    if (!fetch) return Status{Errc::io_error, "cannot stage a blob fetch"};
+    auto launched = launch();
+    if (!launched) return launched.status();
+    fetch = *launched;
   }
   auto size = fetch->wait_size(std::chrono::minutes(10));
+  if (!size && joined && size.status().code == Errc::blob_unknown) {
+    // The fetch we joined was for another repository, which lacks the blob
+    // upstream; ours may have it.
+    auto launched = launch();
+    if (!launched) return launched.status();
+    fetch = *launched;
+    size = fetch->wait_size(std::chrono::minutes(10));
+  }
   if (!size) return size.status();
   return BlobSource{std::nullopt, fetch, *size};
 }

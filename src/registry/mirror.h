@@ -61,6 +61,13 @@ class Mirror {
   uint64_t bytes_from_upstream() const { return bytes_from_upstream_; }
 
  private:
+  struct Revalidation {
+    std::condition_variable cv;
+    bool done = false;
+    Result<StoredManifest> result = Status{Errc::upstream_unavailable, "revalidation pending"};
+  };
+  Result<StoredManifest> revalidate_tag(Upstream& upstream, const std::string& local, const std::string& repo,
+                                        const std::string& reference, std::optional<Digest> known);
   Result<StoredManifest> fetch_manifest(Upstream& upstream, const std::string& local, const std::string& repo,
                                         const std::string& reference, const std::string& tag);
   std::shared_ptr<InflightBlob> start_fetch(Upstream& upstream, const std::string& local, const std::string& repo,
@@ -88,6 +95,7 @@ class Mirror {
   std::condition_variable idle_;
   std::map<std::string, std::weak_ptr<InflightBlob>> inflight_;  // by digest
   std::map<std::string, std::chrono::steady_clock::time_point> validated_;  // "<repo>:<tag>"
+  std::map<std::string, std::shared_ptr<Revalidation>> revalidations_;  // "<repo>:<tag>"
   int running_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> bytes_from_upstream_{0};

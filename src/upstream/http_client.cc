@@ -173,7 +173,8 @@ Result<HttpResponse> HttpClient::send(const HttpRequest& req, BodySink* sink) co
   if (ec) return Status{Errc::io_error, "cannot connect to " + req.url.origin() + ": " + ec.message()};
   socket.set_option(tcp::no_delay(true), ec);
 
-  if (req.url.scheme == "http") return exchange(ioc, socket, socket, req, sink, options_.io_timeout);
+  const auto io_timeout = req.io_timeout.count() ? req.io_timeout : options_.io_timeout;
+  if (req.url.scheme == "http") return exchange(ioc, socket, socket, req, sink, io_timeout);
 
   ssl::context ctx(ssl::context::tls_client);
   ctx.set_default_verify_paths(ec);
@@ -193,7 +194,7 @@ Result<HttpResponse> HttpClient::send(const HttpRequest& req, BodySink* sink) co
         socket.close(ignored);
       });
   if (ec) return Status{Errc::io_error, "TLS handshake with " + req.url.origin() + " failed: " + ec.message()};
-  return exchange(ioc, tls, socket, req, sink, options_.io_timeout);
+  return exchange(ioc, tls, socket, req, sink, io_timeout);
 }
 
 }  // namespace ep

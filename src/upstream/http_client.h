@@ -54,6 +54,7 @@ struct HttpRequest {
   Url url;
   std::vector<std::pair<std::string, std::string>> headers;
   size_t max_buffered_body = 4 << 20;  // bodies not streamed to a sink
+  std::chrono::milliseconds io_timeout{0};  // overrides the client's when set
 };
 
 class HttpClient {

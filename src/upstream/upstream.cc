@@ -106,7 +106,8 @@ Status Upstream::authenticate(const HttpResponse& response, const std::string& s
 }
 
 Result<HttpResponse> Upstream::get(const std::string& repo, const std::string& path, const std::string& method,
-                                   std::vector<std::pair<std::string, std::string>> headers, BodySink* sink) {
+                                   std::vector<std::pair<std::string, std::string>> headers, BodySink* sink,
+                                   std::chrono::milliseconds timeout) {
   if (!available()) return Status{Errc::upstream_unavailable, "upstream " + describe() + " is unavailable (backing off)"};
   const std::string remote = upstream_repo(repo);
   const std::string scope = "repository:" + remote + ":pull";
@@ -114,6 +115,7 @@ Result<HttpResponse> Upstream::get(const std::string& repo, const std::string& p
   request.method = method;
   request.url = base_;
   request.url.target = (base_.target == "/" ? "" : base_.target) + "/v2/" + remote + "/" + path;
+  request.io_timeout = timeout;
   for (int attempt = 0; attempt < 2; ++attempt) {
     request.headers = headers;
     {

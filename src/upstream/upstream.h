@@ -34,8 +34,10 @@ class Upstream {
   // `path` is relative to /v2/<repository>/, e.g. "manifests/latest".
   // Network failures and 5xx come back as upstream_unavailable; a 401 that
   // survives the retry as unauthorized; other statuses as the response.
+  // `timeout` bounds each read (0: the client's default, for long bodies).
   Result<HttpResponse> get(const std::string& repo, const std::string& path, const std::string& method,
-                           std::vector<std::pair<std::string, std::string>> headers, BodySink* sink = nullptr);
+                           std::vector<std::pair<std::string, std::string>> headers, BodySink* sink = nullptr,
+                           std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 
   // The repository name as the upstream knows it (library/ for Docker Hub).
   std::string upstream_repo(const std::string& repo) const;
