@@ -3,6 +3,7 @@
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <map>
@@ -27,6 +28,8 @@ struct SiteState {
   std::shared_ptr<const site::Sealer> sealer;
   std::shared_ptr<SiteStats> stats;
   std::shared_ptr<site::PeerDirectory> peers;
+  std::shared_ptr<site::IndexSnapshot> snapshot;
+  bool auto_pin = true;
   KvStore* kv = nullptr;
   Registry* registry = nullptr;
   uint32_t default_replicas = 0;
@@ -91,6 +94,13 @@ void carry_out(SiteActor* self, site::Effects fx) {
         batch.put(keys::index_entry(key), std::move(encoded));
     }
     if (auto s = st.kv->write(batch); !s) std::cerr << "edgepier: cannot persist the index: " << s.message << "\n";
+  }
+  if (!fx.persist.empty()) {
+    std::map<std::string, site::IndexSnapshot::Origin> origins;
+    for (const auto& view : index.tags())
+      origins[view.key.ns.empty() ? view.key.repo : mirror_repository(view.key.ns, view.key.repo)] = {view.key.ns,
+                                                                                                    view.key.repo};
+    st.snapshot->update(index.pins(), std::move(origins));
   }
   for (const auto& m : fx.manifests) st.registry->store_manifest_content(m.digest(), m.media_type(), m.body());
   for (const auto& key : fx.changed_tags) {
@@ -178,11 +188,18 @@ caf::behavior site_behavior(SiteActor* self) {
       [=](envelope_atom, const std::string& sealed) { on_envelope(self, sealed); },
       [=](tag_put_atom, const std::string& ns, const std::string& repo, const std::string& tag,
           const std::string& digest, const std::string& media_type, const std::string& body) {
+        auto& st = self->state;
         wire::Manifest m;
         m.set_digest(digest);
         m.set_media_type(media_type);
         m.set_body(body);
-        carry_out(self, self->state.core->put_tag(crdt::TagKey{ns, repo, tag}, m, now_ms()));
+        carry_out(self, st.core->put_tag(crdt::TagKey{ns, repo, tag}, m, now_ms()));
+        if (st.auto_pin) {  // first pull (or push) pins the image for the site
+          std::string ref = (ns.empty() ? repo : mirror_repository(ns, repo)) + ":" + tag;
+          auto pins = st.core->index().pins();
+          if (std::none_of(pins.begin(), pins.end(), [&](const crdt::PinView& p) { return p.ref == ref; }))
+            carry_out(self, st.core->add_pin(ref, st.default_replicas, now_ms()));
+        }
       },
       [=](tag_del_atom, const std::string& ns, const std::string& repo, const std::string& tag) {
         carry_out(self, self->state.core->delete_tag(crdt::TagKey{ns, repo, tag}, now_ms()));
@@ -239,10 +256,17 @@ Result<caf::actor> start_site_actor(caf::actor_system& system, SiteActorConfig c
     st.sealer = deps.sealer;
     st.stats = deps.stats;
     st.peers = deps.peers;
+    st.snapshot = deps.index;
+    st.auto_pin = config.auto_pin;
     st.kv = &deps.kv;
     st.registry = &deps.registry;
     st.default_replicas = config.default_replicas;
     carry_out(self, std::move(start));
+    std::map<std::string, site::IndexSnapshot::Origin> origins;
+    for (const auto& view : st.core->index().tags())
+      origins[view.key.ns.empty() ? view.key.repo : mirror_repository(view.key.ns, view.key.repo)] = {view.key.ns,
+                                                                                                    view.key.repo};
+    st.snapshot->update(st.core->index().pins(), std::move(origins));
     return site_behavior(self);
   });
   auto published = system.middleman().publish(actor, cluster_port, cluster_host.c_str(), true);

@@ -19,6 +19,7 @@
 #include "actors/site_stats.h"
 #include "registry/registry.h"
 #include "site/core.h"
+#include "site/index_snapshot.h"
 #include "site/peer_directory.h"
 #include "site/security.h"
 #include "storage/kv_store.h"
@@ -30,6 +31,7 @@ struct SiteActorConfig {
   std::vector<std::string> seeds;
   site::CoreOptions core;
   uint32_t default_replicas = 0;  // for pins added without a factor (0 = all)
+  bool auto_pin = true;           // pin every image tagged here (pulled or pushed)
 };
 
 struct SiteDeps {
@@ -38,6 +40,7 @@ struct SiteDeps {
   std::shared_ptr<const site::Sealer> sealer;
   std::shared_ptr<SiteStats> stats;
   std::shared_ptr<site::PeerDirectory> peers;  // live peers' data addresses, for transfers
+  std::shared_ptr<site::IndexSnapshot> index;  // pins and origins, for the replicator
 };
 
 // Spawns the actor, publishes it on the cluster port and starts joining.

@@ -21,6 +21,7 @@
 #include "http/api.h"
 #include "http/server.h"
 #include "registry/mirror.h"
+#include "registry/replicator.h"
 #include "registry/uploads.h"
 
 namespace ep {
@@ -79,6 +80,8 @@ struct Node::Parts {
   std::unique_ptr<actors::SiteTagObserver> observer;
   std::shared_ptr<actors::SiteStats> stats = std::make_shared<actors::SiteStats>();
   std::shared_ptr<site::PeerDirectory> peers = std::make_shared<site::PeerDirectory>();
+  std::shared_ptr<site::IndexSnapshot> index = std::make_shared<site::IndexSnapshot>();
+  std::unique_ptr<Replicator> replicator;
   std::shared_ptr<transfer::PeerTraffic> traffic = std::make_shared<transfer::PeerTraffic>();
   std::unique_ptr<transfer::ChunkServer> chunk_server;
   http::Metrics metrics, admin_metrics;
@@ -92,6 +95,7 @@ Node::Node(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 Node::~Node() {
   auto& p = *parts_;
   if (p.server) p.server->stop();
+  p.replicator.reset();
   if (p.chunk_server) p.chunk_server->stop();
   if (p.admin_server) p.admin_server->stop();
   if (p.registry) p.registry->set_observer(nullptr);
@@ -144,12 +148,12 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
   caf_config.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(4)});
   caf_config.set("scheduler.max-threads", static_cast<size_t>(2));
   p->system = std::make_unique<caf::actor_system>(caf_config);
-  actors::SiteActorConfig site_config{self, config.seeds, {}, config.replication};
+  actors::SiteActorConfig site_config{self, config.seeds, {}, config.replication, config.auto_pin};
   auto colon = config.cluster_address.rfind(':');
   std::string cluster_host = config.site_key_file.empty() ? "127.0.0.1" : config.cluster_address.substr(0, colon);
   uint16_t cluster_port = config.site_key_file.empty() ? 0 : static_cast<uint16_t>(std::stoul(config.cluster_address.substr(colon + 1)));
   auto site = actors::start_site_actor(*p->system, site_config,
-                                       actors::SiteDeps{*p->kv, *p->registry, sealer, p->stats, p->peers}, cluster_host,
+                                       actors::SiteDeps{*p->kv, *p->registry, sealer, p->stats, p->peers, p->index}, cluster_host,
                                        cluster_port);
   if (!site) return site.status();
   p->site = *site;
@@ -167,6 +171,8 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
     p->mirror->enable_site(p->peers, std::make_shared<transfer::ChunkClient>(data_key, p->traffic), config.node_name,
                            config.chunk_size);
     p->chunk_server->start();
+    p->replicator = std::make_unique<Replicator>(*p->registry, *p->mirror, p->index, p->peers, config.node_name);
+    p->replicator->start();
   }
 
   p->api = std::make_unique<http::Api>(*p->registry, *p->uploads, *p->blobs, p->metrics, p->mirror.get());

@@ -29,6 +29,8 @@ class InflightBlob {
 
   // Waits until the upstream answered with the blob's size (or failed).
   Result<uint64_t> wait_size(std::chrono::milliseconds timeout);
+  // Waits until the fetch ended; its outcome.
+  Status wait_complete(std::chrono::milliseconds timeout);
   uint64_t readable() const;
   bool failed() const;
   // Calls `ready` (possibly inline, possibly from the fetch thread) once

@@ -200,17 +200,23 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
                     "upstream " + up.describe() + " answered HTTP " + std::to_string(h->status) + " for a blob"};
     return *h->content_length;
   };
+  auto unavailable = [&] {
+    return Status{Errc::upstream_unavailable, "blob " + digest->str() + " is not cached and upstream " +
+                                                  up.describe() + " is unavailable"};
+  };
   auto launch = [&]() -> Result<std::shared_ptr<InflightBlob>> {
-    if (!up.available())
-      return Status{Errc::upstream_unavailable, "blob " + digest->str() + " is not cached and upstream " +
-                                                    up.describe() + " is unavailable"};
     std::shared_ptr<InflightBlob> fetch;
     if (peers_ && !peers_->live().empty()) {
-      // In a site: learn the size, then fetch in chunks shared by all members.
+      // In a site: from members that hold it completely (no uplink needed) ...
+      if (auto [holders, size] = find_holders(local, *digest); !holders.empty())
+        if ((fetch = start_peer_fetch(local, *digest, holders, size))) return fetch;
+      // ... else learn the size and fetch in chunks shared by all members.
+      if (!up.available()) return unavailable();
       auto size = head_blob();
       if (!size && size.status().code == Errc::blob_unknown) return size.status();
       if (size) fetch = start_site_fetch(up, local, repo, *digest, *size);
     }
+    if (!fetch && !up.available()) return unavailable();
     if (!fetch) fetch = start_fetch(up, local, repo, *digest);
     if (!fetch) return Status{Errc::io_error, "cannot stage a blob fetch"};
     return fetch;
@@ -223,9 +229,7 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
   const bool joined = fetch != nullptr;
   if (!fetch) {
     if (head) {
-      if (!up.available())
-        return Status{Errc::upstream_unavailable, "blob " + digest->str() + " is not cached and upstream " +
-                                                      up.describe() + " is unavailable"};
+      if (!up.available()) return unavailable();
       auto size = head_blob();
       if (!size) return size.status();
       return BlobSource{std::nullopt, nullptr, *size};

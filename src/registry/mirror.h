@@ -80,6 +80,9 @@ class Mirror {
   std::shared_ptr<SiteBlob> site_blob(const Digest& digest, uint64_t size);
   Status chunk_from_upstream(Upstream& upstream, const std::string& repo, SiteBlob& blob, uint64_t index);
   Status obtain_chunk(Upstream& upstream, const std::string& repo, SiteBlob& blob, uint64_t index);
+  std::pair<std::vector<site::PeerAddress>, uint64_t> find_holders(const std::string& repo, const Digest& digest);
+  std::shared_ptr<InflightBlob> start_peer_fetch(const std::string& repo, const Digest& digest,
+                                                 std::vector<site::PeerAddress> holders, uint64_t size);
   std::shared_ptr<InflightBlob> start_site_fetch(Upstream& upstream, const std::string& local, const std::string& repo,
                                                  const Digest& digest, uint64_t size);
   void run_site_fetch(Upstream& upstream, std::string local, std::string repo, std::shared_ptr<InflightBlob> blob,

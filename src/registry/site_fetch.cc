@@ -230,6 +230,25 @@ void Mirror::run_site_fetch(Upstream& up, std::string local, std::string repo, s
   finish_fetch(blob, outcome);
 }
 
+std::pair<std::vector<site::PeerAddress>, uint64_t> Mirror::find_holders(const std::string& repo, const Digest& digest) {
+  std::vector<site::PeerAddress> holders;
+  uint64_t size = 0;
+  if (!peers_) return {holders, size};
+  for (const auto& peer : peers_->live()) {
+    wire::ChunkRequest probe;
+    probe.set_id(1);
+    probe.set_digest(digest.str());
+    probe.set_repo(repo);
+    probe.set_stat(true);
+    auto r = chunk_client_->fetch(peer.data_address, probe, std::chrono::seconds(5));
+    if (r && r->status() == wire::ChunkResponse::OK) {
+      holders.push_back(peer);
+      size = r->blob_size();
+    }
+  }
+  return {holders, size};
+}
+
 Result<BlobSource> Mirror::blob_from_peers(const std::string& repo, const std::string& digest_text) {
   auto digest = Digest::parse(digest_text);
   if (!digest) return digest.status();
@@ -244,75 +263,66 @@ Result<BlobSource> Mirror::blob_from_peers(const std::string& repo, const std::s
       }
   }
   // Who holds it completely? Ask the live peers (a pushed blob lives where it was pushed).
-  std::vector<site::PeerAddress> holders;
-  uint64_t size = 0;
-  for (const auto& peer : peers_->live()) {
-    wire::ChunkRequest probe;
-    probe.set_id(1);
-    probe.set_digest(digest->str());
-    probe.set_repo(repo);
-    probe.set_stat(true);
-    auto r = chunk_client_->fetch(peer.data_address, probe, std::chrono::seconds(5));
-    if (r && r->status() == wire::ChunkResponse::OK) {
-      holders.push_back(peer);
-      size = r->blob_size();
-    }
-  }
+  auto [holders, size] = find_holders(repo, *digest);
   if (holders.empty()) return Status{Errc::blob_unknown, "blob unknown to repository: " + digest->str()};
-  auto sb = site_blob(*digest, size);
-  if (!sb) return Status{Errc::io_error, "cannot stage a blob fetch"};
-  std::shared_ptr<InflightBlob> fetch;
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = inflight_.find(digest->str()); it != inflight_.end()) fetch = it->second.lock();
-    if (!fetch) {
-      fetch = std::make_shared<InflightBlob>(*digest, UniqueFd(::dup(sb->fd.get())));
-      fetch->begin(size);
-      inflight_[digest->str()] = fetch;
-      ++running_;
-      std::thread([this, repo, fetch, sb, holders] {
-        // Chunks spread over the holders; a failing holder is skipped.
-        const uint64_t chunks = sb->have.size();
-        Status failure;
-        Sha256 hash;
-        std::string buffer;
-        for (uint64_t i = 0; i < chunks && failure.ok() && !stopping_; ++i) {
-          auto range = site::chunk_range(sb->size, sb->chunk_size, i);
-          bool got = false;
-          for (size_t k = 0; k < holders.size() && !got; ++k) {
-            const auto& holder = holders[(i + k) % holders.size()];
-            wire::ChunkRequest request;
-            request.set_id(i + 1);
-            request.set_digest(sb->digest.str());
-            request.set_index(static_cast<uint32_t>(i));
-            request.set_chunk_size(sb->chunk_size);
-            request.set_blob_size(sb->size);
-            auto r = chunk_client_->fetch(holder.data_address, request, kPeerTimeout);
-            if (!r || r->status() != wire::ChunkResponse::OK || r->data().size() != range.length) continue;
-            if (::pwrite(sb->fd.get(), r->data().data(), range.length, static_cast<off_t>(range.offset)) !=
-                static_cast<ssize_t>(range.length))
-              break;
-            hash.update(r->data().data(), range.length);
-            got = true;
-          }
-          if (!got) failure = Status{Errc::blob_unknown, "no peer could provide " + sb->digest.str()};
-          else fetch->advance(range.offset + range.length);
-        }
-        Status outcome = failure;
-        if (outcome && hash.finish() != sb->digest)
-          outcome = Status{Errc::io_error, "blob from peers does not match " + sb->digest.str()};
-        if (outcome) outcome = blobs_.commit_staging(sb->staging_id, sb->digest);
-        if (outcome) outcome = registry_.link_blob(repo, sb->digest);
-        {
-          std::lock_guard lock(mu_);
-          site_blobs_.erase(sb->digest.str());
-        }
-        if (!outcome) blobs_.remove_staging(sb->staging_id);
-        finish_fetch(fetch, outcome);
-      }).detach();
-    }
-  }
+  auto fetch = start_peer_fetch(repo, *digest, holders, size);
+  if (!fetch) return Status{Errc::io_error, "cannot stage a blob fetch"};
   return BlobSource{std::nullopt, fetch, size};
+}
+
+std::shared_ptr<InflightBlob> Mirror::start_peer_fetch(const std::string& repo, const Digest& digest,
+                                                       std::vector<site::PeerAddress> holders, uint64_t size) {
+  auto sb = site_blob(digest, size);
+  if (!sb) return nullptr;
+  std::lock_guard lock(mu_);
+  if (auto it = inflight_.find(digest.str()); it != inflight_.end())
+    if (auto existing = it->second.lock()) return existing;
+  auto fetch = std::make_shared<InflightBlob>(digest, UniqueFd(::dup(sb->fd.get())));
+  fetch->begin(size);
+  inflight_[digest.str()] = fetch;
+  ++running_;
+  std::thread([this, repo, fetch, sb, holders] {
+    // Chunks in order, spread over the holders; a failing holder is skipped.
+    const uint64_t chunks = sb->have.size();
+    Status failure;
+    Sha256 hash;
+    for (uint64_t i = 0; i < chunks && failure.ok() && !stopping_; ++i) {
+      auto range = site::chunk_range(sb->size, sb->chunk_size, i);
+      bool got = false;
+      for (size_t k = 0; k < holders.size() && !got; ++k) {
+        const auto& holder = holders[(i + k) % holders.size()];
+        wire::ChunkRequest request;
+        request.set_id(i + 1);
+        request.set_digest(sb->digest.str());
+        request.set_index(static_cast<uint32_t>(i));
+        request.set_chunk_size(sb->chunk_size);
+        request.set_blob_size(sb->size);
+        auto r = chunk_client_->fetch(holder.data_address, request, kPeerTimeout);
+        if (!r || r->status() != wire::ChunkResponse::OK || r->data().size() != range.length) continue;
+        if (::pwrite(sb->fd.get(), r->data().data(), range.length, static_cast<off_t>(range.offset)) !=
+            static_cast<ssize_t>(range.length))
+          break;
+        hash.update(r->data().data(), range.length);
+        got = true;
+      }
+      if (!got)
+        failure = Status{Errc::blob_unknown, "no peer could provide " + sb->digest.str()};
+      else
+        fetch->advance(range.offset + range.length);
+    }
+    Status outcome = failure;
+    if (outcome && hash.finish() != sb->digest)
+      outcome = Status{Errc::io_error, "blob from peers does not match " + sb->digest.str()};
+    if (outcome) outcome = blobs_.commit_staging(sb->staging_id, sb->digest);
+    if (outcome) outcome = registry_.link_blob(repo, sb->digest);
+    {
+      std::lock_guard lock(mu_);
+      site_blobs_.erase(sb->digest.str());
+    }
+    if (!outcome) blobs_.remove_staging(sb->staging_id);
+    finish_fetch(fetch, outcome);
+  }).detach();
+  return fetch;
 }
 
 wire::ChunkResponse Mirror::serve_chunk(const wire::ChunkRequest& request) {

@@ -1,0 +1,76 @@
+#include "registry/replicator.h"
+
+#include <algorithm>
+
+#include "site/chunk_plan.h"
+
+namespace ep {
+
+Replicator::Replicator(Registry& registry, Mirror& mirror, std::shared_ptr<site::IndexSnapshot> index,
+                       std::shared_ptr<site::PeerDirectory> peers, std::string self_name)
+    : registry_(registry), mirror_(mirror), index_(std::move(index)), peers_(std::move(peers)),
+      self_(std::move(self_name)) {}
+
+Replicator::~Replicator() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Replicator::start() { thread_ = std::thread([this] { run(); }); }
+
+bool Replicator::assigned(const crdt::PinView& pin, const std::string& self, std::vector<std::string> members) {
+  if (pin.replicas == 0) return true;
+  members.push_back(self);
+  auto order = site::rendezvous_order(pin.ref, 0, std::move(members));
+  auto end = order.begin() + std::min<size_t>(pin.replicas, order.size());
+  return std::find(order.begin(), end, self) != end;
+}
+
+void Replicator::run() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, std::chrono::seconds(3), [&] { return stopping_; });
+    if (stopping_) break;
+    lock.unlock();
+    std::vector<std::string> members;
+    for (const auto& peer : peers_->live()) members.push_back(peer.name);
+    for (const auto& pin : index_->pins()) {
+      if (!assigned(pin, self_, members) || registry_.holds_image(pin.ref)) continue;
+      replicate(pin);
+      std::lock_guard check(mu_);
+      if (stopping_) break;
+    }
+    lock.lock();
+  }
+}
+
+void Replicator::replicate(const crdt::PinView& pin) {
+  auto blobs = registry_.image_blobs(pin.ref);  // the manifest arrives with the index
+  if (!blobs) return;
+  auto at = pin.ref.find('@');
+  auto colon = pin.ref.rfind(':');
+  std::string repo = at != std::string::npos ? pin.ref.substr(0, at)
+                     : colon != std::string::npos && pin.ref.find('/', colon) == std::string::npos
+                         ? pin.ref.substr(0, colon)
+                         : pin.ref;
+  auto origin = index_->origin(repo);
+  Upstream* upstream = origin.ns.empty() ? nullptr : mirror_.upstream_for(origin.ns);
+  for (const auto& digest : *blobs) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+    }
+    if (registry_.stat_blob(repo, digest.str())) continue;
+    auto source = upstream ? mirror_.blob(*upstream, origin.repo, digest.str(), false)
+                           : mirror_.blob_from_peers(repo, digest.str());
+    if (!source) continue;  // try again next round
+    if (source->inflight && !source->inflight->wait_complete(std::chrono::minutes(30))) continue;
+    ++replicated_;
+  }
+}
+
+}  // namespace ep
