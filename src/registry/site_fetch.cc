@@ -28,7 +28,11 @@ struct Mirror::SiteBlob {
 
 namespace {
 constexpr int kParallelChunks = 4;
-constexpr auto kPeerTimeout = std::chrono::seconds(30);
+// How long a peer may stall (no bytes) before we go to the next source. A
+// designated fetcher may itself wait on a slow, shared uplink: generous. A
+// holder serves from its disk: short, so a dead or stuck peer costs little.
+constexpr auto kFetcherStall = std::chrono::seconds(30);
+constexpr auto kHolderStall = std::chrono::seconds(3);
 
 std::string staging_id_for(const Digest& d) { return "chunks-" + std::string(d.hex().substr(0, 32)); }
 
@@ -140,7 +144,7 @@ Status Mirror::obtain_chunk(Upstream& up, const std::string& repo, SiteBlob& sb,
     request.set_ns(up.ns());
     request.set_repo(repo);
     request.set_fetch(true);
-    auto response = chunk_client_->fetch(address_of[candidate], request, kPeerTimeout);
+    auto response = chunk_client_->fetch(address_of[candidate], request, kFetcherStall);
     if (!response || response->status() != wire::ChunkResponse::OK || response->data().size() != range.length)
       continue;  // dead, slow or failing peer: the next in rendezvous order
     const auto& data = response->data();
@@ -297,7 +301,7 @@ std::shared_ptr<InflightBlob> Mirror::start_peer_fetch(const std::string& repo, 
         request.set_index(static_cast<uint32_t>(i));
         request.set_chunk_size(sb->chunk_size);
         request.set_blob_size(sb->size);
-        auto r = chunk_client_->fetch(holder.data_address, request, kPeerTimeout);
+        auto r = chunk_client_->fetch(holder.data_address, request, kHolderStall);
         if (!r || r->status() != wire::ChunkResponse::OK || r->data().size() != range.length) continue;
         if (::pwrite(sb->fd.get(), r->data().data(), range.length, static_cast<off_t>(range.offset)) !=
             static_cast<ssize_t>(range.length))
