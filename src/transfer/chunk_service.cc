@@ -105,6 +105,7 @@ Result<wire::ChunkResponse> ChunkClient::fetch(const std::string& address, const
       if (!ch) return ch.status();
       channel = std::make_unique<SecureChannel>(std::move(*ch));
     }
+    channel->set_timeout(timeout);  // pooled channels serve callers with different stall bounds
     auto sent = channel->send(request.SerializeAsString());
     Result<std::string> frame = sent ? channel->receive() : Result<std::string>(sent);
     if (!frame) {
