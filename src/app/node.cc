@@ -171,9 +171,12 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
     p->mirror->enable_site(p->peers, std::make_shared<transfer::ChunkClient>(data_key, p->traffic), config.node_name,
                            config.chunk_size);
     p->chunk_server->start();
-    p->replicator = std::make_unique<Replicator>(*p->registry, *p->mirror, p->index, p->peers, config.node_name);
-    p->replicator->start();
   }
+  // Pinned images to fetch, and the storage budget to keep (single nodes too).
+  p->replicator =
+      std::make_unique<Replicator>(*p->registry, *p->blobs, *p->mirror, p->index, p->peers, config.node_name);
+  p->replicator->set_storage_budget(config.storage_budget);
+  p->replicator->start();
 
   p->api = std::make_unique<http::Api>(*p->registry, *p->uploads, *p->blobs, p->metrics, p->mirror.get());
   auto stats = p->stats;

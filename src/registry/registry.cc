@@ -1,6 +1,7 @@
 #include "registry/registry.h"
 
 #include <cctype>
+#include <chrono>
 #include <functional>
 #include <nlohmann/json.hpp>
 
@@ -253,7 +254,18 @@ Result<OpenBlob> Registry::open_blob(std::string_view repo, std::string_view dig
   auto linked = exists(keys::blob_link(repo, digest->str()));
   if (!linked) return linked.status();
   if (!*linked) return Status{Errc::blob_unknown, "blob unknown to repository: " + digest->str()};
+  {
+    std::lock_guard lock(access_mu_);
+    access_[digest->str()] = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                       std::chrono::steady_clock::now().time_since_epoch())
+                                                       .count());
+  }
   return blobs_.open(*digest);
+}
+
+std::map<std::string, uint64_t> Registry::blob_access() const {
+  std::lock_guard lock(access_mu_);
+  return access_;
 }
 
 Status Registry::delete_blob(std::string_view repo, std::string_view digest_text) {

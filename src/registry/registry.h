@@ -9,6 +9,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -68,6 +70,8 @@ class Registry {
 
   Result<uint64_t> stat_blob(std::string_view repo, std::string_view digest);
   Result<OpenBlob> open_blob(std::string_view repo, std::string_view digest);
+  // Last read of each blob since start (for LRU eviction); steady-clock ms.
+  std::map<std::string, uint64_t> blob_access() const;
   Status delete_blob(std::string_view repo, std::string_view digest);
   // Links an existing blob into `repo` (after an upload or a mount).
   Status link_blob(std::string_view repo, const Digest& digest);
@@ -111,6 +115,8 @@ class Registry {
   KvStore& kv_;
   BlobStore& blobs_;
   TagObserver* observer_ = nullptr;
+  mutable std::mutex access_mu_;
+  std::map<std::string, uint64_t> access_;
 };
 
 }  // namespace ep

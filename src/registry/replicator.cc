@@ -1,14 +1,15 @@
 #include "registry/replicator.h"
 
 #include <algorithm>
+#include <set>
 
 #include "site/chunk_plan.h"
 
 namespace ep {
 
-Replicator::Replicator(Registry& registry, Mirror& mirror, std::shared_ptr<site::IndexSnapshot> index,
+Replicator::Replicator(Registry& registry, BlobStore& blobs, Mirror& mirror, std::shared_ptr<site::IndexSnapshot> index,
                        std::shared_ptr<site::PeerDirectory> peers, std::string self_name)
-    : registry_(registry), mirror_(mirror), index_(std::move(index)), peers_(std::move(peers)),
+    : registry_(registry), blobs_(blobs), mirror_(mirror), index_(std::move(index)), peers_(std::move(peers)),
       self_(std::move(self_name)) {}
 
 Replicator::~Replicator() {
@@ -44,7 +45,30 @@ void Replicator::run() {
       std::lock_guard check(mu_);
       if (stopping_) break;
     }
+    enforce_budget();
     lock.lock();
+  }
+}
+
+void Replicator::enforce_budget() {
+  const uint64_t budget = budget_;
+  if (budget == 0 || blobs_.used_bytes() <= budget) return;
+  std::set<std::string> pinned;
+  for (const auto& pin : index_->pins())
+    if (auto blobs = registry_.image_blobs(pin.ref))
+      for (const auto& d : *blobs) pinned.insert(d.str());
+  auto access = registry_.blob_access();
+  std::vector<std::pair<uint64_t, std::pair<Digest, uint64_t>>> candidates;  // (last access, blob)
+  for (auto& [digest, size] : blobs_.list()) {
+    if (pinned.count(digest.str())) continue;
+    auto it = access.find(digest.str());
+    candidates.push_back({it == access.end() ? 0 : it->second, {digest, size}});
+  }
+  std::sort(candidates.begin(), candidates.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [when, blob] : candidates) {
+    if (blobs_.used_bytes() <= budget) break;
+    if (blobs_.remove(blob.first)) ++evicted_;
   }
 }
 

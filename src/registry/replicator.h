@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "registry/mirror.h"
+#include "storage/blob_store.h"
 #include "registry/registry.h"
 #include "site/index_snapshot.h"
 #include "site/peer_directory.h"
@@ -22,10 +23,15 @@ namespace ep {
 
 class Replicator {
  public:
-  Replicator(Registry& registry, Mirror& mirror, std::shared_ptr<site::IndexSnapshot> index,
+  Replicator(Registry& registry, BlobStore& blobs, Mirror& mirror, std::shared_ptr<site::IndexSnapshot> index,
              std::shared_ptr<site::PeerDirectory> peers, std::string self_name);
   ~Replicator();
   void start();
+  // Evicts least-recently-used unpinned blobs while storage exceeds `bytes`
+  // (0: unlimited). Unpinned content can be fetched again from the site or
+  // its upstream.
+  void set_storage_budget(uint64_t bytes) { budget_ = bytes; }
+  uint64_t blobs_evicted() const { return evicted_; }
   // Whether this node should hold a pinned image (pure; used by tests too).
   static bool assigned(const crdt::PinView& pin, const std::string& self, std::vector<std::string> members);
   uint64_t blobs_replicated() const { return replicated_; }
@@ -33,8 +39,10 @@ class Replicator {
  private:
   void run();
   void replicate(const crdt::PinView& pin);
+  void enforce_budget();
 
   Registry& registry_;
+  BlobStore& blobs_;
   Mirror& mirror_;
   std::shared_ptr<site::IndexSnapshot> index_;
   std::shared_ptr<site::PeerDirectory> peers_;
@@ -43,7 +51,7 @@ class Replicator {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
-  std::atomic<uint64_t> replicated_{0};
+  std::atomic<uint64_t> replicated_{0}, evicted_{0}, budget_{0};
 };
 
 }  // namespace ep
