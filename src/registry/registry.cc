@@ -176,8 +176,9 @@ std::optional<std::vector<Digest>> Registry::image_blobs(std::string_view ref) {
     auto info = parse_manifest(m->body, m->media_type);
     if (!info) return false;
     blobs.insert(blobs.end(), info->blobs.begin(), info->blobs.end());
-    for (const auto& child : info->manifests)
-      if (!walk(child.str(), depth + 1)) return false;
+    // An index's platforms count only where their manifest is here: nobody
+    // pulled the others, so they are not fetched on speculation.
+    for (const auto& child : info->manifests) walk(child.str(), depth + 1);
     return true;
   };
   if (!walk(reference, 0)) return std::nullopt;
