@@ -96,34 +96,33 @@ Handling Api::blobs(const Route& route, const RequestHead& head) {
   std::string range(head[field::range]);
   const bool head_only = method == verb::verb::head;
   Upstream* upstream = upstream_for(route);
-  if (!(upstream && route.has("ns"))) {
+  const bool explicit_ns = upstream && route.has("ns");
+  if (!explicit_ns) {
     auto blob = registry_.open_blob(route.name, route.reference);
     if (blob) {
       uint64_t size = blob->size;
       return answer(blob_reply(route.reference, size, range, FileRange{std::move(*blob), 0, size, nullptr}));
     }
-    bool miss = blob.status().code == Errc::blob_unknown;
-    if (!miss) return fail(blob.status());
-    if (!upstream) {
-      // HEAD stays local: a client that sees 404 uploads the blob here, which
-      // keeps manifest pushes consistent.
-      if (!mirror_ || head_only) return fail(blob.status());
-      // Pushed to another member of the site? Fetch it from there.
-      Handling h;
-      h.deferred = [this, route, range] {
-        auto source = mirror_->blob_from_peers(route.name, route.reference);
-        if (!source) return error_reply(source.status());
+    if (blob.status().code != Errc::blob_unknown || !mirror_ || (head_only && !upstream)) return fail(blob.status());
+  }
+  Handling h;
+  h.deferred = [this, upstream, explicit_ns, route, range, head_only] {
+    if (!explicit_ns && !head_only) {
+      // Pushed to another member of the site? Fetch it from there. (HEAD stays
+      // local: a client that sees 404 uploads the blob here, which keeps
+      // manifest pushes consistent.)
+      auto source = mirror_->blob_from_peers(route.name, route.reference);
+      if (source) {
         FileRange file;
         file.blob.fd = UniqueFd(::dup(source->inflight->fd()));
         file.blob.size = source->size;
         file.growing = source->inflight;
         return blob_reply(route.reference, source->size, range, std::move(file));
-      };
-      return h;
+      }
+      if (!upstream) return error_reply(source.status());
     }
-  }
-  Handling h;
-  h.deferred = [this, upstream, route, range, head_only] { return mirrored_blob(*upstream, route, range, head_only); };
+    return mirrored_blob(*upstream, route, range, head_only);
+  };
   return h;
 }
 

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -80,6 +81,12 @@ class Mirror {
   std::shared_ptr<SiteBlob> site_blob(const Digest& digest, uint64_t size);
   Status chunk_from_upstream(Upstream& upstream, const std::string& repo, SiteBlob& blob, uint64_t index);
   Status obtain_chunk(Upstream& upstream, const std::string& repo, SiteBlob& blob, uint64_t index);
+  using ChunkedBody = std::function<void(std::shared_ptr<InflightBlob>, std::shared_ptr<SiteBlob>)>;
+  // Registers a chunked fetch (single flight by digest) and runs `body` on its own thread.
+  std::shared_ptr<InflightBlob> start_chunked(const Digest& digest, uint64_t size, ChunkedBody body);
+  // Publishes a verified chunked blob (or discards it) and ends the fetch.
+  void publish_chunked(const std::shared_ptr<InflightBlob>& fetch, const std::shared_ptr<SiteBlob>& sb,
+                       const std::string& repo, Status outcome);
   std::pair<std::vector<site::PeerAddress>, uint64_t> find_holders(const std::string& repo, const Digest& digest);
   std::shared_ptr<InflightBlob> start_peer_fetch(const std::string& repo, const Digest& digest,
                                                  std::vector<site::PeerAddress> holders, uint64_t size);

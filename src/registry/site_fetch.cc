@@ -36,6 +36,16 @@ constexpr auto kHolderStall = std::chrono::seconds(3);
 
 std::string staging_id_for(const Digest& d) { return "chunks-" + std::string(d.hex().substr(0, 32)); }
 
+wire::ChunkRequest chunk_request(const Digest& digest, uint64_t index, uint64_t chunk_size, uint64_t blob_size) {
+  wire::ChunkRequest request;
+  request.set_id(index + 1);
+  request.set_digest(digest.str());
+  request.set_index(static_cast<uint32_t>(index));
+  request.set_chunk_size(chunk_size);
+  request.set_blob_size(blob_size);
+  return request;
+}
+
 Status pread_all(int fd, std::string& out, uint64_t offset, uint64_t length) {
   out.resize(length);
   for (uint64_t done = 0; done < length;) {
@@ -135,12 +145,7 @@ Status Mirror::obtain_chunk(Upstream& up, const std::string& repo, SiteBlob& sb,
       if (chunk_from_upstream(up, repo, sb, index)) return Status::Ok();
       continue;
     }
-    wire::ChunkRequest request;
-    request.set_id(index + 1);
-    request.set_digest(sb.digest.str());
-    request.set_index(static_cast<uint32_t>(index));
-    request.set_chunk_size(sb.chunk_size);
-    request.set_blob_size(sb.size);
+    auto request = chunk_request(sb.digest, index, sb.chunk_size, sb.size);
     request.set_ns(up.ns());
     request.set_repo(repo);
     request.set_fetch(true);
@@ -159,8 +164,7 @@ Status Mirror::obtain_chunk(Upstream& up, const std::string& repo, SiteBlob& sb,
   return chunk_from_upstream(up, repo, sb, index);  // last resort, if self was not tried first
 }
 
-std::shared_ptr<InflightBlob> Mirror::start_site_fetch(Upstream& up, const std::string& local, const std::string& repo,
-                                                       const Digest& digest, uint64_t size) {
+std::shared_ptr<InflightBlob> Mirror::start_chunked(const Digest& digest, uint64_t size, ChunkedBody body) {
   auto sb = site_blob(digest, size);
   if (!sb) return nullptr;
   std::lock_guard lock(mu_);
@@ -170,8 +174,27 @@ std::shared_ptr<InflightBlob> Mirror::start_site_fetch(Upstream& up, const std::
   fetch->begin(size);
   inflight_[digest.str()] = fetch;
   ++running_;
-  std::thread([this, &up, local, repo, fetch, sb] { run_site_fetch(up, local, repo, fetch, sb); }).detach();
+  std::thread([body = std::move(body), fetch, sb] { body(fetch, sb); }).detach();
   return fetch;
+}
+
+void Mirror::publish_chunked(const std::shared_ptr<InflightBlob>& fetch, const std::shared_ptr<SiteBlob>& sb,
+                             const std::string& repo, Status outcome) {
+  if (outcome) outcome = blobs_.commit_staging(sb->staging_id, sb->digest);
+  if (outcome) outcome = registry_.link_blob(repo, sb->digest);
+  {
+    std::lock_guard lock(mu_);
+    site_blobs_.erase(sb->digest.str());
+  }
+  if (!outcome) blobs_.remove_staging(sb->staging_id);  // nothing unverified stays behind
+  finish_fetch(fetch, outcome);
+}
+
+std::shared_ptr<InflightBlob> Mirror::start_site_fetch(Upstream& up, const std::string& local, const std::string& repo,
+                                                       const Digest& digest, uint64_t size) {
+  return start_chunked(digest, size, [this, &up, local, repo](auto fetch, auto sb) {
+    run_site_fetch(up, local, repo, fetch, sb);
+  });
 }
 
 void Mirror::run_site_fetch(Upstream& up, std::string local, std::string repo, std::shared_ptr<InflightBlob> blob,
@@ -224,14 +247,7 @@ void Mirror::run_site_fetch(Upstream& up, std::string local, std::string repo, s
   if (outcome && hashed != sb->size) outcome = Status{Errc::io_error, "site fetch stopped"};
   if (outcome && hash.finish() != sb->digest)
     outcome = Status{Errc::upstream_unavailable, "assembled chunks do not match " + sb->digest.str()};
-  if (outcome) outcome = blobs_.commit_staging(sb->staging_id, sb->digest);
-  if (outcome) outcome = registry_.link_blob(local, sb->digest);
-  {
-    std::lock_guard lock(mu_);
-    site_blobs_.erase(sb->digest.str());
-  }
-  if (!outcome) blobs_.remove_staging(sb->staging_id);  // nothing unverified stays behind
-  finish_fetch(blob, outcome);
+  publish_chunked(blob, sb, local, outcome);
 }
 
 std::pair<std::vector<site::PeerAddress>, uint64_t> Mirror::find_holders(const std::string& repo, const Digest& digest) {
@@ -276,16 +292,7 @@ Result<BlobSource> Mirror::blob_from_peers(const std::string& repo, const std::s
 
 std::shared_ptr<InflightBlob> Mirror::start_peer_fetch(const std::string& repo, const Digest& digest,
                                                        std::vector<site::PeerAddress> holders, uint64_t size) {
-  auto sb = site_blob(digest, size);
-  if (!sb) return nullptr;
-  std::lock_guard lock(mu_);
-  if (auto it = inflight_.find(digest.str()); it != inflight_.end())
-    if (auto existing = it->second.lock()) return existing;
-  auto fetch = std::make_shared<InflightBlob>(digest, UniqueFd(::dup(sb->fd.get())));
-  fetch->begin(size);
-  inflight_[digest.str()] = fetch;
-  ++running_;
-  std::thread([this, repo, fetch, sb, holders] {
+  return start_chunked(digest, size, [this, repo, holders](auto fetch, auto sb) {
     // Chunks in order, spread over the holders; a failing holder is skipped.
     const uint64_t chunks = sb->have.size();
     Status failure;
@@ -295,12 +302,7 @@ std::shared_ptr<InflightBlob> Mirror::start_peer_fetch(const std::string& repo, 
       bool got = false;
       for (size_t k = 0; k < holders.size() && !got; ++k) {
         const auto& holder = holders[(i + k) % holders.size()];
-        wire::ChunkRequest request;
-        request.set_id(i + 1);
-        request.set_digest(sb->digest.str());
-        request.set_index(static_cast<uint32_t>(i));
-        request.set_chunk_size(sb->chunk_size);
-        request.set_blob_size(sb->size);
+        auto request = chunk_request(sb->digest, i, sb->chunk_size, sb->size);
         auto r = chunk_client_->fetch(holder.data_address, request, kHolderStall);
         if (!r || r->status() != wire::ChunkResponse::OK || r->data().size() != range.length) continue;
         if (::pwrite(sb->fd.get(), r->data().data(), range.length, static_cast<off_t>(range.offset)) !=
@@ -314,19 +316,11 @@ std::shared_ptr<InflightBlob> Mirror::start_peer_fetch(const std::string& repo, 
       else
         fetch->advance(range.offset + range.length);
     }
-    Status outcome = failure;
-    if (outcome && hash.finish() != sb->digest)
-      outcome = Status{Errc::io_error, "blob from peers does not match " + sb->digest.str()};
-    if (outcome) outcome = blobs_.commit_staging(sb->staging_id, sb->digest);
-    if (outcome) outcome = registry_.link_blob(repo, sb->digest);
-    {
-      std::lock_guard lock(mu_);
-      site_blobs_.erase(sb->digest.str());
-    }
-    if (!outcome) blobs_.remove_staging(sb->staging_id);
-    finish_fetch(fetch, outcome);
-  }).detach();
-  return fetch;
+    if (failure.ok() && stopping_) failure = Status{Errc::io_error, "node is shutting down"};
+    if (failure.ok() && hash.finish() != sb->digest)
+      failure = Status{Errc::io_error, "blob from peers does not match " + sb->digest.str()};
+    publish_chunked(fetch, sb, repo, failure);
+  });
 }
 
 wire::ChunkResponse Mirror::serve_chunk(const wire::ChunkRequest& request) {
