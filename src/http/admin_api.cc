@@ -133,7 +133,11 @@ Reply AdminApi::blobs_reply() {
   for (const auto& [digest, size] : blobs_.list())
     list.push_back({{"digest", digest.str()}, {"size", size}, {"complete", true}, {"bytes_present", size},
                     {"pinned", pinned.count(digest.str()) > 0}});
+  for (const auto& partial : mirror_.partial_blobs())
+    list.push_back({{"digest", partial.digest}, {"size", partial.size}, {"complete", false},
+                    {"bytes_present", partial.present}, {"pinned", pinned.count(partial.digest) > 0}});
   for (const auto& id : blobs_.list_staging()) {
+    if (id.rfind("chunks-", 0) == 0 || id.rfind("fetch-", 0) == 0) continue;  // listed above
     auto fd = blobs_.open_staging(id, false);
     struct stat st {};
     if (!fd || ::fstat(fd->get(), &st) != 0) continue;

@@ -61,6 +61,13 @@ class Mirror {
   wire::ChunkResponse serve_chunk(const wire::ChunkRequest& request);
   uint64_t bytes_from_upstream() const { return bytes_from_upstream_; }
 
+  struct Partial {
+    std::string digest;
+    uint64_t size = 0, present = 0;
+  };
+  // Blobs being fetched or assembled from chunks here, with progress.
+  std::vector<Partial> partial_blobs();
+
  private:
   struct Revalidation {
     std::condition_variable cv;

@@ -66,6 +66,24 @@ void Mirror::enable_site(std::shared_ptr<site::PeerDirectory> peers, std::shared
   chunk_size_ = chunk_size;
 }
 
+std::vector<Mirror::Partial> Mirror::partial_blobs() {
+  std::vector<Partial> out;
+  std::lock_guard lock(mu_);
+  for (const auto& [digest, sb] : site_blobs_) {
+    Partial p{digest, sb->size, 0};
+    std::lock_guard blob_lock(sb->mu);
+    for (uint64_t i = 0; i < sb->have.size(); ++i)
+      if (sb->have[i]) p.present += site::chunk_range(sb->size, sb->chunk_size, i).length;
+    out.push_back(p);
+  }
+  for (const auto& [digest, weak] : inflight_)
+    if (auto fetch = weak.lock(); fetch && !site_blobs_.count(digest)) {
+      auto size = fetch->wait_size(std::chrono::milliseconds(0));
+      out.push_back(Partial{digest, size ? *size : 0, fetch->readable()});
+    }
+  return out;
+}
+
 std::shared_ptr<Mirror::SiteBlob> Mirror::site_blob(const Digest& digest, uint64_t size) {
   std::lock_guard lock(mu_);
   auto& slot = site_blobs_[digest.str()];
