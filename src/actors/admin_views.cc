@@ -1,5 +1,6 @@
 #include "actors/admin_views.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -22,8 +23,12 @@ json member_json(const wire::Member& m, const char* state, uint64_t last_seen_ms
 
 json pin_view_json(const crdt::PinView& pin, const site::SiteCore& core, Registry& registry) {
   json holders = json::array();
-  // What this node can tell by itself; peers' holdings arrive with the data plane.
   if (registry.holds_image(pin.ref)) holders.push_back(core.self().name());
+  for (const auto& [name, m] : core.membership().members()) {  // as announced in their heartbeats
+    if (m.liveness != site::Liveness::alive) continue;
+    const auto& holds = m.info.holds();
+    if (std::find(holds.begin(), holds.end(), pin.ref) != holds.end()) holders.push_back(name);
+  }
   json replicas = pin.replicas == 0 ? json("all") : json(pin.replicas);
   return {{"ref", pin.ref},
           {"replicas", replicas},

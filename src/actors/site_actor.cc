@@ -37,6 +37,7 @@ struct SiteState {
   std::map<std::string, caf::actor> by_address;
   std::map<caf::actor_addr, std::string> name_of;
   std::set<std::string> connecting;
+  uint64_t ticks = 0;
   static inline const char* name = "edgepier.site";
 };
 
@@ -182,7 +183,14 @@ caf::behavior site_behavior(SiteActor* self) {
   self->send(self, tick_atom::value);
   return {
       [=](tick_atom) {
-        carry_out(self, self->state.core->tick(now_ms()));
+        auto& st = self->state;
+        if (++st.ticks % 8 == 0) {  // every 2 s: which pinned images are complete here
+          std::vector<std::string> holds;
+          for (const auto& pin : st.core->index().pins())
+            if (st.registry->holds_image(pin.ref)) holds.push_back(pin.ref);
+          st.core->set_holdings(holds);
+        }
+        carry_out(self, st.core->tick(now_ms()));
         self->delayed_send(self, std::chrono::milliseconds(250), tick_atom::value);
       },
       [=](envelope_atom, const std::string& sealed) { on_envelope(self, sealed); },

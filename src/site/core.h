@@ -70,6 +70,12 @@ class SiteCore {
   crdt::Index& mutable_index() { return index_; }
   const Membership& membership() const { return membership_; }
   const wire::Member& self() const { return membership_.self(); }
+  // What this node holds completely, announced with every heartbeat.
+  void set_holdings(const std::vector<std::string>& refs) {
+    auto* holds = membership_.mutable_self().mutable_holds();
+    holds->Clear();
+    for (const auto& r : refs) *holds->Add() = r;
+  }
   uint64_t anti_entropy_rounds() const { return rounds_; }
   uint64_t repairs() const { return repairs_; }
 

@@ -48,6 +48,7 @@ class Membership {
   Membership(wire::Member self, MembershipOptions options) : self_(std::move(self)), options_(options) {}
 
   const wire::Member& self() const { return self_; }
+  wire::Member& mutable_self() { return self_; }
   // A message from `info.name()` arrived (info may carry new addresses).
   std::optional<MembershipEvent> heard(const wire::Member& info, uint64_t now_ms);
   // Learned of a member through another node; adds it if unknown.
