@@ -45,6 +45,7 @@ const Key kKeys[] = {
     {"auto-pin", Kind::boolean, "pin every image first pulled through the site"},
     {"storage-budget", Kind::size, "bytes of blob storage before unpinned blobs are evicted (0 = unlimited)"},
     {"tag-ttl", Kind::duration, "how long an upstream tag answer is trusted"},
+    {"gone-after", Kind::duration, "how long a dead or departed member's state is kept (default 24h)"},
 };
 
 Status bad(const std::string& key, const std::string& why) {
@@ -118,11 +119,12 @@ Status apply(Config& config, const Key& key, const config_value& value) {
       return Status::Ok();
     }
     case Kind::duration: {
+      auto& field = name == "tag-ttl" ? config.tag_ttl : config.gone_after;
       if (const auto* span = caf::get_if<caf::timespan>(&value)) {
-        config.tag_ttl = std::chrono::duration_cast<std::chrono::milliseconds>(*span);
+        field = std::chrono::duration_cast<std::chrono::milliseconds>(*span);
         return Status::Ok();
       }
-      if (str && parse_duration(*str, config.tag_ttl)) return Status::Ok();
+      if (str && parse_duration(*str, field)) return Status::Ok();
       return bad(name, "expected a duration like 30s, 500ms or 5min, got " + caf::to_string(value));
     }
     case Kind::replication: {

@@ -37,6 +37,7 @@ struct Config {
   bool auto_pin = true;
   uint64_t storage_budget = 0;  // 0 = unlimited
   std::chrono::milliseconds tag_ttl{30000};
+  std::chrono::milliseconds gone_after{24 * 3600 * 1000};  // dead/left members dropped after (extension)
 };
 
 class NodeConfig : public caf::actor_system_config {

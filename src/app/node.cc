@@ -148,7 +148,9 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
   caf_config.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(4)});
   caf_config.set("scheduler.max-threads", static_cast<size_t>(2));
   p->system = std::make_unique<caf::actor_system>(caf_config);
-  actors::SiteActorConfig site_config{self, config.seeds, {}, config.replication, config.auto_pin};
+  site::CoreOptions core_options;
+  core_options.membership.gone_after_ms = static_cast<uint64_t>(config.gone_after.count());
+  actors::SiteActorConfig site_config{self, config.seeds, core_options, config.replication, config.auto_pin};
   auto colon = config.cluster_address.rfind(':');
   std::string cluster_host = config.site_key_file.empty() ? "127.0.0.1" : config.cluster_address.substr(0, colon);
   uint16_t cluster_port = config.site_key_file.empty() ? 0 : static_cast<uint16_t>(std::stoul(config.cluster_address.substr(colon + 1)));
