@@ -64,7 +64,7 @@ std::string tags_json(const site::SiteCore& core, const std::string& repo) {
                     {"media_type", view.value.media_type},
                     {"updated_by", view.value.ts.node},
                     {"updated_at_ms", view.value.ts.wall_ms},
-                    {"deleted", false},
+                    {"deleted", view.value.deleted()},
                     {"conflicts", conflicts}});
   }
   return json({{"tags", tags}}).dump();

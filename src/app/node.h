@@ -17,6 +17,7 @@ class Node {
   struct Parts;
 
  private:
+  friend struct Parts;
   explicit Node(std::unique_ptr<Parts> parts);
   std::unique_ptr<Parts> parts_;
 };

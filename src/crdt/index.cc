@@ -180,7 +180,7 @@ std::vector<TagView> Index::tags() const {
   std::vector<TagView> out;
   for (const auto& [key, state] : tags_) {
     const auto* w = winner(state.writes);
-    if (!w || w->digest().empty()) continue;
+    if (!w || (w->digest().empty() && state.writes.size() < 2)) continue;
     TagView view{key_of(w->key()), version_of(*w), {}};
     for (size_t i = 0; i + 1 < state.writes.size(); ++i) view.conflicts.push_back(version_of(state.writes[i]));
     out.push_back(std::move(view));

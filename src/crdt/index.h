@@ -77,7 +77,9 @@ class Index {
   MergeResult merge(const wire::IndexDelta& delta);
 
   std::optional<TagVersion> tag(const TagKey& key) const;  // live value only
-  std::vector<TagView> tags() const;                       // live values, with conflicts
+  // Live values with their conflicts, and deleted ones whose delete raced
+  // with a concurrent write (so the lost write stays visible).
+  std::vector<TagView> tags() const;
   std::vector<PinView> pins() const;
   Hlc max_timestamp() const { return max_ts_; }
 

@@ -23,6 +23,8 @@ class AdminApi : public RequestHandler {
         mirror_(mirror), traffic_(std::move(traffic)), token_(std::move(token)) {}
 
   Handling handle(const RequestHead& head) override;
+  // Set once, before the server starts.
+  void set_site(caf::actor site) { site_ = std::move(site); }
 
  private:
   Reply blobs_reply();

@@ -72,6 +72,7 @@ Effects SiteCore::on_member_event(std::optional<MembershipEvent> event, uint64_t
 
 Effects SiteCore::receive(const wire::Envelope& env, uint64_t now) {
   Effects fx;
+  if (leaving_) return fx;  // no longer part of the site
   const std::string& from = env.sender();
   if (from == self().name()) return fx;
   wire::Member sender;
@@ -151,6 +152,7 @@ void SiteCore::attach_manifests(wire::IndexDelta& delta) const {
 
 Effects SiteCore::broadcast_delta(wire::IndexDelta delta, uint64_t now) {
   Effects fx;
+  if (leaving_) return fx;  // left the site: local changes stay local
   for (const auto& peer : membership_.live_peers()) {
     auto e = envelope(now);
     *e.mutable_delta() = delta;

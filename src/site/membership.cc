@@ -47,6 +47,7 @@ std::optional<MembershipEvent> Membership::left(const std::string& name, uint64_
   auto it = members_.find(name);
   if (it == members_.end() || it->second.liveness == Liveness::left) return std::nullopt;
   it->second.liveness = Liveness::left;
+  it->second.info.set_leaving(true);  // later messages of this incarnation keep it left
   it->second.since_ms = now;
   return MembershipEvent{name, Liveness::left};
 }
