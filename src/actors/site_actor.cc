@@ -236,7 +236,7 @@ caf::behavior site_behavior(SiteActor* self) {
 
 }  // namespace
 
-Result<caf::actor> start_site_actor(caf::actor_system& system, SiteActorConfig config, SiteDeps deps,
+Result<std::pair<caf::actor, uint16_t>> start_site_actor(caf::actor_system& system, SiteActorConfig config, SiteDeps deps,
                                     const std::string& cluster_host, uint16_t cluster_port) {
   auto registry = &deps.registry;
   auto lookup = [registry](const std::string& digest) -> std::optional<wire::Manifest> {
@@ -283,7 +283,7 @@ Result<caf::actor> start_site_actor(caf::actor_system& system, SiteActorConfig c
     return Status{Errc::io_error, "cannot listen on cluster address " + cluster_host + ":" +
                                       std::to_string(cluster_port) + ": " + system.render(published.error())};
   }
-  return actor;
+  return std::make_pair(actor, *published);
 }
 
 void SiteTagObserver::tag_written(const std::string& ns, const std::string& repo, const std::string& tag,

@@ -44,7 +44,8 @@ struct SiteDeps {
 };
 
 // Spawns the actor, publishes it on the cluster port and starts joining.
-Result<caf::actor> start_site_actor(caf::actor_system& system, SiteActorConfig config, SiteDeps deps,
+// Returns the actor and the port it was published on.
+Result<std::pair<caf::actor, uint16_t>> start_site_actor(caf::actor_system& system, SiteActorConfig config, SiteDeps deps,
                                     const std::string& cluster_host, uint16_t cluster_port);
 
 // Forwards local tag changes from the registry to the site actor.

@@ -18,6 +18,7 @@
 #include "actors/site_actor.h"
 #include "app/upstreams.h"
 #include "http/admin_api.h"
+#include "transfer/cluster_gate.h"
 #include "http/api.h"
 #include "http/server.h"
 #include "registry/mirror.h"
@@ -84,6 +85,7 @@ struct Node::Parts {
   std::unique_ptr<Replicator> replicator;
   std::shared_ptr<transfer::PeerTraffic> traffic = std::make_shared<transfer::PeerTraffic>();
   std::unique_ptr<transfer::ChunkServer> chunk_server;
+  std::unique_ptr<transfer::ClusterGate> gate;
   http::Metrics metrics, admin_metrics;
   std::unique_ptr<http::Api> api;
   std::unique_ptr<http::AdminApi> admin;
@@ -97,6 +99,7 @@ Node::~Node() {
   if (p.server) p.server->stop();
   p.replicator.reset();
   if (p.chunk_server) p.chunk_server->stop();
+  if (p.gate) p.gate->stop();
   if (p.admin_server) p.admin_server->stop();
   if (p.registry) p.registry->set_observer(nullptr);
   if (p.site) caf::anon_send_exit(p.site, caf::exit_reason::user_shutdown);
@@ -156,6 +159,11 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
   p->system = std::make_unique<caf::actor_system>(caf_config);
   // Every listener is bound before the node joins the site, so a taken port
   // fails the start without the site ever seeing this node alive.
+  if (!config.site_key_file.empty()) {
+    p->gate = std::make_unique<transfer::ClusterGate>("");
+    auto gate_port = p->gate->listen(config.cluster_address);
+    if (!gate_port) return gate_port.status();
+  }
   // The data plane: chunks between members over encrypted streams.
   if (!config.site_key_file.empty()) {
     auto data_key = site::derive_site_subkey(site_key, "edgepier data plane v1");
@@ -206,14 +214,18 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
   site::CoreOptions core_options;
   core_options.membership.gone_after_ms = static_cast<uint64_t>(config.gone_after.count());
   actors::SiteActorConfig site_config{self, config.seeds, core_options, config.replication, config.auto_pin};
-  auto colon = config.cluster_address.rfind(':');
-  std::string cluster_host = config.site_key_file.empty() ? "127.0.0.1" : config.cluster_address.substr(0, colon);
-  uint16_t cluster_port = config.site_key_file.empty() ? 0 : static_cast<uint16_t>(std::stoul(config.cluster_address.substr(colon + 1)));
+  // The middleman listens on loopback only; the gate faces the network.
+  const std::string cluster_host = "127.0.0.1";
+  const uint16_t cluster_port = 0;
   auto site = actors::start_site_actor(*p->system, site_config,
                                        actors::SiteDeps{*p->kv, *p->registry, sealer, p->stats, p->peers, p->index}, cluster_host,
                                        cluster_port);
   if (!site) return site.status();
-  p->site = *site;
+  p->site = site->first;
+  if (p->gate) {
+    p->gate->set_backend("127.0.0.1:" + std::to_string(site->second));
+    p->gate->start();
+  }
   p->admin->set_site(p->site);
   p->observer = std::make_unique<actors::SiteTagObserver>(p->site);
   p->registry->set_observer(p->observer.get());
