@@ -114,9 +114,15 @@ Status apply(Config& config, const Key& key, const config_value& value) {
     }
     case Kind::boolean: {
       const auto* b = caf::get_if<bool>(&value);
-      if (!b) return bad(name, "expected true or false, got " + caf::to_string(value));
-      config.auto_pin = *b;
-      return Status::Ok();
+      if (b) {
+        config.auto_pin = *b;
+        return Status::Ok();
+      }
+      if (str && (*str == "true" || *str == "false")) {  // the command line gives text
+        config.auto_pin = *str == "true";
+        return Status::Ok();
+      }
+      return bad(name, "expected true or false, got " + caf::to_string(value));
     }
     case Kind::duration: {
       auto& field = name == "tag-ttl" ? config.tag_ttl : config.gone_after;
@@ -211,7 +217,8 @@ NodeConfig::NodeConfig() {
     switch (key.kind) {
       case Kind::string_list: group.add<std::vector<std::string>>(key.name, key.help); break;
       case Kind::size: group.add<int64_t>(key.name, key.help); break;
-      case Kind::boolean: group.add<bool>(key.name, key.help); break;
+      // CAF's CLI parser takes no value for bool flags; read it as text.
+      case Kind::boolean: group.add<std::string>(key.name, key.help); break;
       case Kind::duration: group.add<caf::timespan>(key.name, key.help); break;
       default: group.add<std::string>(key.name, key.help); break;
     }

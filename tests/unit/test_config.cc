@@ -45,10 +45,10 @@ TEST_CASE("defaults match INTERFACE.md") {
 TEST_CASE("INI values are read and the command line wins") {
   Ini ini("[edgepier]\nnode-name=\"n1\"\nregistry-address=\"127.0.0.1:6000\"\nseeds=[\"10.0.0.1:7946\"]\n"
           "site-key-file=\"/etc/edgepier/site.key\"\n"
-          "chunk-size=1048576\nreplication=3\nauto-pin=false\ntag-ttl=5s\n"
+          "chunk-size=1048576\nreplication=3\nauto-pin=true\ntag-ttl=5s\n"
           "upstreams=[\"docker.io=https://registry-1.docker.io\"]\n");
   auto c = load({"--config-file=" + ini.path, "--edgepier.registry-address=127.0.0.1:7000",
-                 "--edgepier.replication=all"});
+                 "--edgepier.replication=all", "--edgepier.auto-pin=false"});
   REQUIRE(c.ok());
   CHECK(c->node_name == "n1");
   CHECK(c->registry_address == "127.0.0.1:7000");
@@ -83,5 +83,7 @@ TEST_CASE("unknown keys and bad values are errors naming the key") {
   REQUIRE_FALSE(cli.ok());
   CHECK_THAT(cli.status().message, Catch::Contains("chunk-sise"));
   CHECK_FALSE(load({"--edgepier.chunk-size=abc"}).ok());
+  CHECK_FALSE(load({"--edgepier.auto-pin=maybe"}).ok());
+  CHECK(load({"--edgepier.auto-pin=true"})->auto_pin);
   CHECK_FALSE(load({"--config-file=/nonexistent/node.ini"}).ok());
 }
