@@ -99,8 +99,10 @@ class Mirror {
                                                  std::vector<site::PeerAddress> holders, uint64_t size);
   std::shared_ptr<InflightBlob> start_site_fetch(Upstream& upstream, const std::string& local, const std::string& repo,
                                                  const Digest& digest, uint64_t size);
-  void run_site_fetch(Upstream& upstream, std::string local, std::string repo, std::shared_ptr<InflightBlob> blob,
-                      std::shared_ptr<SiteBlob> site);
+  // Obtains every chunk (several in flight) with `obtain`, streams the
+  // verified-so-far prefix to clients, checks the digest and publishes.
+  void assemble(std::shared_ptr<InflightBlob> blob, std::shared_ptr<SiteBlob> site, const std::string& repo,
+                const std::function<Status(uint64_t index)>& obtain);
 
   Registry& registry_;
   BlobStore& blobs_;

@@ -211,12 +211,12 @@ void Mirror::publish_chunked(const std::shared_ptr<InflightBlob>& fetch, const s
 std::shared_ptr<InflightBlob> Mirror::start_site_fetch(Upstream& up, const std::string& local, const std::string& repo,
                                                        const Digest& digest, uint64_t size) {
   return start_chunked(digest, size, [this, &up, local, repo](auto fetch, auto sb) {
-    run_site_fetch(up, local, repo, fetch, sb);
+    assemble(fetch, sb, local, [&](uint64_t i) { return obtain_chunk(up, repo, *sb, i); });
   });
 }
 
-void Mirror::run_site_fetch(Upstream& up, std::string local, std::string repo, std::shared_ptr<InflightBlob> blob,
-                            std::shared_ptr<SiteBlob> sb) {
+void Mirror::assemble(std::shared_ptr<InflightBlob> blob, std::shared_ptr<SiteBlob> sb, const std::string& repo,
+                      const std::function<Status(uint64_t index)>& obtain) {
   const uint64_t chunks = sb->have.size();
   std::atomic<uint64_t> next{0};
   std::mutex failure_mu;
@@ -225,8 +225,9 @@ void Mirror::run_site_fetch(Upstream& up, std::string local, std::string repo, s
   for (int w = 0; w < kParallelChunks; ++w)
     workers.emplace_back([&] {
       for (uint64_t i; !stopping_ && (i = next++) < chunks;) {
-        auto s = obtain_chunk(up, repo, *sb, i);
+        auto s = obtain(i);
         std::lock_guard lock(sb->mu);
+        if (s) sb->have[i] = 1;
         if (!s) {
           std::lock_guard f(failure_mu);
           if (failure.ok()) failure = s;
@@ -265,7 +266,7 @@ void Mirror::run_site_fetch(Upstream& up, std::string local, std::string repo, s
   if (outcome && hashed != sb->size) outcome = Status{Errc::io_error, "site fetch stopped"};
   if (outcome && hash.finish() != sb->digest)
     outcome = Status{Errc::upstream_unavailable, "assembled chunks do not match " + sb->digest.str()};
-  publish_chunked(blob, sb, local, outcome);
+  publish_chunked(blob, sb, repo, outcome);
 }
 
 std::pair<std::vector<site::PeerAddress>, uint64_t> Mirror::find_holders(const std::string& repo, const Digest& digest) {
@@ -311,33 +312,20 @@ Result<BlobSource> Mirror::blob_from_peers(const std::string& repo, const std::s
 std::shared_ptr<InflightBlob> Mirror::start_peer_fetch(const std::string& repo, const Digest& digest,
                                                        std::vector<site::PeerAddress> holders, uint64_t size) {
   return start_chunked(digest, size, [this, repo, holders](auto fetch, auto sb) {
-    // Chunks in order, spread over the holders; a failing holder is skipped.
-    const uint64_t chunks = sb->have.size();
-    Status failure;
-    Sha256 hash;
-    for (uint64_t i = 0; i < chunks && failure.ok() && !stopping_; ++i) {
+    // Chunks spread over the holders (several in flight); a failing holder is skipped.
+    assemble(fetch, sb, repo, [&](uint64_t i) -> Status {
       auto range = site::chunk_range(sb->size, sb->chunk_size, i);
-      bool got = false;
-      for (size_t k = 0; k < holders.size() && !got; ++k) {
+      for (size_t k = 0; k < holders.size(); ++k) {
         const auto& holder = holders[(i + k) % holders.size()];
-        auto request = chunk_request(sb->digest, i, sb->chunk_size, sb->size);
-        auto r = chunk_client_->fetch(holder.data_address, request, kHolderStall);
+        auto r = chunk_client_->fetch(holder.data_address, chunk_request(sb->digest, i, sb->chunk_size, sb->size),
+                                      kHolderStall);
         if (!r || r->status() != wire::ChunkResponse::OK || r->data().size() != range.length) continue;
-        if (::pwrite(sb->fd.get(), r->data().data(), range.length, static_cast<off_t>(range.offset)) !=
+        if (::pwrite(sb->fd.get(), r->data().data(), range.length, static_cast<off_t>(range.offset)) ==
             static_cast<ssize_t>(range.length))
-          break;
-        hash.update(r->data().data(), range.length);
-        got = true;
+          return Status::Ok();
       }
-      if (!got)
-        failure = Status{Errc::blob_unknown, "no peer could provide " + sb->digest.str()};
-      else
-        fetch->advance(range.offset + range.length);
-    }
-    if (failure.ok() && stopping_) failure = Status{Errc::io_error, "node is shutting down"};
-    if (failure.ok() && hash.finish() != sb->digest)
-      failure = Status{Errc::io_error, "blob from peers does not match " + sb->digest.str()};
-    publish_chunked(fetch, sb, repo, failure);
+      return Status{Errc::blob_unknown, "no peer could provide " + sb->digest.str()};
+    });
   });
 }
 
