@@ -41,16 +41,22 @@ Effects SiteCore::connected(const std::string& address, uint64_t now) {
   // connection ("@<address>" names a connection rather than a member).
   Effects fx;
   Outgoing out{"@" + address, envelope(now)};
-  *out.envelope.mutable_hello() = self();
+  *out.envelope.mutable_hello() = self_view();
   fx.send.push_back(std::move(out));
   return fx;
+}
+
+wire::Member SiteCore::self_view() const {
+  wire::Member me = self();
+  me.set_peers(static_cast<uint32_t>(membership_.live_peers().size()));
+  return me;
 }
 
 wire::Envelope SiteCore::members_envelope(uint64_t now) const {
   auto e = envelope(now);
   for (const auto& [name, m] : membership_.members())
     if (m.heard_directly && m.liveness != Liveness::dead) *e.mutable_members()->add_members() = m.info;
-  *e.mutable_members()->add_members() = self();
+  *e.mutable_members()->add_members() = self_view();
   return e;
 }
 
@@ -61,7 +67,13 @@ Effects SiteCore::on_member_event(std::optional<MembershipEvent> event, uint64_t
   if (event->liveness == Liveness::alive) {
     // A member appeared or came back: a newcomer learns who we know (so the
     // mesh completes); everyone syncs the index with it right away.
-    if (event->joined || event->restarted) fx.send.push_back({event->name, members_envelope(now)});
+    // Only a newcomer that knows much less than we do is sent the member list
+    // (else every first contact in a large site would ship the whole list);
+    // periodic gossip repairs the rest.
+    const auto* m = membership_.find(event->name);
+    bool newcomer = m && m->info.peers() * 2 < membership_.live_peers().size();
+    if ((event->joined || event->restarted) && (newcomer || membership_.live_peers().size() < 8))
+      fx.send.push_back({event->name, members_envelope(now)});
     auto digests = envelope(now);
     for (auto& d : index_.bucket_digests()) digests.mutable_digests()->add_digests(d);
     fx.send.push_back({event->name, std::move(digests)});
@@ -231,7 +243,7 @@ Effects SiteCore::tick(uint64_t now) {
     last_heartbeat_ = now;
     for (const auto& peer : membership_.live_peers()) {
       auto e = envelope(now);
-      *e.mutable_hello() = self();
+      *e.mutable_hello() = self_view();
       fx.send.push_back({peer, std::move(e)});
     }
   }
