@@ -12,6 +12,7 @@ Rows are appended to the CSV files as they are measured.
 import csv
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -144,10 +145,17 @@ def measured_run(bench, sc, system, run_no, outs):
         system.start(run_dir)
         client.prepare(run_dir, system)
         tx0, rx0 = site.uplink_bytes()
-        res = do_pulls(bench, system, client, image, sc.mode, nodes,
-                       pull_timeout(image, sc.uplink, sc.nodes))
+        tracer = TcpTracer(nodes, os.path.join(run_dir, "tcp-trace.txt")) \
+            if args.trace_tcp else None
+        try:
+            res = do_pulls(bench, system, client, image, sc.mode, nodes,
+                           pull_timeout(image, sc.uplink, sc.nodes))
+        finally:
+            if tracer:
+                tracer.stop()
         tx1, rx1 = site.uplink_bytes()
         pstats = system.process_stats()
+        crashed = system.crashed()
         system.stop()
         # verification: not timed
         for r in res:
@@ -157,6 +165,8 @@ def measured_run(bench, sc, system, run_no, outs):
                 ok, detail = False, "pull failed rc=%s: %s" % (r["rc"], r["err"])
             r["verified"], r["detail"] = ok, detail
             client.discard(r)
+        if crashed or not all(r["verified"] for r in res) or args.trace_tcp:
+            keep_logs(bench, system, label, run_dir)
     finally:
         client.finish()
         system.stop()
@@ -189,6 +199,10 @@ def measured_run(bench, sc, system, run_no, outs):
         outs["procs"].row(dict(base, process=lbl, pid=pid,
                                peak_rss_mb=fmt(prss), cpu_s=fmt(pcpu, 2)))
     bad = [r for r in res if not r["verified"]]
+    if crashed:
+        log("  !! %s: process(es) exited during the run: %s (logs in %s/logs/%s)" % (
+            system.name, ", ".join("%s rc=%s" % c for c in crashed),
+            os.path.relpath(args.out), label))
     log("  %-24s run %d: distribution %6.1fs  mean pull %6.1fs  uplink %7.1f MiB (%.2fx image)"
         "%s%s" % (system.name, run_no, dist, mean, ((tx1 - tx0) + (rx1 - rx0)) / MiB,
                   ((tx1 - tx0) + (rx1 - rx0)) / image.bytes,
@@ -196,6 +210,46 @@ def measured_run(bench, sc, system, run_no, outs):
                   "" if not bad else "  FAILED on %d node(s): %s" % (
                       len(bad), "; ".join("node%d: %s" % (r["node"], r["detail"]) for r in bad))))
     return all_ok
+
+
+class TcpTracer:
+    """--trace-tcp: every 0.5 s, `ss -tin` of every node namespace for connections to
+    the cloud registry (bytes received, lastrcv, rto, retransmits), to tell a stalled
+    upstream stream from a slow one. Kept with the logs when a run fails."""
+
+    def __init__(self, nodes, path):
+        self.nodes, self.path = nodes, path
+        self.stopping = threading.Event()
+        self.t0 = time.monotonic()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        with open(self.path, "w") as f:
+            while not self.stopping.is_set():
+                for k in self.nodes:
+                    r = subprocess.run(["ip", "netns", "exec", netsite.node_ns(k), "ss", "-tinH",
+                                        "dst", systems.CLOUD_IP], capture_output=True)
+                    out = r.stdout.decode(errors="replace").strip()
+                    if out:
+                        f.write("t=%.1f node%d\n%s\n" % (time.monotonic() - self.t0, k, out))
+                f.flush()
+                self.stopping.wait(0.5)
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join()
+
+
+def keep_logs(bench, system, label, run_dir=None):
+    dst = os.path.join(bench.args.out, "logs", label)
+    shutil.rmtree(dst, ignore_errors=True)
+    os.makedirs(dst)
+    if run_dir and os.path.exists(os.path.join(run_dir, "tcp-trace.txt")):
+        shutil.copy(os.path.join(run_dir, "tcp-trace.txt"), dst)
+    for name, path in system.logfiles().items():
+        if path and os.path.exists(path):
+            shutil.copy(path, os.path.join(dst, name + ".log"))
 
 
 def run_benchmark(bench, plan, system_names, outdir):

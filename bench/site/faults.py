@@ -106,19 +106,21 @@ class Puller:
 
 
 class Ctx:
-    def __init__(self, bench, image):
+    def __init__(self, bench, image, system_name):
         self.bench, self.image = bench, image
+        self.system_cls = systems.SYSTEMS[system_name]
+        self.p2p = getattr(self.system_cls, "p2p", False)
         self.site = bench.site
         self.system = None
         self.client = None
         self.run_dir = None
 
-    def fresh(self, label):
-        self.run_dir = self.bench.new_run_dir(label)
+    def fresh(self, label, nodes=None):
+        self.run_dir = self.bench.new_run_dir("%s-%s" % (self.system_cls.name, label))
         self.site.restore_uplink()
         self.site.set_uplink(self.bench.args.fault_uplink)
-        self.system = systems.EdgePier(self.bench)
-        self.system.start(self.run_dir)
+        self.system = self.system_cls(self.bench)
+        self.system.start(self.run_dir, nodes)
         self.client = clients.Skopeo(self.bench)
         self.client.prepare(self.run_dir, self.system)
 
@@ -127,11 +129,12 @@ class Ctx:
             self.site.restore_uplink()
         if self.system:
             label = os.path.basename(self.run_dir).rsplit("-", 1)[0]
-            metrics = {}
+            metrics, states = {}, {}
             for k in sorted(self.system.logs):
                 p = self.system.procs.get("node%d" % k)
-                if p is not None and p.poll() is None:
-                    metrics[k] = self.system.metrics(k)
+                states[k] = "alive" if p is not None and p.poll() is None else \
+                    "exited rc=%s" % (p.returncode if p is not None else "?")
+                metrics[k] = self.system.metrics(k) if states[k] == "alive" else ""
             self.system.stop()
             # keep the nodes' logs of every fault scenario: bench/out/fault-logs/<label>/
             dst = os.path.join(self.bench.args.out, "fault-logs", label)
@@ -143,6 +146,9 @@ class Ctx:
             for k, text in metrics.items():
                 with open(os.path.join(dst, "node%d.metrics" % k), "w") as f:
                     f.write(text)
+            with open(os.path.join(dst, "process-states.txt"), "w") as f:
+                f.write("".join("node%d: %s at the end of the scenario\n" % kv
+                                for kv in sorted(states.items())))
         if self.run_dir:
             netsite.remove_tree(self.run_dir)
         self.system = self.client = self.run_dir = None
@@ -182,8 +188,12 @@ def f_uplink_cut_after_pull(ctx):
         ctx.site.cut_uplink()
         t_cut = time.monotonic()
         ps = [Puller(ctx, k, deadline_s=ctx.bench.args.fault_offline_wait,
-                     attempt_timeout=ctx.bench.args.fault_offline_wait).start()
+                     attempt_timeout=ctx.bench.args.fault_offline_wait)
               for k in range(1, n + 1)]
+        for p in ps:
+            if p.k in cold and not ctx.p2p:
+                p.max_attempts = 1          # standalone: nothing to wait for, one attempt
+            p.start()
         for p in ps:
             p.join()
         wp = [p for p in ps if p.k in warm]
@@ -197,11 +207,18 @@ def f_uplink_cut_after_pull(ctx):
                       observed=" | ".join(p.describe() for p in wp))]
         if cp:
             got = sum(p.ok for p in cp)
-            res.append(Result("F1b", "uplink cut after pull: nodes that never pulled get it "
-                              "from the site", PENDING, detail=P2P,
-                              observed="standalone nodes %s: %d/%d pulls succeeded | %s" % (
-                                  ",".join(map(str, cold)), got, len(cp),
-                                  " | ".join(p.describe() for p in cp))))
+            title = "uplink cut after pull: nodes that never pulled get it from the site"
+            obs = "nodes %s: %d/%d pulls succeeded | %s" % (
+                ",".join(map(str, cold)), got, len(cp), " | ".join(p.describe() for p in cp))
+            if ctx.p2p:
+                worst_c = max((p.end - t_cut for p in cp if p.ok), default=None)
+                res.append(Result("F1b", title, PASS if got == len(cp) else FAIL,
+                                  recover_s=worst_c if got == len(cp) else None,
+                                  detail="cold nodes %s" % ",".join(map(str, cold)),
+                                  observed=obs))
+            else:
+                res.append(Result("F1b", title, PENDING, detail=P2P,
+                                  observed="standalone " + obs))
         return res
     finally:
         ctx.close()
@@ -296,64 +313,134 @@ def f_serving_node_killed(ctx):
                       "to node %s" % other, PASS if p.ok else FAIL, recover_s=rec,
                       detail="node 1 stays down; time to recover = kill -> pull verified",
                       observed=p.describe())]
-        res.append(Result("F4b", "peer serving chunks killed mid-pull, pull continues "
-                          "without client error", PENDING, detail=P2P))
         return res
     finally:
         ctx.close()
 
 
-def pending_site():
+def f_peer_killed(ctx):
+    """Site only: node 1 pulls cold; node 2 (a peer: a designated fetcher of some of
+    the chunks) is killed (-9) mid-pull and stays down; the pull must go on without
+    a client error."""
+    title = "peer serving chunks killed mid-pull, pull continues without client error"
+    if not ctx.p2p or ctx.site.nodes < 2:
+        return [Result("F4b", title, PENDING, detail=P2P)]
+    ctx.fresh("peer-killed")
+    try:
+        tx0 = ctx.site.uplink_bytes()[0]
+        p = Puller(ctx, 1, deadline_s=900).start()
+        if not ctx.wait_uplink_tx(0.3 * ctx.image.bytes, tx0):
+            return [Result("F4b", title, FAIL, detail="pull never reached 30% of the image")]
+        ctx.system.kill_node(2)
+        t_kill = time.monotonic()
+        p.join()
+        clean = p.ok and len(p.attempts) == 1
+        return [Result("F4b", title, PASS if clean else FAIL,
+                       recover_s=p.end - t_kill if p.ok else None,
+                       detail="node 2 stays down; time to recover = kill -> pull verified"
+                              + ("" if clean or not p.ok else "; the client saw an error and "
+                                 "needed a retry"),
+                       observed=p.describe())]
+    finally:
+        ctx.close()
+
+
+def f_new_node(ctx):
+    """Site only: nodes 1..N-1 run, node 1 pulls the image; node N joins the site and
+    its client pulls: the bytes must come from the site, not over the uplink."""
+    title = "new node joins and pulls from the site, not the uplink"
+    n = ctx.site.nodes
+    if not ctx.p2p or n < 2:
+        return [Result("F6", title, PENDING, detail=SITE)]
+    ctx.fresh("new-node", nodes=range(1, n))
+    try:
+        p = Puller(ctx, 1, deadline_s=600)
+        p.run()
+        if not p.ok:
+            return [Result("F6", title, FAIL, detail="first pull failed: " + p.describe())]
+        t0 = time.monotonic()
+        ctx.system.add_node(n)
+        t_joined = time.monotonic()
+        tx0 = ctx.site.uplink_bytes()[0]
+        q = Puller(ctx, n, deadline_s=600)
+        q.run()
+        up = ctx.site.uplink_bytes()[0] - tx0
+        ok = q.ok and up < 0.1 * ctx.image.bytes
+        return [Result("F6", title, PASS if ok else FAIL,
+                       recover_s=q.end - t0 if q.ok else None,
+                       detail="node%d joined (full mesh) in %.1fs; %.1f MiB crossed the uplink "
+                              "during its pull (limit 10%% of the image); time = start of the "
+                              "new node -> pull verified" % (n, t_joined - t0, up / MiB),
+                       observed=q.describe())]
+    finally:
+        ctx.close()
+
+
+def pending_site(ctx):
+    why = SITE if not ctx.p2p else "pending: not yet in this suite (functional tests: " \
+        "tests/site/%s)"
     return [Result("F5", "site partition: both halves keep serving, index converges after "
-                   "healing", PENDING, detail=SITE),
-            Result("F6", "new node joins and pulls from the site, not the uplink", PENDING,
-                   detail=SITE),
+                   "healing", PENDING, detail=why % "test_site_partition.py" if ctx.p2p else why),
             Result("F7", "intruder without the site key can neither join nor read chunks",
-                   PENDING, detail=SITE)]
+                   PENDING, detail=why % "test_site_security.py" if ctx.p2p else why)]
 
 
 FAULTS = [("uplink-cut-after-pull", f_uplink_cut_after_pull),
           ("uplink-cut-mid-pull", f_uplink_cut_mid_pull),
           ("node-restart-mid-pull", f_node_restart_mid_pull),
-          ("serving-node-killed", f_serving_node_killed)]
+          ("serving-node-killed", f_serving_node_killed),
+          ("peer-killed", f_peer_killed),
+          ("new-node", f_new_node)]
 
 
-def run_faults(bench, image, only=None):
+def run_faults(bench, image, system_names, only=None):
     bench.build_site(bench.args.nodes_faults)
-    ctx = Ctx(bench, image)
     results = []
-    for name, fn in FAULTS:
-        if only and name not in only:
-            continue
-        t0 = time.monotonic()
-        log("fault %s ..." % name)
-        try:
-            rs = fn(ctx)
-        except Exception as e:
-            rs = [Result(name, name, FAIL, detail="harness error: %s" % e)]
-        for r in rs:
-            log("  %-7s %-4s %s%s" % (r.status, r.fid, r.title,
-                                       "  [recover %.1fs]" % r.recover_s if r.recover_s is not None else ""))
-        log("  (%.0fs)" % (time.monotonic() - t0))
-        results += rs
-    results += pending_site()
+    for sysname in system_names:
+        ctx = Ctx(bench, image, sysname)
+        log("== fault suite against %s (%d nodes, uplink %d Mbit/s, image %.0f MiB)"
+            % (sysname, ctx.site.nodes, bench.args.fault_uplink, image.bytes / MiB))
+        for name, fn in FAULTS:
+            if only and name not in only:
+                continue
+            t0 = time.monotonic()
+            log("fault %s ..." % name)
+            try:
+                rs = fn(ctx)
+            except Exception as e:
+                rs = [Result(name, name, FAIL, detail="harness error: %s" % e)]
+            for r in rs:
+                r.system = sysname
+                log("  %-7s %-4s %s%s" % (r.status, r.fid, r.title,
+                                           "  [recover %.1fs]" % r.recover_s
+                                           if r.recover_s is not None else ""))
+                if r.status == FAIL:
+                    log("          %s\n          observed: %s" % (r.detail, r.observed))
+            log("  (%.0fs)" % (time.monotonic() - t0))
+            results += rs
+        if not only:
+            for r in pending_site(ctx):
+                r.system = sysname
+                results.append(r)
     bench.teardown_site()
     return results
 
 
 def print_report(results, out=None):
-    lines = ["", "FAULT SUITE (edgepier, standalone mirror nodes)",
-             "%-4s %-8s %-10s %s" % ("id", "status", "recover_s", "scenario")]
-    for r in results:
-        lines.append("%-4s %-8s %-10s %s" % (r.fid, r.status, fmt(r.recover_s), r.title))
-        if r.detail:
-            lines.append("%24s %s" % ("", r.detail))
-        if r.observed:
-            lines.append("%24s observed: %s" % ("", r.observed))
+    lines = []
+    for sysname in dict.fromkeys(r.system for r in results):
+        lines += ["", "FAULT SUITE: %s" % sysname,
+                  "%-4s %-8s %-10s %s" % ("id", "status", "recover_s", "scenario")]
+        for r in sorted((r for r in results if r.system == sysname), key=lambda r: r.fid):
+            lines.append("%-4s %-8s %-10s %s" % (r.fid, r.status, fmt(r.recover_s), r.title))
+            if r.detail:
+                lines.append("%24s %s" % ("", r.detail))
+            if r.observed:
+                lines.append("%24s observed: %s" % ("", r.observed))
     n = {s: sum(r.status == s for r in results) for s in (PASS, FAIL, PENDING)}
     lines.append("")
-    lines.append("%d passed, %d failed, %d pending (pending = not implemented on standalone "
-                 "nodes, never counted as pass)" % (n[PASS], n[FAIL], n[PENDING]))
+    lines.append("faults: %d passed, %d failed, %d pending (pending is never counted as pass)"
+                 % (n[PASS], n[FAIL], n[PENDING]))
     text = "\n".join(lines)
     print(text, flush=True)
     if out:

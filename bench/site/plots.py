@@ -13,7 +13,13 @@ from collections import defaultdict
 
 from report import fnum, read_csv, uplink_label
 
-COLORS = {"direct": "#888888", "docker-registry-proxy": "#1f77b4", "edgepier": "#d62728"}
+COLORS = {"direct": "#888888", "docker-registry-proxy": "#1f77b4", "edgepier": "#ff9896",
+          "edgepier-site": "#d62728"}
+ORDER = ["direct", "docker-registry-proxy", "edgepier", "edgepier-site"]
+
+
+def _sorted_systems(names):
+    return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
 
 
 def _plt():
@@ -64,14 +70,15 @@ def _errplot(ax, series, xs_order, xlabels):
     pos = {x: i for i, x in enumerate(xs_order)}
     n = max(1, len(series))
     w = 0.8 / n
-    for j, (name, pts) in enumerate(sorted(series.items())):
+    for j, name in enumerate(_sorted_systems(series)):
+        pts = series[name]
         pts = sorted(pts, key=lambda p: pos[p[0]])
         xs = [pos[p[0]] - 0.4 + w * (j + 0.5) for p in pts]
         ax.bar(xs, [p[1] for p in pts], width=w, color=_color(name), label=name,
                yerr=[[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]], capsize=3)
     ax.set_xticks(range(len(xs_order)))
     ax.set_xticklabels(xlabels)
-    ax.legend()
+    ax.legend(fontsize="small", framealpha=0.85)
     ax.grid(axis="y", alpha=0.3)
 
 
@@ -171,8 +178,8 @@ def draw_all(outdir):
         s = _series(acc, "concurrent", nodes, None, "image_mb", dist)
         xs = sorted({p[0] for pts in s.values() for p in pts}, key=float)
         f, ax = plt.subplots(figsize=(7, 4.2))
-        for name, pts in sorted(s.items()):
-            pts = sorted(pts, key=lambda p: float(p[0]))
+        for name in _sorted_systems(s):
+            pts = sorted(s[name], key=lambda p: float(p[0]))
             ax.errorbar([float(p[0]) for p in pts], [p[1] for p in pts],
                         yerr=[[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]],
                         marker="o", capsize=3, color=_color(name), label=name)

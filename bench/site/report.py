@@ -83,24 +83,44 @@ def human_table(outdir):
     return "\n".join(L)
 
 
+def systems_in(g):
+    names = []
+    for systems in g.values():
+        for n in systems:
+            if n not in names:
+                names.append(n)
+    return names
+
+
 def ratio_rows(g):
+    """[(scenario, uplink, nodes, MiB, {system: median s}, {system: ratio to direct})]"""
     out = []
     for (sc, up, nodes, mb), systems in g.items():
         med = {n: med_min_max(d["dist"])[0] for n, d in systems.items()}
-        out.append((sc, uplink_label(up), nodes, mb, med.get("direct"),
-                    med.get("docker-registry-proxy"), med.get("edgepier"),
-                    _ratio(med.get("edgepier"), med.get("direct")),
-                    _ratio(med.get("docker-registry-proxy"), med.get("direct"))))
+        ratios = {n: _ratio(v, med.get("direct")) for n, v in med.items() if n != "direct"}
+        out.append((sc, uplink_label(up), nodes, mb, med, ratios))
     return out
 
 
+SHORT = {"docker-registry-proxy": "reg-proxy", "edgepier-site": "ep-site"}
+
+
+def short(n):
+    return SHORT.get(n, n)[:12]
+
+
 def ratio_table(g):
-    L = ["%-24s %9s %5s %6s %9s %9s %9s %16s %22s" % (
-        "scenario", "uplink", "nodes", "MiB", "direct s", "proxy s", "edgepier s",
-        "edgepier/direct", "registry-proxy/direct")]
-    for sc, up, nodes, mb, d, p, e, re_, rp in ratio_rows(g):
-        L.append("%-24s %9s %5s %6s %9s %9s %9s %16s %22s" % (
-            sc, up, nodes, mb, fmt(d), fmt(p), fmt(e), fmt(re_, 2), fmt(rp, 2)))
+    names = systems_in(g)
+    others = [n for n in names if n != "direct"]
+    L = ["distribution time, median s, and ratio to direct (< 1 = faster than direct):",
+         "%-24s %9s %5s %6s " % ("scenario", "uplink", "nodes", "MiB")
+         + " ".join("%12s" % short(n) for n in names) + "  "
+         + " ".join("%16s" % (short(n) + "/direct") for n in others)]
+    for sc, up, nodes, mb, med, ratios in ratio_rows(g):
+        L.append("%-24s %9s %5s %6s " % (sc, up, nodes, mb)
+                 + " ".join("%12s" % fmt(med.get(n)) for n in names) + "  "
+                 + " ".join("%16s" % fmt(ratios.get(n), 2) for n in others))
+    L.append("(" + ", ".join("%s = %s" % (v, k) for k, v in SHORT.items()) + ")")
     return "\n".join(L)
 
 
@@ -122,10 +142,14 @@ def markdown_table(outdir):
                              fmt(bm / d["img"] if bm and d["img"] else None, 2)),
                 fmt(med_min_max(d["rss"])[0], 0)))
     L.append("")
-    L.append("| scenario | uplink Mbit/s | nodes | image MiB | direct s | docker-registry-proxy s "
-             "| edgepier s | edgepier/direct | docker-registry-proxy/direct |")
-    L.append("|---|---|---|---|---|---|---|---|---|")
-    for sc, up, nodes, mb, d, p, e, re_, rp in ratio_rows(g):
-        L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            sc, up, nodes, mb, fmt(d), fmt(p), fmt(e), fmt(re_, 2), fmt(rp, 2)))
+    names = systems_in(g)
+    others = [n for n in names if n != "direct"]
+    L.append("| scenario | uplink Mbit/s | nodes | image MiB | "
+             + " | ".join("%s s" % n for n in names) + " | "
+             + " | ".join("%s/direct" % n for n in others) + " |")
+    L.append("|---|---|---|---|" + "---|" * (len(names) + len(others)))
+    for sc, up, nodes, mb, med, ratios in ratio_rows(g):
+        L.append("| %s | %s | %s | %s | " % (sc, up, nodes, mb)
+                 + " | ".join(fmt(med.get(n)) for n in names) + " | "
+                 + " | ".join(fmt(ratios.get(n), 2) for n in others) + " |")
     return "\n".join(L)

@@ -14,8 +14,10 @@ SYSTEMS; scenarios, metrics, fault suite and figures pick it up by name.
         measured() -> [(label, Popen)]  # processes whose peak RSS/CPU are reported
 """
 
+import json
 import os
 import subprocess
+import time
 
 import netsite
 from netsite import CLOUD_IP, CLOUD_NS, node_ip, node_ns
@@ -94,6 +96,14 @@ class System:
     def measured(self):
         return sorted(self.procs.items())
 
+    def logfiles(self):
+        """{label: path} of the system's logs (kept in bench/out/logs/ when a run fails)."""
+        return {}
+
+    def crashed(self):
+        """[(label, returncode)] of measured processes that exited on their own."""
+        return [(l, p.returncode) for l, p in self.measured() if p.poll() is not None]
+
     def process_stats(self):
         """[(label, pid, peak_rss_mb, cpu_s)] of the measured processes (alive ones)."""
         out = []
@@ -133,8 +143,12 @@ class DockerRegistryProxy(System):
             p = spawn(in_ns(node_ns(self.node), [DOCKER_REGISTRY, "serve", cfg]),
                       stdout=lf, stderr=lf)
         self.procs = {"node%d" % self.node: p}
+        self.log = logf
         self.site.wait_http(node_ns(self.node), "http://%s/v2/" % self.endpoint(self.node),
                             p, logfile=logf)
+
+    def logfiles(self):
+        return {"proxy": self.log}
 
     def endpoint(self, k):
         return "%s:%d" % (node_ip(self.node), PROXY_PORT)
@@ -151,6 +165,7 @@ class EdgePier(System):
     e.g.  --edgepier.seeds=["10.77.0.11:7946"]  --edgepier.site-key-file=<run_dir>/site.key
     """
     name = "edgepier"
+    p2p = False
     description = "edgepier on every node (standalone pull-through mirrors today)"
 
     def __init__(self, bench):
@@ -197,6 +212,14 @@ class EdgePier(System):
         for k in nodes:
             self.wait_node(k)
 
+    def add_node(self, k):
+        """Start node k later (a node joining): fresh data dir, same flags."""
+        d = os.path.join(self.run_dir, "edgepier-node%d" % k)
+        os.makedirs(os.path.join(d, "data"))
+        self.data_dirs[k] = os.path.join(d, "data")
+        self.logs[k] = os.path.join(d, "edgepier.log")
+        self.start_node(k)
+
     def start_node(self, k, wait=True):
         cmd = [self.bench.args.edgepier] + self.node_args(k, self.run_dir)
         with open(self.logs[k], "ab") as lf:
@@ -209,6 +232,9 @@ class EdgePier(System):
     def wait_node(self, k, timeout=30):
         self.site.wait_http(node_ns(k), "http://%s/healthz" % self.endpoint(k),
                             self.procs["node%d" % k], timeout=timeout, logfile=self.logs[k])
+
+    def logfiles(self):
+        return {"node%d" % k: path for k, path in self.logs.items()}
 
     def kill_node(self, k):
         """kill -9 node k's edgepier (fault suite)."""
@@ -230,5 +256,59 @@ class EdgePier(System):
         return None, ["http://" + self.endpoint(k)]
 
 
-SYSTEMS = {cls.name: cls for cls in (Direct, DockerRegistryProxy, EdgePier)}
-DEFAULT_SYSTEMS = ["direct", "docker-registry-proxy", "edgepier"]
+class EdgePierSite(EdgePier):
+    """EdgePier nodes joined into one site (shared key from `epctl keygen`, node 1 the
+    seed of the others): the P2P data plane shares chunks between nodes. A run starts
+    only when every node sees every other one alive (full mesh)."""
+    name = "edgepier-site"
+    p2p = True          # the fault suite tests the site/P2P scenarios against it
+    description = "edgepier on every node, joined into one site (P2P data plane)"
+    mesh_timeout = 60
+
+    def site_args(self, k, run_dir):
+        args = ["--edgepier.site-key-file=%s" % self.key_file]
+        if k != 1:
+            args.append('--edgepier.seeds=["%s:7946"]' % node_ip(1))
+        return args
+
+    def start(self, run_dir, nodes=None):
+        self.key_file = os.path.join(run_dir, "site.key")
+        r = subprocess.run([self.bench.args.epctl, "keygen", self.key_file], capture_output=True)
+        if r.returncode != 0:
+            raise BenchError("epctl keygen failed: %s" % r.stderr.decode(errors="replace"))
+        super().start(run_dir, nodes)
+        self.wait_mesh()
+
+    def add_node(self, k):
+        super().add_node(k)
+        self.wait_mesh()
+
+    def members(self, k):
+        """{name: state} of the others as node k sees them ({} if no answer)."""
+        r = subprocess.run(in_ns(node_ns(k), ["curl", "-s", "-m", "2",
+                                              "http://127.0.0.1:5050/admin/v1/members"]),
+                           capture_output=True, stdin=subprocess.DEVNULL)
+        try:
+            ms = json.loads(r.stdout.decode())["members"]
+        except (ValueError, KeyError, TypeError):
+            return {}
+        return {m["name"]: m["state"] for m in ms if not m.get("self")}
+
+    def wait_mesh(self, timeout=None):
+        """Until every running node sees every other running node alive."""
+        nodes = sorted(self.data_dirs)
+        want = {"node%d" % k for k in nodes}
+        deadline = time.monotonic() + (timeout or self.mesh_timeout)
+        while True:
+            views = {k: self.members(k) for k in nodes}
+            if all({n for n, st in v.items() if st == "alive"} >= want - {"node%d" % k}
+                   for k, v in views.items()):
+                return
+            if time.monotonic() > deadline:
+                raise BenchError("site did not form a full mesh in %ss: %s"
+                                 % (timeout or self.mesh_timeout, views))
+            time.sleep(0.2)
+
+
+SYSTEMS = {cls.name: cls for cls in (Direct, DockerRegistryProxy, EdgePier, EdgePierSite)}
+DEFAULT_SYSTEMS = ["direct", "docker-registry-proxy", "edgepier", "edgepier-site"]
