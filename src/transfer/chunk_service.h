@@ -30,6 +30,7 @@ using ChunkProvider = std::function<wire::ChunkResponse(const wire::ChunkRequest
 
 struct PeerTraffic {
   std::atomic<uint64_t> bytes_served{0}, bytes_fetched{0}, requests_served{0}, handshakes_refused{0};
+  std::atomic<uint64_t> connections_refused{0};
 };
 
 class ChunkServer {

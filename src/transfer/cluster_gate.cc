@@ -45,39 +45,16 @@ bool write_exact(int fd, const char* data, size_t size) {
 ClusterGate::~ClusterGate() { stop(); }
 
 Result<uint16_t> ClusterGate::listen(const std::string& address) {
-  auto colon = address.rfind(':');
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(std::stoul(address.substr(colon + 1))));
-  if (::inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr.sin_addr) != 1)
-    return Status{Errc::config_invalid, "cluster-address host must be an IPv4 address: " + address};
-  listener_ = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  int one = 1;
-  ::setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listener_.get(), 128) != 0)
-    return Status{Errc::io_error, "cannot listen on cluster address " + address + ": " + std::strerror(errno)};
-  socklen_t len = sizeof addr;
-  ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&addr), &len);
-  return ntohs(addr.sin_port);
+  auto bound = listen_tcp(address, "cluster address");
+  if (!bound) return bound.status();
+  listener_ = std::move(bound->first);
+  return bound->second;
 }
 
 void ClusterGate::start() {
   acceptor_ = std::thread([this] {
-    while (!stopping_) {
-      pollfd p{listener_.get(), POLLIN, 0};
-      if (::poll(&p, 1, 200) != 1) continue;
-      UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-      if (!fd.valid()) continue;
-      if (connections_ >= kMaxConnections) {
-        ++refused_;
-        continue;
-      }
-      ++connections_;
-      std::thread([this, fd = std::move(fd)]() mutable {
-        relay(std::move(fd));
-        --connections_;
-      }).detach();
-    }
+    accept_connections(listener_.get(), stopping_, connections_, kMaxConnections, refused_,
+                       [this](UniqueFd fd) { relay(std::move(fd)); });
   });
 }
 

@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 namespace ep::transfer {
 
@@ -81,6 +82,45 @@ Result<UniqueFd> connect_tcp(const std::string& address, std::chrono::millisecon
   }
   ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
   return fd;
+}
+
+Result<std::pair<UniqueFd, uint16_t>> listen_tcp(const std::string& address, const std::string& what) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos) return Status{Errc::config_invalid, what + " must be host:port"};
+  std::string host = address.substr(0, colon);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(std::stoul(address.substr(colon + 1))));
+  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1)
+    return Status{Errc::config_invalid, what + " host must be an IPv4 address: " + host};
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd.get(), 128) != 0)
+    return Status{Errc::io_error, "cannot listen on " + what + " " + address + ": " + std::strerror(errno)};
+  socklen_t len = sizeof addr;
+  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+  return std::make_pair(std::move(fd), ntohs(addr.sin_port));
+}
+
+void accept_connections(int listener, const std::atomic<bool>& stopping, std::atomic<int>& connections,
+                        int max_connections, std::atomic<uint64_t>& refused,
+                        const std::function<void(UniqueFd)>& serve) {
+  while (!stopping) {
+    pollfd p{listener, POLLIN, 0};
+    if (::poll(&p, 1, 200) != 1) continue;
+    UniqueFd fd(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+    if (!fd.valid()) continue;
+    if (connections >= max_connections) {
+      ++refused;  // closed on leaving scope
+      continue;
+    }
+    ++connections;
+    std::thread([&connections, serve, fd = std::move(fd)]() mutable {
+      serve(std::move(fd));
+      --connections;
+    }).detach();
+  }
 }
 
 Result<SecureChannel> SecureChannel::client(UniqueFd fd, const DataKey& key, std::chrono::milliseconds timeout) {

@@ -10,6 +10,9 @@
 #pragma once
 
 #include <array>
+#include <atomic>
+#include <functional>
+#include <utility>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -42,5 +45,16 @@ class SecureChannel {
 
 // Connects to "host:port" with a deadline.
 Result<UniqueFd> connect_tcp(const std::string& address, std::chrono::milliseconds timeout);
+
+// Binds and listens on an IPv4 "host:port" (`what` names the setting in
+// errors); returns the socket and the bound port.
+Result<std::pair<UniqueFd, uint16_t>> listen_tcp(const std::string& address, const std::string& what);
+
+// Accepts until `stopping`, handing each connection to `serve` on its own
+// detached thread; at most `max_connections` at once (more are closed and
+// counted in `refused`).
+void accept_connections(int listener, const std::atomic<bool>& stopping, std::atomic<int>& connections,
+                        int max_connections, std::atomic<uint64_t>& refused,
+                        const std::function<void(UniqueFd)>& serve);
 
 }  // namespace ep::transfer
