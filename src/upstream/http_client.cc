@@ -127,8 +127,10 @@ Result<HttpResponse> exchange(net::io_context& ioc, Stream& stream, tcp::socket&
     auto& body = parser.get().body();
     body.data = chunk.data();
     body.size = chunk.size();
+    // read_some: the deadline bounds a stall (no bytes), not how long a slow
+    // but moving stream takes to fill the buffer.
     ec = run_with_deadline(
-        ioc, io_timeout, [&](auto handler) { bhttp::async_read(stream, buffer, parser, handler); }, cancel);
+        ioc, io_timeout, [&](auto handler) { bhttp::async_read_some(stream, buffer, parser, handler); }, cancel);
     if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) return fail("transfer interrupted from", ec);
     size_t got = chunk.size() - parser.get().body().size;
