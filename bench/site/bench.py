@@ -21,7 +21,7 @@ from collections import OrderedDict, namedtuple
 import clients
 import netsite
 import systems
-from util import BenchError, MiB, fmt, log, med_min_max, vlog
+from util import MiB, fmt, log
 
 Scenario = namedtuple("Scenario", "name mode client uplink nodes image")
 

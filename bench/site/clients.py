@@ -17,8 +17,8 @@ import time
 
 from netsite import CLOUD_NS, node_ns
 from systems import CLOUD_HOST, CLOUD_PORT
-from util import (BenchError, MiB, PYTHON, in_ns, kill_tree, log, run, sha256_file, spawn,
-                  tail, vlog, with_blob_cache)
+from util import (BenchError, MiB, PYTHON, in_ns, kill_tree, run, sha256_file, spawn, tail,
+                  vlog, with_blob_cache)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 MKIMAGE = os.path.join(REPO_ROOT, "tools", "mkimage.py")

@@ -18,7 +18,7 @@ import time
 import clients
 import netsite
 import systems
-from util import MiB, fmt, log, vlog
+from util import MiB, fmt, log
 
 PASS, FAIL, PENDING = "PASS", "FAIL", "PENDING"
 P2P = "pending: needs P2P data plane"
@@ -238,7 +238,6 @@ def f_uplink_cut_mid_pull(ctx):
             return [Result("F2", "uplink cut mid cold pull, then restored", FAIL,
                            detail="pulls never reached 30% of the image")]
         ctx.site.cut_uplink()
-        t_cut = time.monotonic()
         mid = ctx.site.uplink_bytes()[0] - tx0
         time.sleep(ctx.bench.args.fault_cut)
         ctx.site.restore_uplink()

@@ -176,7 +176,6 @@ def draw_all(outdir):
     if best is not None and len(ups[best]) >= 2:
         acc = [r for r in sized if r["uplink_mbit"] == best]
         s = _series(acc, "concurrent", nodes, None, "image_mb", dist)
-        xs = sorted({p[0] for pts in s.values() for p in pts}, key=float)
         f, ax = plt.subplots(figsize=(7, 4.2))
         for name in _sorted_systems(s):
             pts = sorted(s[name], key=lambda p: float(p[0]))

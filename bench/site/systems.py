@@ -19,9 +19,8 @@ import os
 import subprocess
 import time
 
-import netsite
 from netsite import CLOUD_IP, CLOUD_NS, node_ip, node_ns
-from util import BenchError, in_ns, kill_tree, log, proc_stats, spawn, vlog
+from util import BenchError, in_ns, kill_tree, proc_stats, spawn, vlog
 
 DOCKER_REGISTRY = "/usr/bin/docker-registry"
 CLOUD_PORT = 5000
