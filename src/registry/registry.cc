@@ -155,8 +155,6 @@ Status Registry::put_mirrored_manifest(std::string_view repo, const Digest& dige
   return kv_.write(batch);
 }
 
-namespace {
-// Splits "repo:tag" / "repo@digest" / "repo" (tag latest).
 std::pair<std::string_view, std::string_view> split_reference(std::string_view ref) {
   auto at = ref.find('@');
   if (at != std::string_view::npos) return {ref.substr(0, at), ref.substr(at + 1)};
@@ -165,7 +163,6 @@ std::pair<std::string_view, std::string_view> split_reference(std::string_view r
     return {ref.substr(0, colon), ref.substr(colon + 1)};
   return {ref, "latest"};
 }
-}  // namespace
 
 std::optional<std::vector<Digest>> Registry::image_blobs(std::string_view ref) {
   auto [repo, reference] = split_reference(ref);

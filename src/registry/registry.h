@@ -50,6 +50,9 @@ class TagObserver {
   virtual void tag_deleted(const std::string& ns, const std::string& repo, const std::string& tag) = 0;
 };
 
+// Splits "repo:tag" / "repo@digest" / "repo" (tag latest) into (repo, reference).
+std::pair<std::string_view, std::string_view> split_reference(std::string_view ref);
+
 // The local repository holding mirrored content of (namespace, upstream repo).
 std::string mirror_repository(std::string_view ns, std::string_view upstream_repo);
 

@@ -75,12 +75,7 @@ void Replicator::enforce_budget() {
 void Replicator::replicate(const crdt::PinView& pin) {
   auto blobs = registry_.image_blobs(pin.ref);  // the manifest arrives with the index
   if (!blobs) return;
-  auto at = pin.ref.find('@');
-  auto colon = pin.ref.rfind(':');
-  std::string repo = at != std::string::npos ? pin.ref.substr(0, at)
-                     : colon != std::string::npos && pin.ref.find('/', colon) == std::string::npos
-                         ? pin.ref.substr(0, colon)
-                         : pin.ref;
+  std::string repo(split_reference(pin.ref).first);
   auto origin = index_->origin(repo);
   Upstream* upstream = origin.ns.empty() ? nullptr : mirror_.upstream_for(origin.ns);
   for (const auto& digest : *blobs) {
