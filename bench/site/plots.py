@@ -14,8 +14,8 @@ from collections import defaultdict
 from report import fnum, read_csv, uplink_label
 
 COLORS = {"direct": "#888888", "docker-registry-proxy": "#1f77b4", "edgepier": "#ff9896",
-          "edgepier-site": "#d62728"}
-ORDER = ["direct", "docker-registry-proxy", "edgepier", "edgepier-site"]
+          "edgepier-site": "#d62728", "edgepier-one": "#9467bd"}
+ORDER = ["direct", "docker-registry-proxy", "edgepier-one", "edgepier", "edgepier-site"]
 
 
 def _sorted_systems(names):

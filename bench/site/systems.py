@@ -309,5 +309,20 @@ class EdgePierSite(EdgePier):
             time.sleep(0.2)
 
 
-SYSTEMS = {cls.name: cls for cls in (Direct, DockerRegistryProxy, EdgePier, EdgePierSite)}
+class EdgePierOne(EdgePier):
+    """One standalone edgepier on node 1 and every node's client pulling through it: the
+    same setup as docker-registry-proxy, to compare how often each moves the image over the
+    uplink when clients arrive at once (the mirror issue's single-flight goal)."""
+    name = "edgepier-one"
+    description = "one edgepier on node 1 as pull-through mirror, every node pulls from it"
+    node = 1
+
+    def start(self, run_dir, nodes=None):
+        super().start(run_dir, [self.node])
+
+    def endpoint(self, k):
+        return super().endpoint(self.node)
+
+
+SYSTEMS = {cls.name: cls for cls in (Direct, DockerRegistryProxy, EdgePier, EdgePierSite, EdgePierOne)}
 DEFAULT_SYSTEMS = ["direct", "docker-registry-proxy", "edgepier", "edgepier-site"]

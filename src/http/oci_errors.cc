@@ -41,6 +41,10 @@ Reply error_reply(const Status& status) {
   reply.status = err.status;
   reply.content_type = "application/json";
   reply.body = body.dump();
+  // RFC 9110 requires a challenge with every 401. Clients do not log in to a
+  // node (it holds the upstream credentials itself), so the realm says what
+  // failed rather than offering a login that could help.
+  if (err.status == 401) reply.header("WWW-Authenticate", "Basic realm=\"edgepier: upstream refused the node's credentials\"");
   return reply;
 }
 

@@ -48,8 +48,15 @@ Effects SiteCore::connected(const std::string& address, uint64_t now) {
 
 wire::Member SiteCore::self_view() const {
   wire::Member me = self();
-  me.set_peers(static_cast<uint32_t>(membership_.live_peers().size()));
+  me.set_peers(static_cast<uint32_t>(membership_.live_count()));
   return me;
+}
+
+wire::Envelope SiteCore::digests_envelope(uint64_t now) const {
+  auto e = envelope(now);
+  for (auto& d : index_.bucket_digests()) e.mutable_digests()->add_digests(d);
+  e.mutable_digests()->set_members_hash(membership_.live_set_hash());
+  return e;
 }
 
 wire::Envelope SiteCore::members_envelope(uint64_t now) const {
@@ -71,12 +78,28 @@ Effects SiteCore::on_member_event(std::optional<MembershipEvent> event, uint64_t
     // (else every first contact in a large site would ship the whole list);
     // periodic gossip repairs the rest.
     const auto* m = membership_.find(event->name);
-    bool newcomer = m && m->info.peers() * 2 < membership_.live_peers().size();
-    if ((event->joined || event->restarted) && (newcomer || membership_.live_peers().size() < 8))
+    // When a whole site starts at once every node is everyone's newcomer:
+    // about 8 random senders per newcomer keep that from costing n^3.
+    const size_t live = membership_.live_count();
+    bool newcomer = m && m->info.peers() * 2 < live;
+    bool chosen = live < 8 || rng_() % live < 8;
+    if ((event->joined || event->restarted) && (live < 8 || (newcomer && chosen)))
       fx.send.push_back({event->name, members_envelope(now)});
-    auto digests = envelope(now);
-    for (auto& d : index_.bucket_digests()) digests.mutable_digests()->add_digests(d);
-    fx.send.push_back({event->name, std::move(digests)});
+    else if (event->joined || event->restarted) {
+      auto hello = envelope(now);  // so the newcomer hears from us at once
+      *hello.mutable_hello() = self_view();
+      fx.send.push_back({event->name, std::move(hello)});
+    }
+    // An immediate index sync, so a restarted node or a healed partition
+    // catches up before the next round. In a large site, when a partition
+    // heals every node sees n events at once; about 8 random syncs per member
+    // suffice and the periodic rounds do the rest. No live-set hash here:
+    // member lists are compared in the periodic rounds.
+    if (chosen) {
+      auto digests = digests_envelope(now);
+      digests.mutable_digests()->clear_members_hash();
+      fx.send.push_back({event->name, std::move(digests)});
+    }
   }
   if (event->gone) acked_.erase(event->name);
   return fx;
@@ -111,6 +134,9 @@ Effects SiteCore::receive(const wire::Envelope& env, uint64_t now) {
       fx.append(apply(env.delta(), now));
       break;
     case wire::Envelope::kDigests: {
+      // Different live sets: show ours, so a lost introduction is repaired.
+      if (env.digests().members_hash() != 0 && env.digests().members_hash() != membership_.live_set_hash())
+        fx.send.push_back({from, members_envelope(now)});
       std::vector<std::string> theirs(env.digests().digests().begin(), env.digests().digests().end());
       auto diff = crdt::Index::differing(index_.bucket_digests(), theirs);
       if (diff.empty()) {
@@ -241,11 +267,9 @@ Effects SiteCore::tick(uint64_t now) {
   for (auto& event : membership_.tick(now)) fx.membership.push_back(event);
   if (now - last_heartbeat_ >= options_.heartbeat_interval_ms) {
     last_heartbeat_ = now;
-    for (const auto& peer : membership_.live_peers()) {
-      auto e = envelope(now);
-      *e.mutable_hello() = self_view();
-      fx.send.push_back({peer, std::move(e)});
-    }
+    auto hello = envelope(now);
+    *hello.mutable_hello() = self_view();
+    for (const auto& peer : membership_.live_peers()) fx.send.push_back({peer, hello});
   }
   if (now - last_anti_entropy_ >= options_.anti_entropy_interval_ms) {
     last_anti_entropy_ = now;
@@ -253,11 +277,12 @@ Effects SiteCore::tick(uint64_t now) {
     if (!peers.empty()) {
       ++rounds_;
       const auto& peer = peers[rng_() % peers.size()];
-      auto e = envelope(now);
-      for (auto& d : index_.bucket_digests()) e.mutable_digests()->add_digests(d);
-      fx.send.push_back({peer, std::move(e)});
-      // Gossip the member list too, so a lost introduction is repaired.
-      fx.send.push_back({peer, members_envelope(now)});
+      fx.send.push_back({peer, digests_envelope(now)});
+      // While members come and go, push the member list too (joins converge
+      // in a few rounds); when the site is stable the hash in the digests
+      // is enough to find a difference.
+      if (now - membership_.live_set_changed_ms() < 10 * options_.anti_entropy_interval_ms)
+        fx.send.push_back({peer, members_envelope(now)});
     }
     collect_garbage(fx);
   }

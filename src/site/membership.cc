@@ -16,6 +16,7 @@ std::optional<MembershipEvent> Membership::heard(const wire::Member& info, uint6
   if (info.name() == self_.name() || info.name().empty()) return std::nullopt;
   auto [it, inserted] = members_.try_emplace(info.name());
   auto& m = it->second;
+  if (inserted) m.liveness = Liveness::dead;  // not counted live until set below
   const bool first_contact = inserted || !m.heard_directly;
   bool restarted = !inserted && info.incarnation() > m.info.incarnation();
   bool stale = !inserted && info.incarnation() < m.info.incarnation();
@@ -25,8 +26,7 @@ std::optional<MembershipEvent> Membership::heard(const wire::Member& info, uint6
   m.heard_directly = true;
   Liveness next = info.leaving() ? Liveness::left : Liveness::alive;
   if (inserted || restarted || m.liveness != next) {
-    m.liveness = next;
-    m.since_ms = now;
+    set_liveness(m, next, now);
     return MembershipEvent{info.name(), next, false, restarted, first_contact};
   }
   return std::nullopt;
@@ -37,26 +37,24 @@ bool Membership::learn(const wire::Member& info, uint64_t now) {
   auto& m = members_[info.name()];
   m.info = info;
   // Not heard from directly yet: suspect until it answers.
-  m.liveness = Liveness::suspect;
+  m.liveness = Liveness::dead;  // not counted live until set below
+  set_liveness(m, Liveness::suspect, now);
   m.last_heard_ms = now;
-  m.since_ms = now;
   return true;
 }
 
 std::optional<MembershipEvent> Membership::left(const std::string& name, uint64_t now) {
   auto it = members_.find(name);
   if (it == members_.end() || it->second.liveness == Liveness::left) return std::nullopt;
-  it->second.liveness = Liveness::left;
+  set_liveness(it->second, Liveness::left, now);
   it->second.info.set_leaving(true);  // later messages of this incarnation keep it left
-  it->second.since_ms = now;
   return MembershipEvent{name, Liveness::left};
 }
 
 std::optional<MembershipEvent> Membership::connection_lost(const std::string& name, uint64_t now) {
   auto it = members_.find(name);
   if (it == members_.end() || it->second.liveness != Liveness::alive) return std::nullopt;
-  it->second.liveness = Liveness::suspect;
-  it->second.since_ms = now;
+  set_liveness(it->second, Liveness::suspect, now);
   return MembershipEvent{name, Liveness::suspect};
 }
 
@@ -66,13 +64,11 @@ std::vector<MembershipEvent> Membership::tick(uint64_t now) {
     auto& m = it->second;
     uint64_t silent = now > m.last_heard_ms ? now - m.last_heard_ms : 0;
     if (m.liveness == Liveness::alive && silent >= options_.suspect_after_ms) {
-      m.liveness = Liveness::suspect;
-      m.since_ms = now;
+      set_liveness(m, Liveness::suspect, now);
       events.push_back({it->first, Liveness::suspect});
     }
     if (m.liveness == Liveness::suspect && silent >= options_.dead_after_ms) {
-      m.liveness = Liveness::dead;
-      m.since_ms = now;
+      set_liveness(m, Liveness::dead, now);
       events.push_back({it->first, Liveness::dead});
     }
     bool finished = m.liveness == Liveness::dead || m.liveness == Liveness::left;
@@ -91,6 +87,32 @@ std::vector<std::string> Membership::live_peers() const {
   for (const auto& [name, m] : members_)
     if (m.liveness == Liveness::alive || m.liveness == Liveness::suspect) out.push_back(name);
   return out;
+}
+
+namespace {
+bool is_live(Liveness l) { return l == Liveness::alive || l == Liveness::suspect; }
+}  // namespace
+
+void Membership::set_liveness(MemberState& m, Liveness next, uint64_t now) {
+  if (is_live(next) != is_live(m.liveness)) live_set_changed_ms_ = now;
+  live_count_ = live_count_ + is_live(next) - is_live(m.liveness);
+  m.liveness = next;
+  m.since_ms = now;
+}
+
+namespace {
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+}  // namespace
+
+uint64_t Membership::live_set_hash() const {
+  uint64_t h = fnv1a(self_.name());
+  for (const auto& [name, m] : members_)
+    if (m.liveness == Liveness::alive || m.liveness == Liveness::suspect) h ^= fnv1a(name);
+  return h;
 }
 
 const MemberState* Membership::find(const std::string& name) const {

@@ -58,13 +58,22 @@ class Membership {
   std::vector<MembershipEvent> tick(uint64_t now_ms);
 
   std::vector<std::string> live_peers() const;  // alive or suspect
+  size_t live_count() const { return live_count_; }  // live_peers().size(), kept current
+  // Order-independent hash of the live members' names and self's, equal on
+  // two nodes that know the same live set (FNV-1a per name, XOR-combined).
+  uint64_t live_set_hash() const;
+  uint64_t live_set_changed_ms() const { return live_set_changed_ms_; }
   const std::map<std::string, MemberState>& members() const { return members_; }
   const MemberState* find(const std::string& name) const;
 
  private:
   wire::Member self_;
   MembershipOptions options_;
+  void set_liveness(MemberState& m, Liveness next, uint64_t now_ms);  // the only writer of liveness
+
   std::map<std::string, MemberState> members_;  // peers only, not self
+  size_t live_count_ = 0;                        // members alive or suspect
+  uint64_t live_set_changed_ms_ = 0;             // last time a member became live or stopped being
 };
 
 }  // namespace ep::site

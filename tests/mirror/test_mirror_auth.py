@@ -11,6 +11,7 @@ def assert_unauthorized(r, what):
     code, message = ml.oci_error(r)
     assert r.status_code == 401 and code == "UNAUTHORIZED", (what, r.status_code, r.text)
     assert message, "%s: 401 without a message" % what
+    assert r.headers.get("WWW-Authenticate", "").startswith("Basic realm="), "%s: 401 without a challenge" % what
     return message
 
 
