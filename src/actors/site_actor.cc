@@ -146,8 +146,13 @@ void carry_out(SiteActor* self, site::Effects fx) {
 void on_envelope(SiteActor* self, const std::string& sealed) {
   auto& st = self->state;
   auto pinned = [&](const std::string& name) -> std::string {
+    // A member that is dead or left may come back with a new identity key
+    // (its data dir was wiped): the key a hello carries is then accepted.
+    // While it is alive its key stays pinned, so no member can take over
+    // the name of a running one.
     const auto* m = st.core->membership().find(name);
-    return m ? m->info.identity_key() : std::string();
+    if (!m || m->liveness == site::Liveness::dead || m->liveness == site::Liveness::left) return std::string();
+    return m->info.identity_key();
   };
   auto envelope = st.sealer->open(sealed, pinned, now_ms());
   if (!envelope) {

@@ -208,8 +208,8 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
     std::shared_ptr<InflightBlob> fetch;
     if (peers_ && !peers_->live().empty()) {
       // In a site: from members that hold it completely (no uplink needed) ...
-      if (auto [holders, size] = find_holders(local, *digest); !holders.empty())
-        if ((fetch = start_peer_fetch(local, *digest, holders, size))) return fetch;
+      if (auto holders = find_holders(local, *digest); !holders.peers.empty())
+        if ((fetch = start_peer_fetch(local, *digest, std::move(holders)))) return fetch;
       // ... else learn the size and fetch in chunks shared by all members.
       if (!up.available()) return unavailable();
       auto size = head_blob();

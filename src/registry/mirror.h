@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 
+#include "registry/chunk_digests.h"
 #include "registry/inflight_blob.h"
 #include "site/peer_directory.h"
 #include "transfer/chunk_service.h"
@@ -58,8 +59,14 @@ class Mirror {
   // fetched in chunks from those holding it, streamed while it arrives.
   Result<BlobSource> blob_from_peers(const std::string& repo, const std::string& digest);
   // Answers a peer's chunk request (the ChunkServer's provider).
-  wire::ChunkResponse serve_chunk(const wire::ChunkRequest& request);
+  transfer::ChunkReply serve_chunk(const wire::ChunkRequest& request);
   uint64_t bytes_from_upstream() const { return bytes_from_upstream_; }
+
+  struct PeerStats {
+    uint64_t bytes_from = 0, bytes_to = 0;  // chunk bytes fetched from / served to the peer
+    uint64_t bad_chunks = 0;                // chunks from it that did not verify
+  };
+  std::map<std::string, PeerStats> peer_stats();  // by member name
 
   struct Partial {
     std::string digest;
@@ -94,9 +101,23 @@ class Mirror {
   // Publishes a verified chunked blob (or discards it) and ends the fetch.
   void publish_chunked(const std::shared_ptr<InflightBlob>& fetch, const std::shared_ptr<SiteBlob>& sb,
                        const std::string& repo, Status outcome);
-  std::pair<std::vector<site::PeerAddress>, uint64_t> find_holders(const std::string& repo, const Digest& digest);
-  std::shared_ptr<InflightBlob> start_peer_fetch(const std::string& repo, const Digest& digest,
-                                                 std::vector<site::PeerAddress> holders, uint64_t size);
+  struct Holders {
+    std::vector<site::PeerAddress> peers;  // members holding the blob completely
+    uint64_t size = 0;
+    std::vector<std::string> chunk_digests;  // from a holder's verified blob (empty: unknown)
+  };
+  Holders find_holders(const std::string& repo, const Digest& digest);
+  std::shared_ptr<InflightBlob> start_peer_fetch(const std::string& repo, const Digest& digest, Holders holders);
+  // Writes a verified chunk into the staging file and marks it present.
+  Status store_chunk(SiteBlob& blob, uint64_t index, std::string_view data, const std::string& digest);
+  // A fetched chunk is usable: OK, the right length, and matching `expected`
+  // (or, without one, the digest the peer recorded). Else the peer is penalised.
+  bool chunk_verifies(const transfer::ChunkFetched& fetched, uint64_t length, const std::string& expected,
+                      const std::string& peer, const Digest& blob, uint64_t index);
+  void count_from_peer(const std::string& peer, uint64_t bytes);
+  void penalise(const std::string& peer, const std::string& why);
+  bool penalised(const std::string& peer);
+  std::vector<std::string> prefer_trusted(std::vector<std::string> order);  // penalised peers last
   std::shared_ptr<InflightBlob> start_site_fetch(Upstream& upstream, const std::string& local, const std::string& repo,
                                                  const Digest& digest, uint64_t size);
   // Obtains every chunk (several in flight) with `obtain`, streams the
@@ -123,6 +144,9 @@ class Mirror {
   std::string self_name_;
   uint64_t chunk_size_ = 4 << 20;
   std::map<std::string, std::shared_ptr<SiteBlob>> site_blobs_;  // by digest; guarded by mu_
+  std::map<std::string, PeerStats> peer_stats_;                   // guarded by mu_
+  std::map<std::string, std::chrono::steady_clock::time_point> penalised_until_;  // guarded by mu_
+  ChunkDigests chunk_digests_{blobs_};
 };
 
 }  // namespace ep

@@ -1,41 +1,20 @@
-// Mirror, site data plane: chunked, site-wide single-flight blob fetches.
+// Mirror, site data plane: chunked, site-wide single-flight blob fetches
+// (designated fetchers, assembly, publishing). Peer-held blobs and serving
+// chunks to peers are in peer_blobs.cc.
 #include <sys/random.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <iostream>
 #include <thread>
 
-#include "registry/mirror.h"
+#include "registry/site_blob.h"
 #include "site/chunk_plan.h"
 
 namespace ep {
 
-// One blob being assembled from chunks (for a local pull, or as the
-// designated fetcher of some of its chunks for peers). The staging file holds
-// the chunks present; `have` marks them. Guarded by its own mutex.
-struct Mirror::SiteBlob {
-  explicit SiteBlob(Digest d) : digest(std::move(d)) {}
-  Digest digest;
-  std::string staging_id;
-  UniqueFd fd;
-  uint64_t size = 0, chunk_size = 0;
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<uint8_t> have, fetching;
-  bool pulling = false;  // a local pull owns publishing it
-};
-
-namespace {
-constexpr int kParallelChunks = 4;
-// How long a peer may stall (no bytes) before we go to the next source. A
-// designated fetcher may itself wait on a slow, shared uplink: generous. A
-// holder serves from its disk: short, so a dead or stuck peer costs little.
-constexpr auto kFetcherStall = std::chrono::seconds(30);
-constexpr auto kHolderStall = std::chrono::seconds(3);
-
-std::string staging_id_for(const Digest& d) { return "chunks-" + std::string(d.hex().substr(0, 32)); }
-
+namespace site_fetch {
 wire::ChunkRequest chunk_request(const Digest& digest, uint64_t index, uint64_t chunk_size, uint64_t blob_size) {
   wire::ChunkRequest request;
   request.set_id(index + 1);
@@ -46,16 +25,22 @@ wire::ChunkRequest chunk_request(const Digest& digest, uint64_t index, uint64_t 
   return request;
 }
 
-Status pread_all(int fd, std::string& out, uint64_t offset, uint64_t length) {
-  out.resize(length);
+Status pread_exact(int fd, char* into, uint64_t offset, uint64_t length) {
   for (uint64_t done = 0; done < length;) {
-    auto n = ::pread(fd, out.data() + done, length - done, static_cast<off_t>(offset + done));
+    auto n = ::pread(fd, into + done, length - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return Status{Errc::io_error, "short read of a chunk"};
     done += static_cast<uint64_t>(n);
   }
   return Status::Ok();
 }
+}  // namespace site_fetch
+
+using namespace site_fetch;
+
+namespace {
+constexpr int kParallelChunks = 4;
+std::string staging_id_for(const Digest& d) { return "chunks-" + std::string(d.hex().substr(0, 32)); }
 }  // namespace
 
 void Mirror::enable_site(std::shared_ptr<site::PeerDirectory> peers, std::shared_ptr<transfer::ChunkClient> client,
@@ -101,6 +86,7 @@ std::shared_ptr<Mirror::SiteBlob> Mirror::site_blob(const Digest& digest, uint64
   auto n = site::chunk_count(size, chunk_size_);
   sb->have.assign(n, 0);
   sb->fetching.assign(n, 0);
+  sb->chunk_digests.assign(n, std::string());
   slot = sb;
   return sb;
 }
@@ -114,6 +100,7 @@ Status Mirror::chunk_from_upstream(Upstream& up, const std::string& repo, SiteBl
   }
   auto range = site::chunk_range(sb.size, sb.chunk_size, index);
   uint64_t written = 0;
+  Sha256 hash;  // recorded with the chunk, so peers can verify what we serve
   bool whole = range.offset == 0 && range.length == sb.size;
   BodySink sink{[&](const HttpResponse& head) { return head.status == 206 || (head.status == 200 && whole); },
                 [&](const char* data, size_t n) -> Status {
@@ -125,6 +112,7 @@ Status Mirror::chunk_from_upstream(Upstream& up, const std::string& repo, SiteBl
                     if (w <= 0) return Status{Errc::io_error, std::string("cannot write chunk: ") + std::strerror(errno)};
                     done += static_cast<size_t>(w);
                   }
+                  hash.update(data, n);
                   written += n;
                   bytes_from_upstream_ += n;
                   return Status::Ok();
@@ -141,9 +129,39 @@ Status Mirror::chunk_from_upstream(Upstream& up, const std::string& repo, SiteBl
     outcome = Status{Errc::upstream_unavailable, "upstream " + up.describe() + " sent a short chunk"};
   std::lock_guard lock(sb.mu);
   sb.fetching[index] = 0;
-  if (outcome) sb.have[index] = 1;
+  if (outcome) {
+    sb.have[index] = 1;
+    sb.chunk_digests[index] = hash.finish().str();
+  }
   sb.cv.notify_all();
   return outcome;
+}
+
+Status Mirror::store_chunk(SiteBlob& sb, uint64_t index, std::string_view data, const std::string& digest) {
+  auto range = site::chunk_range(sb.size, sb.chunk_size, index);
+  for (size_t done = 0; done < data.size();) {
+    auto w = ::pwrite(sb.fd.get(), data.data() + done, data.size() - done, static_cast<off_t>(range.offset + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return Status{Errc::io_error, std::string("cannot write a chunk: ") + std::strerror(errno)};
+    done += static_cast<size_t>(w);
+  }
+  std::lock_guard lock(sb.mu);
+  sb.have[index] = 1;
+  sb.chunk_digests[index] = digest;
+  sb.cv.notify_all();
+  return Status::Ok();
+}
+
+bool Mirror::chunk_verifies(const transfer::ChunkFetched& fetched, uint64_t length, const std::string& expected,
+                            const std::string& peer, const Digest& blob, uint64_t index) {
+  if (fetched.header.status() != wire::ChunkResponse::OK || fetched.data().size() != length) return false;
+  // The trusted digest (from a holder's verified blob) if we have one, else
+  // the one the peer recorded when it wrote the chunk.
+  const std::string& want = expected.empty() ? fetched.header.chunk_digest() : expected;
+  if (!want.empty() && chunk_digest(fetched.data()) == want) return true;
+  penalise(peer, "chunk " + std::to_string(index) + " of " + blob.str() +
+                     (want.empty() ? " came without a digest" : " did not match its digest"));
+  return false;
 }
 
 Status Mirror::obtain_chunk(Upstream& up, const std::string& repo, SiteBlob& sb, uint64_t index) {
@@ -158,7 +176,7 @@ Status Mirror::obtain_chunk(Upstream& up, const std::string& repo, SiteBlob& sb,
     names.push_back(peer.name);
   }
   auto range = site::chunk_range(sb.size, sb.chunk_size, index);
-  for (const auto& candidate : site::rendezvous_order(sb.digest.str(), index, names)) {
+  for (const auto& candidate : prefer_trusted(site::rendezvous_order(sb.digest.str(), index, names))) {
     if (candidate == self_name_) {
       if (chunk_from_upstream(up, repo, sb, index)) return Status::Ok();
       continue;
@@ -167,17 +185,12 @@ Status Mirror::obtain_chunk(Upstream& up, const std::string& repo, SiteBlob& sb,
     request.set_ns(up.ns());
     request.set_repo(repo);
     request.set_fetch(true);
+    request.set_asker(self_name_);
     auto response = chunk_client_->fetch(address_of[candidate], request, kFetcherStall);
-    if (!response || response->status() != wire::ChunkResponse::OK || response->data().size() != range.length)
-      continue;  // dead, slow or failing peer: the next in rendezvous order
-    const auto& data = response->data();
-    if (::pwrite(sb.fd.get(), data.data(), data.size(), static_cast<off_t>(range.offset)) !=
-        static_cast<ssize_t>(data.size()))
-      return Status{Errc::io_error, "cannot write a chunk"};
-    std::lock_guard lock(sb.mu);
-    sb.have[index] = 1;
-    sb.cv.notify_all();
-    return Status::Ok();
+    // Dead, slow, failing or lying peer: the next in rendezvous order.
+    if (!response || !chunk_verifies(*response, range.length, {}, candidate, sb.digest, index)) continue;
+    count_from_peer(candidate, range.length);
+    return store_chunk(sb, index, response->data(), response->header.chunk_digest());
   }
   return chunk_from_upstream(up, repo, sb, index);  // last resort, if self was not tried first
 }
@@ -239,7 +252,9 @@ void Mirror::assemble(std::shared_ptr<InflightBlob> blob, std::shared_ptr<SiteBl
   // Hash the contiguous prefix as it grows and let clients stream it.
   Sha256 hash;
   uint64_t hashed = 0;
-  std::string buffer;
+  // Hashing reads at most this much at a time, however far the prefix grew.
+  const uint64_t piece = std::min<uint64_t>(sb->chunk_size, 1 << 20);
+  std::unique_ptr<char[]> buffer(new char[piece]);
   while (hashed < sb->size) {
     uint64_t prefix;
     {
@@ -256,10 +271,14 @@ void Mirror::assemble(std::shared_ptr<InflightBlob> blob, std::shared_ptr<SiteBl
       prefix = contiguous();
     }
     if (prefix <= hashed) break;  // failed or stopping
-    if (!pread_all(sb->fd.get(), buffer, hashed, prefix - hashed)) break;
-    hash.update(buffer.data(), buffer.size());
-    hashed = prefix;
-    blob->advance(hashed);
+    while (hashed < prefix) {
+      uint64_t n = std::min(piece, prefix - hashed);
+      if (!pread_exact(sb->fd.get(), buffer.get(), hashed, n)) break;
+      hash.update(buffer.get(), n);
+      hashed += n;
+      blob->advance(hashed);
+    }
+    if (hashed < prefix) break;  // unreadable staging file
   }
   for (auto& w : workers) w.join();
   Status outcome = failure;
@@ -267,116 +286,6 @@ void Mirror::assemble(std::shared_ptr<InflightBlob> blob, std::shared_ptr<SiteBl
   if (outcome && hash.finish() != sb->digest)
     outcome = Status{Errc::upstream_unavailable, "assembled chunks do not match " + sb->digest.str()};
   publish_chunked(blob, sb, repo, outcome);
-}
-
-std::pair<std::vector<site::PeerAddress>, uint64_t> Mirror::find_holders(const std::string& repo, const Digest& digest) {
-  std::vector<site::PeerAddress> holders;
-  uint64_t size = 0;
-  if (!peers_) return {holders, size};
-  for (const auto& peer : peers_->live()) {
-    wire::ChunkRequest probe;
-    probe.set_id(1);
-    probe.set_digest(digest.str());
-    probe.set_repo(repo);
-    probe.set_stat(true);
-    auto r = chunk_client_->fetch(peer.data_address, probe, std::chrono::seconds(5));
-    if (r && r->status() == wire::ChunkResponse::OK) {
-      holders.push_back(peer);
-      size = r->blob_size();
-    }
-  }
-  return {holders, size};
-}
-
-Result<BlobSource> Mirror::blob_from_peers(const std::string& repo, const std::string& digest_text) {
-  auto digest = Digest::parse(digest_text);
-  if (!digest) return digest.status();
-  if (!peers_) return Status{Errc::blob_unknown, "blob unknown to repository: " + digest->str()};
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = inflight_.find(digest->str()); it != inflight_.end())
-      if (auto existing = it->second.lock()) {
-        auto size = existing->wait_size(std::chrono::minutes(10));
-        if (!size) return size.status();
-        return BlobSource{std::nullopt, existing, *size};
-      }
-  }
-  // Who holds it completely? Ask the live peers (a pushed blob lives where it was pushed).
-  auto [holders, size] = find_holders(repo, *digest);
-  if (holders.empty()) return Status{Errc::blob_unknown, "blob unknown to repository: " + digest->str()};
-  auto fetch = start_peer_fetch(repo, *digest, holders, size);
-  if (!fetch) return Status{Errc::io_error, "cannot stage a blob fetch"};
-  return BlobSource{std::nullopt, fetch, size};
-}
-
-std::shared_ptr<InflightBlob> Mirror::start_peer_fetch(const std::string& repo, const Digest& digest,
-                                                       std::vector<site::PeerAddress> holders, uint64_t size) {
-  return start_chunked(digest, size, [this, repo, holders](auto fetch, auto sb) {
-    // Chunks spread over the holders (several in flight); a failing holder is skipped.
-    assemble(fetch, sb, repo, [&](uint64_t i) -> Status {
-      auto range = site::chunk_range(sb->size, sb->chunk_size, i);
-      for (size_t k = 0; k < holders.size(); ++k) {
-        const auto& holder = holders[(i + k) % holders.size()];
-        auto r = chunk_client_->fetch(holder.data_address, chunk_request(sb->digest, i, sb->chunk_size, sb->size),
-                                      kHolderStall);
-        if (!r || r->status() != wire::ChunkResponse::OK || r->data().size() != range.length) continue;
-        if (::pwrite(sb->fd.get(), r->data().data(), range.length, static_cast<off_t>(range.offset)) ==
-            static_cast<ssize_t>(range.length))
-          return Status::Ok();
-      }
-      return Status{Errc::blob_unknown, "no peer could provide " + sb->digest.str()};
-    });
-  });
-}
-
-wire::ChunkResponse Mirror::serve_chunk(const wire::ChunkRequest& request) {
-  wire::ChunkResponse response;
-  auto digest = Digest::parse(request.digest());
-  if (!digest || (request.chunk_size() == 0 && !request.stat())) {
-    response.set_status(wire::ChunkResponse::FAILED);
-    response.set_message("bad request");
-    return response;
-  }
-  std::string data;
-  if (request.stat()) {
-    // Repository-scoped, like every blob read: a peer only admits what that repository holds.
-    auto size = registry_.stat_blob(request.repo(), digest->str());
-    response.set_status(size ? wire::ChunkResponse::OK : wire::ChunkResponse::MISSING);
-    if (size) response.set_blob_size(*size);
-    return response;
-  }
-  auto range = site::chunk_range(request.blob_size(), request.chunk_size(), request.index());
-  if (auto blob = blobs_.open(*digest); blob && blob->size == request.blob_size()) {
-    if (pread_all(blob->fd.get(), data, range.offset, range.length)) {
-      response.set_data(std::move(data));
-      return response;
-    }
-  }
-  std::shared_ptr<SiteBlob> sb;
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = site_blobs_.find(digest->str()); it != site_blobs_.end()) sb = it->second;
-  }
-  Upstream* up = upstream_for(request.ns());
-  if (!sb && request.fetch() && up && request.chunk_size() == chunk_size_) sb = site_blob(*digest, request.blob_size());
-  if (sb && sb->chunk_size == request.chunk_size() && request.index() < sb->have.size()) {
-    bool have;
-    {
-      std::lock_guard lock(sb->mu);
-      have = sb->have[request.index()];
-    }
-    Status s = have ? Status::Ok() : Status{Errc::blob_unknown, "chunk not here"};
-    if (!have && request.fetch() && up) s = chunk_from_upstream(*up, request.repo(), *sb, request.index());
-    if (s && pread_all(sb->fd.get(), data, range.offset, range.length)) {
-      response.set_data(std::move(data));
-      return response;
-    }
-    response.set_status(request.fetch() ? wire::ChunkResponse::FAILED : wire::ChunkResponse::MISSING);
-    response.set_message(s.message);
-    return response;
-  }
-  response.set_status(wire::ChunkResponse::MISSING);
-  return response;
 }
 
 }  // namespace ep

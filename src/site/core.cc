@@ -119,6 +119,10 @@ Effects SiteCore::receive(const wire::Envelope& env, uint64_t now) {
       if (m.name() == from) sender = m;
   if (env.incarnation() > sender.incarnation()) sender.set_incarnation(env.incarnation());
   if (env.has_leave()) {
+    // A leave from an earlier life (replayed, or delayed) must not retire
+    // the member's current incarnation.
+    const auto* known = membership_.find(from);
+    if (known && env.incarnation() < known->info.incarnation()) return fx;
     fx.append(on_member_event(membership_.left(from, now), now));
     return fx;
   }

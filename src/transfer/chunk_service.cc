@@ -54,17 +54,26 @@ void ChunkServer::serve(UniqueFd fd) {
     auto frame = channel->receive();
     if (!frame) return;
     wire::ChunkRequest request;
-    if (!request.ParseFromString(*frame)) return;
-    auto response = provider_(request);
-    response.set_id(request.id());
-    traffic_->bytes_served += response.data().size();
+    if (!request.ParseFromArray(frame->header.data(), static_cast<int>(frame->header.size()))) return;
+    auto reply = provider_(request);
+    reply.header.set_id(request.id());
+    traffic_->bytes_served += reply.length;
     ++traffic_->requests_served;
-    if (!channel->send(response.SerializeAsString())) return;
+    auto read_chunk = [&](unsigned char* into, size_t size) -> Status {
+      for (size_t done = 0; done < size;) {
+        auto n = ::pread(reply.fd.get(), into + done, size - done, static_cast<off_t>(reply.offset + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return Status{Errc::io_error, "short read of a chunk"};
+        done += static_cast<size_t>(n);
+      }
+      return Status::Ok();
+    };
+    if (!channel->send(reply.header.SerializeAsString(), reply.length, read_chunk)) return;
   }
 }
 
-Result<wire::ChunkResponse> ChunkClient::fetch(const std::string& address, const wire::ChunkRequest& request,
-                                               std::chrono::milliseconds timeout) {
+Result<ChunkFetched> ChunkClient::fetch(const std::string& address, const wire::ChunkRequest& request,
+                                        std::chrono::milliseconds timeout) {
   std::unique_ptr<SecureChannel> channel;
   {
     std::lock_guard lock(mu_);
@@ -84,21 +93,23 @@ Result<wire::ChunkResponse> ChunkClient::fetch(const std::string& address, const
       channel = std::make_unique<SecureChannel>(std::move(*ch));
     }
     channel->set_timeout(timeout);  // pooled channels serve callers with different stall bounds
-    auto sent = channel->send(request.SerializeAsString());
-    Result<std::string> frame = sent ? channel->receive() : Result<std::string>(sent);
+    auto sent = channel->send(request.SerializeAsString());  // requests carry no payload
+    Result<Frame> frame = sent ? channel->receive() : Result<Frame>(sent);
     if (!frame) {
       channel.reset();
       if (reused) continue;  // the idle connection had gone stale: retry once on a fresh one
       return frame.status();
     }
-    wire::ChunkResponse response;
-    if (!response.ParseFromString(*frame) || response.id() != request.id())
+    ChunkFetched fetched{{}, std::move(*frame)};
+    const auto& header = fetched.frame.header;
+    if (!fetched.header.ParseFromArray(header.data(), static_cast<int>(header.size())) ||
+        fetched.header.id() != request.id())
       return Status{Errc::io_error, "malformed chunk response from " + address};
-    traffic_->bytes_fetched += response.data().size();
+    traffic_->bytes_fetched += fetched.data().size();
     std::lock_guard lock(mu_);
     auto& idle = idle_[address];
     if (idle.size() < 8) idle.push_back(std::move(channel));
-    return response;
+    return fetched;
   }
   return Status{Errc::io_error, "cannot fetch a chunk from " + address};
 }

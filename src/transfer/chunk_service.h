@@ -25,8 +25,23 @@ namespace wire = ::edgepier::wire;
 
 namespace ep::transfer {
 
+// An answer: a header, and chunk bytes read from `fd` at `offset` straight
+// into the outgoing frame (no bytes when length is 0).
+struct ChunkReply {
+  wire::ChunkResponse header;
+  UniqueFd fd;
+  uint64_t offset = 0, length = 0;
+};
+
+// A fetched answer; `data()` points into the received frame it owns.
+struct ChunkFetched {
+  wire::ChunkResponse header;
+  Frame frame;
+  std::string_view data() const { return frame.payload; }
+};
+
 // Answers one request; may block (e.g. fetching the chunk from upstream).
-using ChunkProvider = std::function<wire::ChunkResponse(const wire::ChunkRequest&)>;
+using ChunkProvider = std::function<ChunkReply(const wire::ChunkRequest&)>;
 
 struct PeerTraffic {
   std::atomic<uint64_t> bytes_served{0}, bytes_fetched{0}, requests_served{0}, handshakes_refused{0};
@@ -56,8 +71,8 @@ class ChunkClient {
  public:
   ChunkClient(DataKey key, std::shared_ptr<PeerTraffic> traffic) : key_(key), traffic_(std::move(traffic)) {}
   // One request/response with the peer at `address` (host:port).
-  Result<wire::ChunkResponse> fetch(const std::string& address, const wire::ChunkRequest& request,
-                                    std::chrono::milliseconds timeout);
+  Result<ChunkFetched> fetch(const std::string& address, const wire::ChunkRequest& request,
+                             std::chrono::milliseconds timeout);
 
  private:
   DataKey key_;

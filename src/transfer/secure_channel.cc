@@ -162,33 +162,49 @@ Result<SecureChannel> SecureChannel::handshake(UniqueFd fd, const DataKey& key, 
 
 void SecureChannel::set_timeout(std::chrono::milliseconds timeout) { set_timeouts(fd_.get(), timeout); }
 
-Status SecureChannel::send(const std::string& payload) {
-  if (payload.size() > kMaxFrame) return Status{Errc::too_large, "frame too large"};
-  std::string frame(4 + crypto_secretbox_MACBYTES + payload.size(), '\0');
-  uint32_t len = htonl(static_cast<uint32_t>(frame.size() - 4));
-  std::memcpy(frame.data(), &len, 4);
+Status SecureChannel::send(std::string_view header, size_t payload_size, const PayloadFill& fill) {
+  const size_t plain = 4 + header.size() + payload_size;
+  if (plain > kMaxFrame) return Status{Errc::too_large, "frame too large"};
+  // [sealed length][MAC][header length | header | payload], sealed in place.
+  constexpr size_t kPrefix = 4 + crypto_secretbox_MACBYTES;
+  std::unique_ptr<unsigned char[]> frame(new unsigned char[kPrefix + plain]);
+  unsigned char* body = frame.get() + kPrefix;
+  uint32_t sealed_len = htonl(static_cast<uint32_t>(crypto_secretbox_MACBYTES + plain));
+  uint32_t header_len = htonl(static_cast<uint32_t>(header.size()));
+  std::memcpy(frame.get(), &sealed_len, 4);
+  std::memcpy(body, &header_len, 4);
+  std::memcpy(body + 4, header.data(), header.size());
+  if (payload_size > 0)
+    if (auto s = fill(body + 4 + header.size(), payload_size); !s) return s;
   unsigned char nonce[crypto_secretbox_NONCEBYTES];
   nonce_for(tx_counter_++, nonce);
-  crypto_secretbox_easy(reinterpret_cast<unsigned char*>(frame.data() + 4),
-                        reinterpret_cast<const unsigned char*>(payload.data()), payload.size(), nonce, tx_.data());
-  return write_all(fd_.get(), frame.data(), frame.size());
+  crypto_secretbox_detached(body, frame.get() + 4, body, plain, nonce, tx_.data());
+  return write_all(fd_.get(), frame.get(), kPrefix + plain);
 }
 
-Result<std::string> SecureChannel::receive() {
+Result<Frame> SecureChannel::receive() {
   uint32_t len = 0;
   if (auto s = read_all(fd_.get(), &len, 4); !s) return s;
   len = ntohl(len);
-  if (len < crypto_secretbox_MACBYTES || len > kMaxFrame + crypto_secretbox_MACBYTES)
+  if (len < crypto_secretbox_MACBYTES + 4 || len > kMaxFrame + crypto_secretbox_MACBYTES)
     return Status{Errc::io_error, "bad frame length from peer"};
-  std::string sealed(len, '\0');
-  if (auto s = read_all(fd_.get(), sealed.data(), len); !s) return s;
-  std::string plain(len - crypto_secretbox_MACBYTES, '\0');
+  Frame frame;
+  frame.buffer.reset(new unsigned char[len]);
+  if (auto s = read_all(fd_.get(), frame.buffer.get(), len); !s) return s;
+  unsigned char* body = frame.buffer.get() + crypto_secretbox_MACBYTES;
+  const size_t plain = len - crypto_secretbox_MACBYTES;
   unsigned char nonce[crypto_secretbox_NONCEBYTES];
   nonce_for(rx_counter_++, nonce);
-  if (crypto_secretbox_open_easy(reinterpret_cast<unsigned char*>(plain.data()),
-                                 reinterpret_cast<const unsigned char*>(sealed.data()), len, nonce, rx_.data()) != 0)
+  if (crypto_secretbox_open_detached(body, body, frame.buffer.get(), plain, nonce, rx_.data()) != 0)
     return Status{Errc::io_error, "peer frame failed authentication"};
-  return plain;
+  uint32_t header_len = 0;
+  std::memcpy(&header_len, body, 4);
+  header_len = ntohl(header_len);
+  if (header_len > plain - 4) return Status{Errc::io_error, "bad frame header from peer"};
+  const char* text = reinterpret_cast<const char*>(body);
+  frame.header = std::string_view(text + 4, header_len);
+  frame.payload = std::string_view(text + 4 + header_len, plain - 4 - header_len);
+  return frame;
 }
 
 }  // namespace ep::transfer

@@ -4,14 +4,19 @@
 // Handshake: both sides exchange ephemeral X25519 keys (crypto_kx) and prove
 // the site's data key with a MAC over the transcript, so a peer without the
 // key learns nothing and gets nothing; a man in the middle cannot splice in.
-// Frames: 4-byte length + XSalsa20-Poly1305 secretbox with a per-direction
-// counter nonce, so frames cannot be replayed, reordered or altered.
+// Frames: 4-byte length + XSalsa20-Poly1305 secretbox (MAC first) with a
+// per-direction counter nonce, so frames cannot be replayed, reordered or
+// altered. The plaintext is a 4-byte header length, a header (a serialized
+// message) and a raw payload (chunk bytes). Payloads are sealed and opened in
+// place in one buffer per frame: bulk bytes are never copied.
 // Socket timeouts bound every read and write. One owner at a time.
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <functional>
+#include <memory>
+#include <string_view>
 #include <utility>
 #include <chrono>
 #include <cstdint>
@@ -25,14 +30,23 @@ namespace ep::transfer {
 using DataKey = std::array<unsigned char, 32>;
 constexpr size_t kMaxFrame = 80 << 20;
 
+// A received frame; `header` and `payload` point into `buffer`.
+struct Frame {
+  std::unique_ptr<unsigned char[]> buffer;
+  std::string_view header, payload;
+};
+
+// Writes exactly the payload's bytes into the frame buffer (e.g. a pread).
+using PayloadFill = std::function<Status(unsigned char* into, size_t size)>;
+
 class SecureChannel {
  public:
   static Result<SecureChannel> client(UniqueFd fd, const DataKey& key, std::chrono::milliseconds timeout);
   static Result<SecureChannel> server(UniqueFd fd, const DataKey& key, std::chrono::milliseconds timeout);
 
-  Status send(const std::string& payload);
+  Status send(std::string_view header, size_t payload_size = 0, const PayloadFill& fill = {});
   void set_timeout(std::chrono::milliseconds timeout);
-  Result<std::string> receive();
+  Result<Frame> receive();
 
  private:
   SecureChannel() = default;

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
     else if (flag == "--ops") ops = std::stoul(argv[i + 1]);
     else { std::fprintf(stderr, "usage: site_sim [--nodes N] [--seed S] [--drop P] [--ops K]\n"); return 2; }
   }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress survives a timeout
   auto wall = std::chrono::steady_clock::now();
   ep::sim::Simulation sim(options);
   auto join = sim.run_until_converged(120000);

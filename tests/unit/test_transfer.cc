@@ -1,7 +1,11 @@
 // Data plane: rendezvous planning, encrypted peer streams, chunk service.
 #include <catch2/catch.hpp>
 
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
 
 #include <map>
 #include <set>
@@ -59,12 +63,22 @@ TEST_CASE("secure channel: a peer without the key is refused; frames round-trip"
   REQUIRE(client.ok());
   REQUIRE(server.ok());
   std::string big(3 << 20, 'x');
-  Result<std::string> got = Status{Errc::io_error, "not received"};
+  Result<transfer::Frame> got = Status{Errc::io_error, "not received"};
   std::thread reader([&] { got = server->receive(); });
-  REQUIRE(client->send(big).ok());
+  REQUIRE(client->send("head", big.size(), [&](unsigned char* into, size_t n) {
+                  std::memcpy(into, big.data(), n);
+                  return Status::Ok();
+                }).ok());
   reader.join();
   REQUIRE(got.ok());
-  CHECK(*got == big);
+  CHECK(got->header == "head");
+  CHECK(got->payload == big);
+  std::thread reader2([&] { got = server->receive(); });
+  REQUIRE(client->send("only a header").ok());
+  reader2.join();
+  REQUIRE(got.ok());
+  CHECK(got->header == "only a header");
+  CHECK(got->payload.empty());
 
   REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0);
   std::thread t2([&] { server = transfer::SecureChannel::server(UniqueFd(pair[1]), key_of(1), std::chrono::seconds(2)); });
@@ -76,10 +90,17 @@ TEST_CASE("secure channel: a peer without the key is refused; frames round-trip"
 
 TEST_CASE("chunk service answers members and refuses intruders") {
   auto traffic = std::make_shared<transfer::PeerTraffic>();
-  transfer::ChunkServer server(key_of(7), [](const wire::ChunkRequest& r) {
-    wire::ChunkResponse resp;
-    resp.set_data(std::string(r.chunk_size(), static_cast<char>('a' + r.index())));
-    return resp;
+  // Chunk i of the served file is 1000 bytes of 'a' + i.
+  std::string content;
+  for (int i = 0; i < 5; ++i) content += std::string(1000, static_cast<char>('a' + i));
+  UniqueFd file(::memfd_create("chunks", 0));
+  REQUIRE(::write(file.get(), content.data(), content.size()) == static_cast<ssize_t>(content.size()));
+  transfer::ChunkServer server(key_of(7), [&](const wire::ChunkRequest& r) {
+    transfer::ChunkReply reply;
+    reply.fd = UniqueFd(::dup(file.get()));
+    reply.offset = r.index() * r.chunk_size();
+    reply.length = r.chunk_size();
+    return reply;
   }, traffic);
   auto port = server.listen("127.0.0.1:0");
   REQUIRE(port.ok());

@@ -1,0 +1,65 @@
+#include "registry/chunk_digests.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <iostream>
+
+namespace ep {
+
+std::string chunk_digest(std::string_view bytes) { return Digest::of(bytes).str(); }
+
+Result<std::shared_ptr<const ChunkDigestList>> ChunkDigests::of(const Digest& digest, uint64_t chunk_size) {
+  if (chunk_size == 0) return Status{Errc::bad_request, "chunk size 0"};
+  const std::string key = digest.str() + "/" + std::to_string(chunk_size);
+  std::shared_ptr<Entry> entry;
+  {
+    std::lock_guard lock(mu_);
+    auto& slot = entries_[key];
+    if (!slot) {
+      slot = std::make_shared<Entry>();
+      lru_.push_front(key);
+      slot->lru = lru_.begin();
+      while (lru_.size() > capacity_) {
+        entries_.erase(lru_.back());
+        lru_.pop_back();
+      }
+    } else {
+      lru_.splice(lru_.begin(), lru_, slot->lru);
+    }
+    entry = slot;
+  }
+  std::lock_guard compute(entry->compute);
+  if (entry->list) return entry->list;
+  auto blob = blobs_.open(digest);
+  if (!blob) return blob.status();
+  // Read in pieces no larger than a chunk: memory stays bounded for any blob.
+  auto list = std::make_shared<ChunkDigestList>();
+  Sha256 whole;
+  const uint64_t piece = std::min<uint64_t>(chunk_size, 1 << 20);
+  std::unique_ptr<char[]> buffer(new char[piece]);
+  for (uint64_t offset = 0; offset < blob->size;) {
+    Sha256 chunk;
+    const uint64_t end = std::min(blob->size, offset + chunk_size);
+    while (offset < end) {
+      auto want = static_cast<size_t>(std::min(piece, end - offset));
+      auto n = ::pread(blob->fd.get(), buffer.get(), want, static_cast<off_t>(offset));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Status{Errc::io_error, "short read of blob " + digest.str()};
+      chunk.update(buffer.get(), static_cast<size_t>(n));
+      whole.update(buffer.get(), static_cast<size_t>(n));
+      offset += static_cast<uint64_t>(n);
+    }
+    list->push_back(chunk.finish().str());
+  }
+  if (whole.finish() != digest) {
+    std::cerr << "edgepier: stored blob " << digest.str() << " no longer matches its digest; removed\n";
+    blobs_.remove(digest);
+    return Status{Errc::io_error, "stored blob " + digest.str() + " is corrupt"};
+  }
+  entry->list = list;
+  return entry->list;
+}
+
+}  // namespace ep

@@ -1,0 +1,192 @@
+// Mirror, peer side of the site data plane: blobs held by other members
+// (found by asking, fetched chunk by chunk, each chunk verified against the
+// holder's digests of its verified blob), serving chunks to peers, and the
+// per-peer accounting and penalties.
+#include <unistd.h>
+
+#include <future>
+#include <iostream>
+
+#include "registry/site_blob.h"
+#include "site/chunk_plan.h"
+
+namespace ep {
+
+using namespace site_fetch;
+
+Mirror::Holders Mirror::find_holders(const std::string& repo, const Digest& digest) {
+  Holders found;
+  if (!peers_) return found;
+  // Ask every live peer at once: a lookup costs one round trip, not one per peer.
+  std::vector<std::pair<site::PeerAddress, std::future<Result<transfer::ChunkFetched>>>> asks;
+  for (const auto& peer : peers_->live()) {
+    wire::ChunkRequest probe;
+    probe.set_id(1);
+    probe.set_digest(digest.str());
+    probe.set_repo(repo);
+    probe.set_stat(true);
+    probe.set_chunk_size(chunk_size_);
+    probe.set_asker(self_name_);
+    asks.emplace_back(peer, std::async(std::launch::async, [this, address = peer.data_address, probe] {
+                        return chunk_client_->fetch(address, probe, std::chrono::seconds(5));
+                      }));
+  }
+  for (auto& [peer, ask] : asks) {
+    auto r = ask.get();
+    if (!r || r->header.status() != wire::ChunkResponse::OK) continue;
+    found.peers.push_back(peer);
+    found.size = r->header.blob_size();
+    if (found.chunk_digests.empty())
+      found.chunk_digests.assign(r->header.chunk_digests().begin(), r->header.chunk_digests().end());
+  }
+  // Penalised peers last.
+  std::stable_partition(found.peers.begin(), found.peers.end(),
+                        [this](const site::PeerAddress& p) { return !penalised(p.name); });
+  return found;
+}
+
+Result<BlobSource> Mirror::blob_from_peers(const std::string& repo, const std::string& digest_text) {
+  auto digest = Digest::parse(digest_text);
+  if (!digest) return digest.status();
+  if (!peers_) return Status{Errc::blob_unknown, "blob unknown to repository: " + digest->str()};
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = inflight_.find(digest->str()); it != inflight_.end())
+      if (auto existing = it->second.lock()) {
+        auto size = existing->wait_size(std::chrono::minutes(10));
+        if (!size) return size.status();
+        return BlobSource{std::nullopt, existing, *size};
+      }
+  }
+  // Who holds it completely? Ask the live peers (a pushed blob lives where it was pushed).
+  auto holders = find_holders(repo, *digest);
+  if (holders.peers.empty()) return Status{Errc::blob_unknown, "blob unknown to repository: " + digest->str()};
+  const uint64_t size = holders.size;
+  auto fetch = start_peer_fetch(repo, *digest, std::move(holders));
+  if (!fetch) return Status{Errc::io_error, "cannot stage a blob fetch"};
+  return BlobSource{std::nullopt, fetch, size};
+}
+
+std::shared_ptr<InflightBlob> Mirror::start_peer_fetch(const std::string& repo, const Digest& digest,
+                                                       Holders holders) {
+  return start_chunked(digest, holders.size, [this, repo, holders](auto fetch, auto sb) {
+    // The holders' digests of their verified blob, if they match our chunking.
+    const bool trusted = holders.chunk_digests.size() == sb->have.size();
+    // Chunks spread over the holders (several in flight); a holder that
+    // fails, stalls or sends a chunk that does not verify is skipped.
+    assemble(fetch, sb, repo, [&](uint64_t i) -> Status {
+      auto range = site::chunk_range(sb->size, sb->chunk_size, i);
+      const std::string expected = trusted ? holders.chunk_digests[i] : std::string();
+      for (size_t k = 0; k < holders.peers.size(); ++k) {
+        const auto& holder = holders.peers[(i + k) % holders.peers.size()];
+        auto request = chunk_request(sb->digest, i, sb->chunk_size, sb->size);
+        request.set_asker(self_name_);
+        auto r = chunk_client_->fetch(holder.data_address, request, kHolderStall);
+        if (!r || !chunk_verifies(*r, range.length, expected, holder.name, sb->digest, i)) continue;
+        count_from_peer(holder.name, range.length);
+        return store_chunk(*sb, i, r->data(), expected.empty() ? r->header.chunk_digest() : expected);
+      }
+      return Status{Errc::blob_unknown, "no peer could provide " + sb->digest.str()};
+    });
+  });
+}
+
+transfer::ChunkReply Mirror::serve_chunk(const wire::ChunkRequest& request) {
+  transfer::ChunkReply reply;
+  auto& response = reply.header;
+  auto digest = Digest::parse(request.digest());
+  if (!digest || (request.chunk_size() == 0 && !request.stat())) {
+    response.set_status(wire::ChunkResponse::FAILED);
+    response.set_message("bad request");
+    return reply;
+  }
+  if (request.stat()) {
+    // Repository-scoped, like every blob read: a peer only admits what that repository holds.
+    auto size = registry_.stat_blob(request.repo(), digest->str());
+    std::shared_ptr<const ChunkDigestList> digests;
+    if (size && request.chunk_size() > 0) {
+      auto list = chunk_digests_.of(*digest, request.chunk_size());  // re-verifies the blob
+      if (list) digests = *list;
+      else size = list.status();
+    }
+    response.set_status(size ? wire::ChunkResponse::OK : wire::ChunkResponse::MISSING);
+    if (size) response.set_blob_size(*size);
+    if (digests) *response.mutable_chunk_digests() = {digests->begin(), digests->end()};
+    return reply;
+  }
+  auto range = site::chunk_range(request.blob_size(), request.chunk_size(), request.index());
+  auto serve_from = [&](int fd, std::string chunk_digest) {
+    reply.fd = UniqueFd(::dup(fd));
+    reply.offset = range.offset;
+    reply.length = range.length;
+    response.set_chunk_digest(std::move(chunk_digest));
+    std::lock_guard lock(mu_);
+    peer_stats_[request.asker()].bytes_to += range.length;
+    return std::move(reply);
+  };
+  if (auto blob = blobs_.open(*digest); blob && blob->size == request.blob_size()) {
+    auto list = chunk_digests_.of(*digest, request.chunk_size());
+    if (list && request.index() < (*list)->size()) return serve_from(blob->fd.get(), (**list)[request.index()]);
+  }
+  std::shared_ptr<SiteBlob> sb;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = site_blobs_.find(digest->str()); it != site_blobs_.end()) sb = it->second;
+  }
+  Upstream* up = upstream_for(request.ns());
+  if (!sb && request.fetch() && up && request.chunk_size() == chunk_size_) sb = site_blob(*digest, request.blob_size());
+  if (sb && sb->chunk_size == request.chunk_size() && request.index() < sb->have.size()) {
+    bool have;
+    {
+      std::lock_guard lock(sb->mu);
+      have = sb->have[request.index()];
+    }
+    Status s = have ? Status::Ok() : Status{Errc::blob_unknown, "chunk not here"};
+    if (!have && request.fetch() && up) s = chunk_from_upstream(*up, request.repo(), *sb, request.index());
+    if (s) {
+      std::string chunk_digest;
+      {
+        std::lock_guard lock(sb->mu);
+        chunk_digest = sb->chunk_digests[request.index()];
+      }
+      return serve_from(sb->fd.get(), std::move(chunk_digest));
+    }
+    response.set_status(request.fetch() ? wire::ChunkResponse::FAILED : wire::ChunkResponse::MISSING);
+    response.set_message(s.message);
+    return reply;
+  }
+  response.set_status(wire::ChunkResponse::MISSING);
+  return reply;
+}
+
+void Mirror::count_from_peer(const std::string& peer, uint64_t bytes) {
+  std::lock_guard lock(mu_);
+  peer_stats_[peer].bytes_from += bytes;
+}
+
+void Mirror::penalise(const std::string& peer, const std::string& why) {
+  std::cerr << "edgepier: peer " << peer << ": " << why << "; chunk discarded, peer used last for a while\n";
+  std::lock_guard lock(mu_);
+  ++peer_stats_[peer].bad_chunks;
+  penalised_until_[peer] = std::chrono::steady_clock::now() + kPenalty;
+}
+
+bool Mirror::penalised(const std::string& peer) {
+  std::lock_guard lock(mu_);
+  auto it = penalised_until_.find(peer);
+  return it != penalised_until_.end() && it->second > std::chrono::steady_clock::now();
+}
+
+std::vector<std::string> Mirror::prefer_trusted(std::vector<std::string> order) {
+  std::stable_partition(order.begin(), order.end(), [this](const std::string& p) { return !penalised(p); });
+  return order;
+}
+
+std::map<std::string, Mirror::PeerStats> Mirror::peer_stats() {
+  std::lock_guard lock(mu_);
+  auto out = peer_stats_;
+  out.erase("");  // askers of older versions, which do not name themselves
+  return out;
+}
+
+}  // namespace ep

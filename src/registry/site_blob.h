@@ -1,0 +1,46 @@
+// Mirror internals shared by site_fetch.cc and peer_blobs.cc: a blob being
+// assembled from chunks, and helpers of the chunk protocol. Not a public API.
+//
+// SiteBlob invariants: the staging file holds the chunks marked in `have`,
+// each with the digest it verified against in `chunk_digests`; bytes of a
+// chunk not marked are never read for a client or a peer. Guarded by `mu`.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "registry/mirror.h"
+
+namespace ep {
+
+struct Mirror::SiteBlob {
+  explicit SiteBlob(Digest d) : digest(std::move(d)) {}
+  Digest digest;
+  std::string staging_id;
+  UniqueFd fd;
+  uint64_t size = 0, chunk_size = 0;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<uint8_t> have, fetching;
+  std::vector<std::string> chunk_digests;  // of the chunks in `have`
+  bool pulling = false;                    // a local pull owns publishing it
+};
+
+namespace site_fetch {
+// How long a peer may stall (no bytes) before we go to the next source. A
+// designated fetcher may itself wait on a slow, shared uplink: generous. A
+// holder serves from its disk: short, so a dead or stuck peer costs little.
+constexpr auto kFetcherStall = std::chrono::seconds(30);
+constexpr auto kHolderStall = std::chrono::seconds(3);
+// A peer that sent a chunk that did not verify is used last for this long.
+constexpr auto kPenalty = std::chrono::minutes(5);
+
+wire::ChunkRequest chunk_request(const Digest& digest, uint64_t index, uint64_t chunk_size, uint64_t blob_size);
+// Reads exactly `length` bytes at `offset` into `into`.
+Status pread_exact(int fd, char* into, uint64_t offset, uint64_t length);
+}  // namespace site_fetch
+
+}  // namespace ep
