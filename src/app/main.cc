@@ -1,5 +1,6 @@
 // edgepier: one node of an EdgePier site. Parses the configuration, starts
 // the Node and waits for SIGINT/SIGTERM.
+#include <malloc.h>
 #include <signal.h>
 
 #include <iostream>
@@ -8,6 +9,12 @@
 #include "app/node.h"
 
 int main(int argc, char** argv) {
+  // Chunk frames are 4 MiB buffers allocated on many threads. A fixed mmap
+  // threshold keeps glibc from raising it after the first free and then
+  // parking freed chunks in per-thread arenas: big buffers go back to the
+  // kernel when freed, and RSS follows what is in flight.
+  ::mallopt(M_MMAP_THRESHOLD, 512 << 10);
+  ::mallopt(M_ARENA_MAX, 4);
   // Block termination signals in every thread; the main thread waits for them.
   sigset_t signals;
   sigemptyset(&signals);

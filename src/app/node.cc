@@ -68,6 +68,21 @@ uint64_t wall_ms() {
                                    .count());
 }
 
+std::string per_peer_metrics(const std::map<std::string, Mirror::PeerStats>& peers) {
+  std::string out =
+      "# HELP edgepier_peer_chunk_bytes_total Chunk bytes exchanged with each member.\n"
+      "# TYPE edgepier_peer_chunk_bytes_total counter\n";
+  for (const auto& [name, p] : peers) {
+    out += "edgepier_peer_chunk_bytes_total{peer=\"" + name + "\",direction=\"from\"} " + std::to_string(p.bytes_from) + "\n";
+    out += "edgepier_peer_chunk_bytes_total{peer=\"" + name + "\",direction=\"to\"} " + std::to_string(p.bytes_to) + "\n";
+  }
+  out += "# HELP edgepier_peer_bad_chunks_total Chunks from a member that failed verification.\n"
+         "# TYPE edgepier_peer_bad_chunks_total counter\n";
+  for (const auto& [name, p] : peers)
+    out += "edgepier_peer_bad_chunks_total{peer=\"" + name + "\"} " + std::to_string(p.bad_chunks) + "\n";
+  return out;
+}
+
 }  // namespace
 
 struct Node::Parts {
@@ -190,7 +205,8 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
            "edgepier_upstream_bytes_total " + std::to_string(mirror->bytes_from_upstream()) + "\n" +
            "# HELP edgepier_peer_handshakes_refused_total Peer streams refused for lacking the site key.\n"
            "# TYPE edgepier_peer_handshakes_refused_total counter\n"
-           "edgepier_peer_handshakes_refused_total " + std::to_string(traffic->handshakes_refused) + "\n";
+           "edgepier_peer_handshakes_refused_total " + std::to_string(traffic->handshakes_refused) + "\n" +
+           per_peer_metrics(mirror->peer_stats());
   });
   p->server = std::make_unique<http::Server>(*p->api, p->metrics);
   auto port = p->server->listen(config.registry_address);

@@ -24,6 +24,7 @@ const char* errc_name(Errc code) {
     case Errc::method_not_allowed: return "method_not_allowed";
     case Errc::busy: return "busy";
     case Errc::unauthorized: return "unauthorized";
+    case Errc::denied: return "denied";
     case Errc::upstream_unavailable: return "upstream_unavailable";
     case Errc::io_error: return "io_error";
     case Errc::config_invalid: return "config_invalid";

@@ -34,6 +34,7 @@ enum class Errc {
   method_not_allowed,     // route exists, method does not
   busy,                   // resource is in use by a concurrent request
   unauthorized,           // an upstream refused our credentials
+  denied,                 // the client may not do this here (e.g. push into a mirror's cache)
   upstream_unavailable,   // the upstream registry cannot be reached now
   io_error,               // disk or database failure on our side
   config_invalid,         // startup configuration is wrong

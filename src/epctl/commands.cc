@@ -216,11 +216,13 @@ int cmd_stats(AdminClient& client, const Invocation& inv, std::ostream& out) {
   if (it == doc.end() || !it->is_array() || it->empty()) return out << "\nno peer traffic\n", 0;
   std::vector<json> rows(it->begin(), it->end());
   sort_by(rows, [](const json& p) { return str(p, "name"); });
-  Table peers({"PEER", "FROM PEER", "TO PEER"});
+  Table peers({"PEER", "FROM PEER", "TO PEER", "BAD CHUNKS"});
   peers.align_right(1);
   peers.align_right(2);
+  peers.align_right(3);
   for (const auto& p : rows)
-    peers.add_row({str(p, "name"), human_size(unum(p, "bytes_from")), human_size(unum(p, "bytes_to"))});
+    peers.add_row({str(p, "name"), human_size(unum(p, "bytes_from")), human_size(unum(p, "bytes_to")),
+                   std::to_string(unum(p, "bad_chunks"))});
   out << '\n';
   peers.print(out);
   return 0;

@@ -154,6 +154,9 @@ Reply AdminApi::stats_reply() {
               {"bytes_from_peers", traffic_->bytes_fetched.load()},
               {"bytes_to_peers", traffic_->bytes_served.load()},
               {"peers", json::array()}};
+  for (const auto& [name, p] : mirror_.peer_stats())
+    doc["peers"].push_back(
+        {{"name", name}, {"bytes_from", p.bytes_from}, {"bytes_to", p.bytes_to}, {"bad_chunks", p.bad_chunks}});
   return json_reply(200, doc.dump());
 }
 

@@ -101,6 +101,14 @@ Reply Api::mirrored_manifest(Upstream& upstream, const Route& route) {
 Handling Api::dispatch(const Route& route, const RequestHead& head) {
   const auto method = head.method();
   const bool read = method == verb::verb::get || method == verb::verb::head;
+  const bool repository_route = route.kind == RouteKind::manifest || route.kind == RouteKind::blob ||
+                                route.kind == RouteKind::upload_start || route.kind == RouteKind::upload;
+  // A mirror's cache is written only by the mirror: a push there would
+  // shadow the upstream for every ?ns= client.
+  if (repository_route && !read && mirror_)
+    if (const auto* owner = mirror_->cache_owner(route.name))
+      return fail(Status{Errc::denied, "repository " + route.name + " is the pull-through cache of upstream " +
+                                           owner->describe() + "; push to another repository name"});
   switch (route.kind) {
     case RouteKind::base:
       if (!read) return fail(method_not_allowed());

@@ -26,6 +26,7 @@ OciError oci_error_for(Errc code) {
     case Errc::method_not_allowed: return {405, "UNSUPPORTED"};
     case Errc::busy: return {429, "TOOMANYREQUESTS"};
     case Errc::unauthorized: return {401, "UNAUTHORIZED"};
+    case Errc::denied: return {403, "DENIED"};
     case Errc::upstream_unavailable: return {503, "UNAVAILABLE"};
     case Errc::io_error: return {500, "UNKNOWN"};
     case Errc::config_invalid: return {500, "UNKNOWN"};

@@ -60,6 +60,12 @@ std::string Mirror::mirror_repo(const Upstream& upstream, const std::string& rep
   return mirror_repository(upstream.ns(), upstream.upstream_repo(repo));
 }
 
+const Upstream* Mirror::cache_owner(const std::string& repo) const {
+  for (const auto& [ns, up] : upstreams_)
+    if (repo.rfind(mirror_repository(ns, ""), 0) == 0) return up.get();
+  return nullptr;
+}
+
 Result<StoredManifest> Mirror::manifest(Upstream& up, const std::string& repo, const std::string& reference) {
   if (auto s = validate_repository(repo); !s) return s;
   const std::string local = mirror_repo(up, repo);

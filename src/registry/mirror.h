@@ -48,6 +48,9 @@ class Mirror {
   Result<BlobSource> blob(Upstream& upstream, const std::string& repo, const std::string& digest, bool head);
 
   std::string mirror_repo(const Upstream& upstream, const std::string& repo) const;
+  // The upstream namespace whose cache holds local repository `repo`, or
+  // null: clients may read such repositories but not write them.
+  const Upstream* cache_owner(const std::string& repo) const;
 
   // Site data plane (site_fetch.cc). Once enabled, a cold blob is fetched in
   // chunks: each from the chunk's designated fetcher (rendezvous order over

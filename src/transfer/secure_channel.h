@@ -4,9 +4,9 @@
 // Handshake: both sides exchange ephemeral X25519 keys (crypto_kx) and prove
 // the site's data key with a MAC over the transcript, so a peer without the
 // key learns nothing and gets nothing; a man in the middle cannot splice in.
-// Frames: 4-byte length + XSalsa20-Poly1305 secretbox (MAC first) with a
-// per-direction counter nonce, so frames cannot be replayed, reordered or
-// altered. The plaintext is a 4-byte header length, a header (a serialized
+// Frames: 4-byte length + AES-256-GCM (tag first) under per-direction
+// session keys with a counter nonce, so frames cannot be replayed, reordered
+// or altered. The plaintext is a 4-byte header length, a header (a serialized
 // message) and a raw payload (chunk bytes). Payloads are sealed and opened in
 // place in one buffer per frame: bulk bytes are never copied.
 // Socket timeouts bound every read and write. One owner at a time.

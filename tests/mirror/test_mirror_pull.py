@@ -5,6 +5,8 @@ import json
 import threading
 import time
 
+import requests
+
 import mirrorlib as ml
 
 
@@ -73,6 +75,31 @@ def test_pushed_repository_is_not_shadowed_by_the_mirror(env, images):
     assert mirrored.headers["Docker-Content-Digest"] == images["a"]["manifest"]
     # and the pushed tag still answers with the pushed image afterwards
     assert node.manifest("shared/app", "v1").headers["Docker-Content-Digest"] == images["b"]["manifest"]
+
+
+def test_push_into_a_mirror_cache_is_denied(env, images):
+    """A client cannot write the repositories that cache an upstream (ns1/...): a push
+    there would change what every ?ns=ns1 client sees. It gets 403 DENIED, naming the
+    upstream, and the mirrored image stays as upstream has it."""
+    up = env.upstream()
+    up.push(images["a"], "app")
+    node = env.node({"ns1": up.url}, default="ns1")
+    assert node.manifest("app", "v1", ns="ns1").headers["Docker-Content-Digest"] == images["a"]["manifest"]
+    r = requests.post(node.url + "/v2/ns1/app/blobs/uploads/", timeout=10)
+    code, message = ml.oci_error(r)
+    assert r.status_code == 403 and code == "DENIED" and up.url.split("//")[1] in message, (r.status_code, r.text)
+    r = requests.put(node.url + "/v2/ns1/app/manifests/v1", data=b"{}", timeout=10,
+                     headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    assert r.status_code == 403 and ml.oci_error(r)[0] == "DENIED", r.text
+    r = requests.delete(node.url + "/v2/ns1/app/manifests/v1", timeout=10)
+    assert r.status_code == 403, r.text
+    # a real client push is refused too, and the cache is untouched
+    p = env.skopeo(["copy", "--retry-times", "0", "--dest-tls-verify=false",
+                    "oci:%s:v1" % images["b"]["dir"], "docker://%s/ns1/app:v1" % node.host], check=False)
+    assert p.returncode != 0
+    assert node.manifest("app", "v1", ns="ns1").headers["Docker-Content-Digest"] == images["a"]["manifest"]
+    # reads of the cache by its local name still work
+    assert node.manifest("ns1/app", "v1").status_code == 200
 
 
 def test_docker_hub_library_names(env, images):
