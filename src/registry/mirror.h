@@ -56,6 +56,7 @@ class Mirror {
   // chunks: each from the chunk's designated fetcher (rendezvous order over
   // the live members), which fetches it from upstream with a Range request
   // once for the whole site; the next member if that fails; upstream last.
+  // Also resumes partial blobs left by an earlier run (their verified chunks).
   void enable_site(std::shared_ptr<site::PeerDirectory> peers, std::shared_ptr<transfer::ChunkClient> client,
                    std::string self_name, uint64_t chunk_size);
   // A blob pushed to another member: found by asking the live peers, then
@@ -113,6 +114,8 @@ class Mirror {
   std::shared_ptr<InflightBlob> start_peer_fetch(const std::string& repo, const Digest& digest, Holders holders);
   // Writes a verified chunk into the staging file and marks it present.
   Status store_chunk(SiteBlob& blob, uint64_t index, std::string_view data, const std::string& digest);
+  void mark_present(SiteBlob& blob, uint64_t index, const std::string& digest);  // caller holds blob.mu
+  void resume_partial_blobs();
   // A fetched chunk is usable: OK, the right length, and matching `expected`
   // (or, without one, the digest the peer recorded). Else the peer is penalised.
   bool chunk_verifies(const transfer::ChunkFetched& fetched, uint64_t length, const std::string& expected,

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "registry/chunk_journal.h"
 #include "registry/mirror.h"
 
 namespace ep {
@@ -26,6 +27,7 @@ struct Mirror::SiteBlob {
   std::condition_variable cv;
   std::vector<uint8_t> have, fetching;
   std::vector<std::string> chunk_digests;  // of the chunks in `have`
+  std::optional<ChunkJournal> journal;     // records `have` for a resume after restart
   bool pulling = false;                    // a local pull owns publishing it
 };
 
@@ -37,6 +39,8 @@ constexpr auto kFetcherStall = std::chrono::seconds(30);
 constexpr auto kHolderStall = std::chrono::seconds(3);
 // A peer that sent a chunk that did not verify is used last for this long.
 constexpr auto kPenalty = std::chrono::minutes(5);
+
+inline std::string journal_id(const std::string& staging_id) { return staging_id + "-journal"; }
 
 wire::ChunkRequest chunk_request(const Digest& digest, uint64_t index, uint64_t chunk_size, uint64_t blob_size);
 // Reads exactly `length` bytes at `offset` into `into`.

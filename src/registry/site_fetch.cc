@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <iostream>
+#include <set>
 #include <thread>
 
 #include "registry/site_blob.h"
@@ -49,6 +50,7 @@ void Mirror::enable_site(std::shared_ptr<site::PeerDirectory> peers, std::shared
   chunk_client_ = std::move(client);
   self_name_ = std::move(self_name);
   chunk_size_ = chunk_size;
+  resume_partial_blobs();
 }
 
 std::vector<Mirror::Partial> Mirror::partial_blobs() {
@@ -87,8 +89,59 @@ std::shared_ptr<Mirror::SiteBlob> Mirror::site_blob(const Digest& digest, uint64
   sb->have.assign(n, 0);
   sb->fetching.assign(n, 0);
   sb->chunk_digests.assign(n, std::string());
+  // Without a journal the blob still assembles; it just cannot resume.
+  if (auto jfd = blobs_.open_staging(journal_id(sb->staging_id), /*create=*/true))
+    sb->journal = ChunkJournal::create(std::move(*jfd), digest, size, chunk_size_);
   slot = sb;
   return sb;
+}
+
+void Mirror::resume_partial_blobs() {
+  std::set<std::string> ids;
+  for (auto& id : blobs_.list_staging())
+    if (id.rfind("chunks-", 0) == 0) ids.insert(id);
+  for (const auto& id : ids) {
+    const std::string suffix = "-journal";
+    if (id.size() > suffix.size() && id.compare(id.size() - suffix.size(), suffix.size(), suffix) == 0) continue;
+    auto data = blobs_.open_staging(id, false);
+    auto journal = ids.count(journal_id(id)) ? blobs_.open_staging(journal_id(id), false) : Result<UniqueFd>(Status{});
+    std::optional<ChunkJournal::Contents> contents;
+    if (data && journal) contents = ChunkJournal::read(journal->get());
+    auto digest = contents ? Digest::parse(contents->blob) : Result<Digest>(Status{Errc::bad_request, ""});
+    if (!digest || contents->chunk_size != chunk_size_ || staging_id_for(*digest) != id) {
+      blobs_.remove_staging(id);  // unusable: start over when it is asked for again
+      blobs_.remove_staging(journal_id(id));
+      continue;
+    }
+    auto sb = std::make_shared<SiteBlob>(*digest);
+    sb->staging_id = id;
+    sb->fd = std::move(*data);
+    sb->size = contents->size;
+    sb->chunk_size = contents->chunk_size;
+    auto n = site::chunk_count(sb->size, sb->chunk_size);
+    sb->have.assign(n, 0);
+    sb->fetching.assign(n, 0);
+    sb->chunk_digests.assign(n, std::string());
+    // Only chunks whose bytes still match their recorded digest count.
+    std::unique_ptr<char[]> buffer(new char[sb->chunk_size]);
+    uint64_t resumed = 0;
+    for (const auto& [index, chunk_digest] : contents->chunks) {
+      auto range = site::chunk_range(sb->size, sb->chunk_size, index);
+      if (!pread_exact(sb->fd.get(), buffer.get(), range.offset, range.length)) continue;
+      if (ep::chunk_digest(std::string_view(buffer.get(), range.length)) != chunk_digest) continue;
+      sb->have[index] = 1;
+      sb->chunk_digests[index] = chunk_digest;
+      ++resumed;
+    }
+    // A fresh journal listing what survived.
+    sb->journal = ChunkJournal::create(std::move(*journal), *digest, sb->size, sb->chunk_size);
+    for (uint64_t i = 0; i < n && sb->journal; ++i)
+      if (sb->have[i]) sb->journal->record(i, sb->chunk_digests[i]);
+    std::cerr << "edgepier: resuming " << digest->str() << " from " << resumed << " of " << n
+              << " verified chunks\n";
+    std::lock_guard lock(mu_);
+    site_blobs_[digest->str()] = std::move(sb);
+  }
 }
 
 Status Mirror::chunk_from_upstream(Upstream& up, const std::string& repo, SiteBlob& sb, uint64_t index) {
@@ -129,12 +182,15 @@ Status Mirror::chunk_from_upstream(Upstream& up, const std::string& repo, SiteBl
     outcome = Status{Errc::upstream_unavailable, "upstream " + up.describe() + " sent a short chunk"};
   std::lock_guard lock(sb.mu);
   sb.fetching[index] = 0;
-  if (outcome) {
-    sb.have[index] = 1;
-    sb.chunk_digests[index] = hash.finish().str();
-  }
+  if (outcome) mark_present(sb, index, hash.finish().str());
   sb.cv.notify_all();
   return outcome;
+}
+
+void Mirror::mark_present(SiteBlob& sb, uint64_t index, const std::string& digest) {
+  sb.have[index] = 1;
+  sb.chunk_digests[index] = digest;
+  if (sb.journal) sb.journal->record(index, digest);
 }
 
 Status Mirror::store_chunk(SiteBlob& sb, uint64_t index, std::string_view data, const std::string& digest) {
@@ -146,8 +202,7 @@ Status Mirror::store_chunk(SiteBlob& sb, uint64_t index, std::string_view data, 
     done += static_cast<size_t>(w);
   }
   std::lock_guard lock(sb.mu);
-  sb.have[index] = 1;
-  sb.chunk_digests[index] = digest;
+  mark_present(sb, index, digest);
   sb.cv.notify_all();
   return Status::Ok();
 }
@@ -218,6 +273,7 @@ void Mirror::publish_chunked(const std::shared_ptr<InflightBlob>& fetch, const s
     site_blobs_.erase(sb->digest.str());
   }
   if (!outcome) blobs_.remove_staging(sb->staging_id);  // nothing unverified stays behind
+  blobs_.remove_staging(journal_id(sb->staging_id));
   finish_fetch(fetch, outcome);
 }
 
@@ -238,6 +294,10 @@ void Mirror::assemble(std::shared_ptr<InflightBlob> blob, std::shared_ptr<SiteBl
   for (int w = 0; w < kParallelChunks; ++w)
     workers.emplace_back([&] {
       for (uint64_t i; !stopping_ && (i = next++) < chunks;) {
+        {
+          std::lock_guard lock(sb->mu);
+          if (sb->have[i]) continue;  // resumed, or brought by a peer's request meanwhile
+        }
         auto s = obtain(i);
         std::lock_guard lock(sb->mu);
         if (s) sb->have[i] = 1;

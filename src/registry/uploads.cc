@@ -32,6 +32,7 @@ Status unknown_upload() { return Status{Errc::blob_upload_unknown, "blob upload 
 
 void Uploads::recover() {
   for (const auto& id : blobs_.list_staging()) {
+    if (id.rfind("chunks-", 0) == 0) continue;  // the mirror's partial blobs: it resumes them
     auto v = kv_.get(keys::upload(id));
     if (v && !v->has_value()) blobs_.remove_staging(id);
   }

@@ -42,6 +42,7 @@ EXAMPLES = REPO / "examples"
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 EP_BIN = os.environ.get("EP_BIN", str(REPO / "build" / "bin" / "edgepier"))
 DOCKER_REGISTRY = "/usr/bin/docker-registry"
+EPCTL = os.environ.get("EPCTL_BIN", str(REPO / "build" / "bin" / "epctl"))
 SYSTEM_BLOB_CACHE = "/var/lib/containers/cache"  # containers/image blob-info-cache (root)
 
 # A bcrypt hash of "pass" (made once with `htpasswd -Bbn user pass`): docker-registry

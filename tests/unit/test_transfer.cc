@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "registry/chunk_journal.h"
 #include "site/chunk_plan.h"
 #include "transfer/chunk_service.h"
 
@@ -124,4 +125,30 @@ TEST_CASE("chunk service answers members and refuses intruders") {
   server.stop();
   CHECK(traffic->handshakes_refused >= 1);
   CHECK(traffic->requests_served == 5);
+}
+
+TEST_CASE("chunk journal: records chunks, survives a torn last line, rejects garbage") {
+  UniqueFd fd(::memfd_create("journal", 0));
+  auto blob = Digest::of("blob");
+  auto journal = ChunkJournal::create(UniqueFd(::dup(fd.get())), blob, 10 << 20, 4 << 20);
+  REQUIRE(journal);
+  REQUIRE(journal->record(0, Digest::of("c0").str()));
+  REQUIRE(journal->record(2, Digest::of("c2").str()));
+  REQUIRE(journal->record(7, Digest::of("beyond the blob").str()));  // index out of range: ignored
+  auto contents = ChunkJournal::read(fd.get());
+  REQUIRE(contents);
+  CHECK(contents->blob == blob.str());
+  CHECK(contents->size == (10u << 20));
+  CHECK(contents->chunk_size == (4u << 20));
+  CHECK(contents->chunks == std::map<uint64_t, std::string>{{0, Digest::of("c0").str()}, {2, Digest::of("c2").str()}});
+  // a write cut short by a crash: the partial entry is not believed
+  std::string torn = "1 sha256:0123";
+  REQUIRE(::write(fd.get(), torn.data(), torn.size()) == static_cast<ssize_t>(torn.size()));
+  contents = ChunkJournal::read(fd.get());
+  REQUIRE(contents);
+  CHECK(contents->chunks.count(1) == 0);
+  CHECK(contents->chunks.size() == 2);
+  UniqueFd junk(::memfd_create("junk", 0));
+  REQUIRE(::write(junk.get(), "not a journal\n", 14) == 14);
+  CHECK_FALSE(ChunkJournal::read(junk.get()));
 }

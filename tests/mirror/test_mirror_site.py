@@ -1,0 +1,155 @@
+"""The site data plane with real processes: nodes joined with a site key, in front of a
+real docker-registry upstream. Cold pulls on several nodes at once fetch every chunk
+from upstream once; a holder whose stored blob went bad never serves it; a node killed
+in the middle of a chunked fetch resumes from its verified chunks after a restart."""
+
+import json
+import threading
+import time
+
+import requests
+
+import mirrorlib as ml
+
+
+def flag(node, name):
+    prefix = "--edgepier.%s=" % name
+    return next(a[len(prefix):] for a in node.cmd if a.startswith(prefix))
+
+
+def members(node):
+    r = requests.get("http://%s/admin/v1/members" % flag(node, "admin-address"), timeout=5)
+    return {m["name"]: m["state"] for m in r.json()["members"] if not m.get("self")}
+
+
+def admin(node, path):
+    return requests.get("http://%s/admin/v1/%s" % (flag(node, "admin-address"), path), timeout=5).json()
+
+
+def upstream_bytes(node):
+    text = requests.get(node.url + "/metrics", timeout=5).text
+    return int(next(l.split()[-1] for l in text.splitlines() if l.startswith("edgepier_upstream_bytes_total")))
+
+
+def start_site(env, upstream_url, names, chunk_kb=256, key=None):
+    """Nodes joined into one site (the first is the others' seed), each with the same
+    upstream as default; waits for the full mesh."""
+    if key is None:
+        key = env.dir / "site.key"
+        ml.run([ml.EPCTL, "keygen", str(key)])
+    nodes = []
+    for name in names:
+        extra = ["--edgepier.node-name=" + name, "--edgepier.site-key-file=%s" % key,
+                 "--edgepier.chunk-size=%d" % (chunk_kb << 10)]
+        if nodes:
+            extra.append("--edgepier.seeds=%s" % json.dumps([flag(nodes[0], "cluster-address")]))
+        nodes.append(env.node({"up": upstream_url}, default="up", extra=extra))
+    wait_mesh(nodes)
+    return nodes, key
+
+
+def wait_mesh(nodes):
+    names = {flag(n, "node-name") for n in nodes}
+    ml.wait_for(lambda: all({m for m, s in members(n).items() if s == "alive"} >= names - {flag(n, "node-name")}
+                            for n in nodes), 30, what="full mesh")
+
+
+def pull_ok(env, node, repo, tag, img, label):
+    out = env.dir / ("pull-%s" % label)
+    node.pull(repo, tag, out)
+    assert ml.oci_layout_blobs(out) == img["blobs"], label
+
+
+def test_concurrent_cold_pulls_fetch_each_chunk_from_upstream_once(env):
+    img = ml.make_image(env.dir / "img", "dp-1", layers=2, layer_mb=3, tag="v1")
+    up = env.upstream()
+    up.push(img, "app")
+    nodes, _ = start_site(env, up.url, ["s1", "s2", "s3"])
+    errors = []
+
+    def pull(k):
+        try:
+            pull_ok(env, nodes[k], "app", "v1", img, "s%d" % (k + 1))
+        except Exception as e:  # reported below
+            errors.append("s%d: %s" % (k + 1, e))
+    threads = [threading.Thread(target=pull, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    total = sum(img["blobs"].values())
+    fetched = sum(upstream_bytes(n) for n in nodes)
+    assert fetched <= 1.05 * total, "upstream bytes %d for an image of %d" % (fetched, total)
+    # the chunks really moved between members, and each node accounts them per peer
+    from_peers = sum(p["bytes_from"] for n in nodes for p in admin(n, "stats")["peers"])
+    assert from_peers >= total, admin(nodes[0], "stats")
+    assert all(p["bad_chunks"] == 0 for n in nodes for p in admin(n, "stats")["peers"])
+
+
+def test_a_holder_whose_blob_went_bad_never_serves_it(env):
+    """s1 holds a pushed image; its layer file is then damaged on disk. When a peer asks,
+    s1 re-verifies the blob, finds it bad, drops it and answers that it has nothing;
+    once a good copy exists on s2, s3 pulls the image verified."""
+    img = ml.make_image(env.dir / "img", "dp-2", layers=1, layer_mb=2, tag="v1")
+    up = env.upstream()
+    nodes, key = start_site(env, up.url, ["s1"])
+    s1 = nodes[0]
+    env.skopeo(["copy", "--retry-times", "0", "--dest-tls-verify=false",
+                "oci:%s:v1" % img["dir"], "docker://%s/local/app:v1" % s1.host])
+    layer = img["layer_digests"][0]
+    path = s1.data / "blobs" / "sha256" / layer[7:9] / layer[7:]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    s2 = env.node({"up": up.url}, default="up", extra=[
+        "--edgepier.node-name=s2", "--edgepier.site-key-file=%s" % key, "--edgepier.chunk-size=%d" % (256 << 10),
+        "--edgepier.seeds=%s" % json.dumps([flag(s1, "cluster-address")])])
+    wait_mesh([s1, s2])
+    # s2 cannot get the layer: the only holder's copy is bad, and it says so
+    r = requests.get(s2.url + "/v2/local/app/blobs/" + layer, timeout=30)
+    assert r.status_code == 404 and ml.oci_error(r)[0] == "BLOB_UNKNOWN", (r.status_code, r.text[:200])
+    ml.wait_for(lambda: "no longer matches its digest" in s1.log.read_text(), 10, what="s1 reports the bad blob")
+    assert not path.exists(), "the damaged blob is still stored"
+    # a good copy pushed to s2; a new member s3 pulls the image from the site
+    env.skopeo(["copy", "--retry-times", "0", "--dest-tls-verify=false",
+                "oci:%s:v1" % img["dir"], "docker://%s/local/app:v1" % s2.host])
+    s3 = env.node({"up": up.url}, default="up", extra=[
+        "--edgepier.node-name=s3", "--edgepier.site-key-file=%s" % key, "--edgepier.chunk-size=%d" % (256 << 10),
+        "--edgepier.seeds=%s" % json.dumps([flag(s1, "cluster-address")])])
+    wait_mesh([s1, s2, s3])
+    pull_ok(env, s3, "local/app", "v1", img, "s3")
+
+
+def test_killed_node_resumes_a_partial_blob_from_its_verified_chunks(env):
+    img = ml.make_image(env.dir / "img", "dp-3", layers=1, layer_mb=12, tag="v1")
+    up = env.upstream()
+    up.push(img, "big")
+    proxy = env.proxy(up)
+    layer = img["layer_digests"][0]
+    size = img["blobs"][layer]
+    chunks = -(-size // (256 << 10))
+    # slow uplink for the layer's chunks: about 3 MB/s per request
+    proxy.set((lambda m, p: m == "GET" and layer in p, ("throttle", 3 << 20)))
+    nodes, _ = start_site(env, proxy.url, ["s1", "s2"])
+    s1, s2 = nodes
+
+    def layer_gets():
+        return [e for e in proxy.requests("GET", layer) if e.get("status") in (200, 206)]
+    fetch = threading.Thread(target=lambda: requests.get(s1.url + "/v2/big/blobs/" + layer, timeout=120),
+                             daemon=True)
+    fetch.start()
+    ml.wait_for(lambda: sum(1 for e in layer_gets() if e.get("done")) >= chunks // 2, 60,
+                what="half of the chunks fetched")
+    ml.kill_process(s1.proc)
+    s1.start()
+    ml.wait_for(lambda: "resuming " + layer in s1.log.read_text(), 10, what="s1 resumes the partial blob")
+    line = next(l for l in s1.log.read_text().splitlines() if "resuming " + layer in l)
+    resumed = int(line.split(" from ")[1].split(" of ")[0])
+    assert resumed > 0, line
+    wait_mesh(nodes)
+    r = requests.get(s1.url + "/v2/big/blobs/" + layer, timeout=120)
+    assert r.status_code == 200 and ml.sha256_bytes(r.content) == layer
+    # resumed chunks were not fetched again: only chunks in flight at the kill were
+    # (at most 4 per node in flight)
+    assert len(layer_gets()) <= chunks + 8, (len(layer_gets()), chunks, line)
