@@ -69,6 +69,7 @@ class Mirror {
   struct PeerStats {
     uint64_t bytes_from = 0, bytes_to = 0;  // chunk bytes fetched from / served to the peer
     uint64_t bad_chunks = 0;                // chunks from it that did not verify
+    double chunk_ms = 0;                    // recent time per chunk (moving average; 0: none yet)
   };
   std::map<std::string, PeerStats> peer_stats();  // by member name
 
@@ -120,7 +121,10 @@ class Mirror {
   // (or, without one, the digest the peer recorded). Else the peer is penalised.
   bool chunk_verifies(const transfer::ChunkFetched& fetched, uint64_t length, const std::string& expected,
                       const std::string& peer, const Digest& blob, uint64_t index);
-  void count_from_peer(const std::string& peer, uint64_t bytes);
+  // Accounts a chunk from `peer` that took `elapsed`.
+  void count_from_peer(const std::string& peer, uint64_t bytes, std::chrono::steady_clock::duration elapsed);
+  // How long `peer` may stall before the next source is tried (adaptive, at most `most`).
+  std::chrono::milliseconds stall_bound(const std::string& peer, std::chrono::milliseconds most);
   void penalise(const std::string& peer, const std::string& why);
   bool penalised(const std::string& peer);
   std::vector<std::string> prefer_trusted(std::vector<std::string> order);  // penalised peers last

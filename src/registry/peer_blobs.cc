@@ -4,6 +4,7 @@
 // per-peer accounting and penalties.
 #include <unistd.h>
 
+#include <algorithm>
 #include <future>
 #include <iostream>
 
@@ -81,9 +82,10 @@ std::shared_ptr<InflightBlob> Mirror::start_peer_fetch(const std::string& repo, 
         const auto& holder = holders.peers[(i + k) % holders.peers.size()];
         auto request = chunk_request(sb->digest, i, sb->chunk_size, sb->size);
         request.set_asker(self_name_);
-        auto r = chunk_client_->fetch(holder.data_address, request, kHolderStall);
+        const auto t0 = std::chrono::steady_clock::now();
+        auto r = chunk_client_->fetch(holder.data_address, request, stall_bound(holder.name, kHolderStall));
         if (!r || !chunk_verifies(*r, range.length, expected, holder.name, sb->digest, i)) continue;
-        count_from_peer(holder.name, range.length);
+        count_from_peer(holder.name, range.length, std::chrono::steady_clock::now() - t0);
         return store_chunk(*sb, i, r->data(), expected.empty() ? r->header.chunk_digest() : expected);
       }
       return Status{Errc::blob_unknown, "no peer could provide " + sb->digest.str()};
@@ -159,9 +161,20 @@ transfer::ChunkReply Mirror::serve_chunk(const wire::ChunkRequest& request) {
   return reply;
 }
 
-void Mirror::count_from_peer(const std::string& peer, uint64_t bytes) {
+void Mirror::count_from_peer(const std::string& peer, uint64_t bytes, std::chrono::steady_clock::duration elapsed) {
+  const double ms = std::chrono::duration<double, std::milli>(elapsed).count();
   std::lock_guard lock(mu_);
-  peer_stats_[peer].bytes_from += bytes;
+  auto& p = peer_stats_[peer];
+  p.bytes_from += bytes;
+  p.chunk_ms = p.chunk_ms == 0 ? ms : 0.8 * p.chunk_ms + 0.2 * ms;
+}
+
+std::chrono::milliseconds Mirror::stall_bound(const std::string& peer, std::chrono::milliseconds most) {
+  std::lock_guard lock(mu_);
+  auto it = peer_stats_.find(peer);
+  if (it == peer_stats_.end() || it->second.chunk_ms == 0) return most;
+  auto adaptive = std::chrono::milliseconds(static_cast<int64_t>(4 * it->second.chunk_ms));
+  return std::clamp<std::chrono::milliseconds>(adaptive, kMinStall, most);
 }
 
 void Mirror::penalise(const std::string& peer, const std::string& why) {

@@ -32,11 +32,14 @@ struct Mirror::SiteBlob {
 };
 
 namespace site_fetch {
-// How long a peer may stall (no bytes) before we go to the next source. A
+// The most a peer may stall (no bytes) before we go to the next source. A
 // designated fetcher may itself wait on a slow, shared uplink: generous. A
 // holder serves from its disk: short, so a dead or stuck peer costs little.
+// Once a holder has served chunks, its bound adapts: 4x its recent time per
+// chunk, at least kMinStall (see Mirror::stall_bound).
 constexpr auto kFetcherStall = std::chrono::seconds(30);
 constexpr auto kHolderStall = std::chrono::seconds(3);
+constexpr auto kMinStall = std::chrono::milliseconds(750);
 // A peer that sent a chunk that did not verify is used last for this long.
 constexpr auto kPenalty = std::chrono::minutes(5);
 

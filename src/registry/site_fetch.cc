@@ -241,10 +241,14 @@ Status Mirror::obtain_chunk(Upstream& up, const std::string& repo, SiteBlob& sb,
     request.set_repo(repo);
     request.set_fetch(true);
     request.set_asker(self_name_);
+    const auto t0 = std::chrono::steady_clock::now();
+    // Fixed bound: a fetcher's answer waits on the shared uplink, so its
+    // past speed says little about this chunk; giving up early would fetch
+    // the chunk over the uplink twice.
     auto response = chunk_client_->fetch(address_of[candidate], request, kFetcherStall);
     // Dead, slow, failing or lying peer: the next in rendezvous order.
     if (!response || !chunk_verifies(*response, range.length, {}, candidate, sb.digest, index)) continue;
-    count_from_peer(candidate, range.length);
+    count_from_peer(candidate, range.length, std::chrono::steady_clock::now() - t0);
     return store_chunk(sb, index, response->data(), response->header.chunk_digest());
   }
   return chunk_from_upstream(up, repo, sb, index);  // last resort, if self was not tried first
