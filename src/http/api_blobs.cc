@@ -121,7 +121,14 @@ Handling Api::blobs(const Route& route, const RequestHead& head) {
       }
       if (!upstream) return error_reply(source.status());
     }
-    return mirrored_blob(*upstream, route, range, head_only);
+    Reply reply = mirrored_blob(*upstream, route, range, head_only);
+    // A HEAD without ?ns= is how a pushing client asks whether the blob is
+    // here. With the default upstream unreachable the answer is no (404), so
+    // the push uploads it instead of failing on a 503.
+    if (!explicit_ns && head_only && reply.status == 503)
+      return error_reply(Status{Errc::blob_unknown, "blob unknown to repository " + route.name + " (and upstream " +
+                                                        upstream->describe() + " is unavailable)"});
+    return reply;
   };
   return h;
 }

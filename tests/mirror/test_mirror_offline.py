@@ -4,6 +4,8 @@ fast with a clear error."""
 
 import time
 
+import requests
+
 import mirrorlib as ml
 
 FAST = 1.0  # seconds: "at once"
@@ -131,3 +133,20 @@ def test_upstream_hanging_serves_cached(env, images):
                           "(first took %.1fs) were slow or failed: %s" % (first.seconds, slow))
     finally:
         proxy.close()  # release the node's hung upstream requests, so that it stops promptly
+
+
+def test_push_works_while_the_default_upstream_is_down(env, images):
+    """A push asks HEAD /blobs/<digest> (no ?ns=) before uploading. With the default
+    upstream down the node must answer 404 (not here), not 503, or every push to a
+    node of a cut-off site fails. The pushed image then pulls back verified."""
+    img = images["b"]
+    up = env.upstream()
+    node = env.node({"ns1": up.url}, default="ns1")
+    up.kill()
+    r = requests.head(node.url + "/v2/local/app/blobs/" + img["layer_digests"][0], timeout=10)
+    assert r.status_code == 404, r.status_code
+    env.skopeo(["copy", "--retry-times", "0", "--dest-tls-verify=false",
+                "oci:%s:v1" % img["dir"], "docker://%s/local/app:v1" % node.host])
+    out = env.dir / "pulled"
+    node.pull("local/app", "v1", out)
+    assert ml.oci_layout_blobs(out) == img["blobs"]
