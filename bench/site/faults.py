@@ -346,6 +346,16 @@ def f_peer_killed(ctx):
         ctx.close()
 
 
+def _site_but_last_node_with_image(ctx, fid, title, label):
+    """Starts nodes 1..N-1 and pulls the image on node 1; a failure Result list, or None."""
+    ctx.fresh(label, nodes=range(1, ctx.site.nodes))
+    p = Puller(ctx, 1, deadline_s=600)
+    p.run()
+    if not p.ok:
+        return [Result(fid, title, FAIL, detail="first pull on node 1 failed: " + p.describe())]
+    return None
+
+
 def f_new_node(ctx):
     """Site only: nodes 1..N-1 run, node 1 pulls the image; node N joins the site and
     its client pulls: the bytes must come from the site, not over the uplink."""
@@ -353,12 +363,10 @@ def f_new_node(ctx):
     n = ctx.site.nodes
     if not ctx.p2p or n < 2:
         return [Result("F6", title, PENDING, detail=SITE)]
-    ctx.fresh("new-node", nodes=range(1, n))
     try:
-        p = Puller(ctx, 1, deadline_s=600)
-        p.run()
-        if not p.ok:
-            return [Result("F6", title, FAIL, detail="first pull failed: " + p.describe())]
+        failed = _site_but_last_node_with_image(ctx, "F6", title, "new-node")
+        if failed:
+            return failed
         t0 = time.monotonic()
         ctx.system.add_node(n)
         t_joined = time.monotonic()
@@ -472,12 +480,10 @@ def f_intruder(ctx):
     n = ctx.site.nodes
     if not ctx.p2p or n < 2:
         return [Result("F7", title, PENDING, detail=SITE)]
-    ctx.fresh("intruder", nodes=range(1, n))
     try:
-        p = Puller(ctx, 1, deadline_s=600)
-        p.run()
-        if not p.ok:
-            return [Result("F7", title, FAIL, detail="setup pull on node 1 failed: " + p.describe())]
+        failed = _site_but_last_node_with_image(ctx, "F7", title, "intruder")
+        if failed:
+            return failed
         ctx.system.key_file = os.path.join(ctx.run_dir, "intruder.key")
         run([ctx.bench.args.epctl, "keygen", ctx.system.key_file])
         EdgePierBase = systems.EdgePier
