@@ -1,6 +1,7 @@
 """A node killed with SIGKILL: detected by the others, restarted with its data
 dir it comes back as the same member, with its index, and catches up."""
 
+import shutil
 import time
 
 import sitelib as sl
@@ -121,3 +122,21 @@ def test_graceful_stop_is_seen_at_once(env):
                         4, what="n3 no longer alive")
     sl.record("SIGTERM n3 (stop took %.2f s) -> not alive on n1, n2" % stopped, "%.2f s" % dt)
     assert stopped < 5, "edgepier took %.1f s to stop on SIGTERM" % stopped
+
+
+def test_node_with_a_wiped_data_dir_rejoins_under_its_name_once_dead(env):
+    """A disk replaced or a data dir wiped: the node comes back with a new identity key.
+    While its old self is still alive that key is refused (nobody takes over a running
+    member's name); once the others consider it dead it rejoins under its name and
+    catches up with the index."""
+    (n1, n2), _ = env.site(2, join_timeout=5)
+    img = env.image("wiped")
+    n1.push(img, "team/app", "v1")
+    n2.kill9()
+    seen = watch_states([n1], "n2", ("dead",), timeout=10)
+    assert "dead" in seen["n1"], seen
+    shutil.rmtree(n2.data)
+    n2.start()
+    sl.wait_for(lambda: n1.states().get("n2") == "alive" and n2.states().get("n1") == "alive", 10,
+                what="n2 alive again under its name")
+    sl.wait_for(lambda: n2.manifest_digest("team/app", "v1") == img.digest, 5, what="n2 caught up")
