@@ -96,7 +96,7 @@ class SiteCore {
   crdt::HlcClock clock_;
   std::mt19937_64 rng_;
   ManifestLookup manifests_;
-  uint64_t last_heartbeat_ = 0, last_anti_entropy_ = 0, last_reconnect_ = 0;
+  uint64_t last_heartbeat_ = 0, last_anti_entropy_ = 0, last_reconnect_ = 0, last_liveness_check_ = 0;
   std::map<std::string, uint64_t> acked_;  // peer -> index change counter both had
   std::vector<std::string> seeds_;
   bool leaving_ = false;
