@@ -18,7 +18,7 @@ const std::vector<CommandHelp>& command_help() {
       {"pin rm REF", "remove a pin"},
       {"blobs", "the blobs this node stores, complete or partial"},
       {"stats", "bytes served to clients, from peers, from upstream; per peer"},
-      {"keygen FILE", "write a new site key (mode 0600)"},
+      {"keygen FILE", "write a new site key (mode 0600; --force replaces an existing file)"},
       {"leave", "make the node leave the site gracefully"},
       {"shell", "an interactive prompt over these commands"},
   };
@@ -119,6 +119,7 @@ ParseResult parse_args(const std::vector<std::string>& args, const GlobalOptions
   auto* stats = app.add_subcommand("stats", command_help()[6].description);
   auto* keygen = app.add_subcommand("keygen", command_help()[7].description);
   keygen->add_option("FILE", inv.arg, "where to write the key")->required();
+  keygen->add_flag("--force", inv.force, "replace an existing key file (every node then needs the new key)");
   auto* leave = app.add_subcommand("leave", command_help()[8].description);
   CLI::App* shell = nullptr;
   if (!in_shell) shell = app.add_subcommand("shell", command_help()[9].description);

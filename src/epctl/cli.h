@@ -21,6 +21,7 @@ struct Invocation {
   Command command = Command::members;
   std::string arg;       // tags: REPO (may be empty); pin add/rm: REF; keygen: FILE
   std::string replicas;  // pin add: "all", a positive number, or "" for the node's default
+  bool force = false;    // keygen: replace an existing key file
 };
 
 struct ParseResult {

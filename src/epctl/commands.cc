@@ -251,9 +251,14 @@ int cmd_keygen(const Invocation& inv, std::ostream& out, std::ostream& err) {
   sodium_memzero(key, sizeof key);
   std::string text = std::string(hex) + "\n";
   sodium_memzero(hex, sizeof hex);
-  // Created 0600; an existing file is truncated and brought to 0600 before
-  // the key is written, so the secret is never readable by others.
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // Created 0600. An existing key is kept unless --force: replacing a site's
+  // key by accident would cut this node off its site. With --force the file
+  // is truncated and brought to 0600 before the key is written, so the
+  // secret is never readable by others.
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (inv.force ? O_TRUNC : O_EXCL), 0600);
+  if (fd < 0 && errno == EEXIST)
+    return fail(path + " already exists; `epctl keygen --force " + path +
+                "` replaces it (every node of the site then needs the new key)");
   if (fd < 0) return fail("cannot write " + path + ": " + std::strerror(errno));
   bool ok = ::fchmod(fd, 0600) == 0;
   for (size_t done = 0; ok && done < text.size();) {

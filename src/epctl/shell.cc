@@ -142,7 +142,7 @@ int run_shell(const GlobalOptions& options) {
       previous = last->line;
     std::cout << "epctl shell on " << options.admin << "; 'help' lists the commands, 'exit' leaves.\n";
   }
-  int last = 0;
+  int last = 0, failed = 0;
   for (;;) {
     std::string line;
     if (tty) {
@@ -189,9 +189,12 @@ int run_shell(const GlobalOptions& options) {
       continue;
     }
     last = execute(words, options, true, std::cout, std::cerr);
+    if (last != 0 && failed == 0) failed = last;
     std::cout.flush();
   }
-  return last;
+  // A script piped in fails if any of its commands failed; at a prompt the
+  // session's status is that of the last command.
+  return tty ? last : failed;
 }
 
 }  // namespace epctl
