@@ -190,8 +190,9 @@ Status check_semantics(const Config& c) {
     for (const auto& up : c.upstreams) listed |= up.substr(0, up.find('=')) == c.default_upstream;
     if (!listed) return bad("default-upstream", "\"" + c.default_upstream + "\" is neither a URL nor a namespace in upstreams");
   }
-  if (c.chunk_size < (64 << 10) || c.chunk_size > (256 << 20))
-    return bad("chunk-size", "must be between 65536 and 268435456 bytes");
+  // A chunk travels in one peer frame (at most 80 MiB with its header).
+  if (c.chunk_size < (64 << 10) || c.chunk_size > (64 << 20))
+    return bad("chunk-size", "must be between 65536 and 67108864 bytes");
   if (c.data_dir.empty()) return bad("data-dir", "must not be empty");
   if (!c.seeds.empty() && c.site_key_file.empty())
     return bad("seeds", "joining a site needs site-key-file (write one with epctl keygen)");

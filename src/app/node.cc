@@ -113,7 +113,8 @@ Node::~Node() {
   auto& p = *parts_;
   if (p.server) p.server->stop();
   p.replicator.reset();
-  if (p.chunk_server) p.chunk_server->stop();
+  if (p.mirror) p.mirror->stop();  // chunk requests being served give up on upstream
+  if (p.chunk_server) p.chunk_server->stop();  // and every serving thread is gone
   if (p.gate) p.gate->stop();
   if (p.admin_server) p.admin_server->stop();
   if (p.registry) p.registry->set_observer(nullptr);

@@ -10,25 +10,40 @@ namespace ep {
 
 std::string chunk_digest(std::string_view bytes) { return Digest::of(bytes).str(); }
 
+std::shared_ptr<ChunkDigests::Entry> ChunkDigests::slot(const std::string& key) {
+  auto& entry = entries_[key];
+  if (!entry) {
+    entry = std::make_shared<Entry>();
+    lru_.push_front(key);
+    entry->lru = lru_.begin();
+    auto kept = entry;
+    while (lru_.size() > capacity_) {
+      entries_.erase(lru_.back());
+      lru_.pop_back();
+    }
+    return kept;
+  }
+  lru_.splice(lru_.begin(), lru_, entry->lru);
+  return entry;
+}
+
+void ChunkDigests::remember(const Digest& digest, uint64_t chunk_size, ChunkDigestList list) {
+  std::shared_ptr<Entry> entry;
+  {
+    std::lock_guard lock(mu_);
+    entry = slot(digest.str() + "/" + std::to_string(chunk_size));
+  }
+  std::lock_guard compute(entry->compute);
+  entry->list = std::make_shared<const ChunkDigestList>(std::move(list));
+}
+
 Result<std::shared_ptr<const ChunkDigestList>> ChunkDigests::of(const Digest& digest, uint64_t chunk_size) {
   if (chunk_size == 0) return Status{Errc::bad_request, "chunk size 0"};
   const std::string key = digest.str() + "/" + std::to_string(chunk_size);
   std::shared_ptr<Entry> entry;
   {
     std::lock_guard lock(mu_);
-    auto& slot = entries_[key];
-    if (!slot) {
-      slot = std::make_shared<Entry>();
-      lru_.push_front(key);
-      slot->lru = lru_.begin();
-      while (lru_.size() > capacity_) {
-        entries_.erase(lru_.back());
-        lru_.pop_back();
-      }
-    } else {
-      lru_.splice(lru_.begin(), lru_, slot->lru);
-    }
-    entry = slot;
+    entry = slot(key);
   }
   std::lock_guard compute(entry->compute);
   if (entry->list) return entry->list;

@@ -32,6 +32,9 @@ class ChunkDigests {
   // io_error when the stored blob no longer matches its digest (it is
   // removed, so it is fetched again rather than served).
   Result<std::shared_ptr<const ChunkDigestList>> of(const Digest& digest, uint64_t chunk_size);
+  // Records digests already known to come from verified bytes (a blob just
+  // assembled from verified chunks and checked whole), sparing the re-read.
+  void remember(const Digest& digest, uint64_t chunk_size, ChunkDigestList list);
 
  private:
   struct Entry {
@@ -44,6 +47,7 @@ class ChunkDigests {
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Entry>> entries_;  // "<digest>/<chunk size>"
   std::list<std::string> lru_;                             // most recent first
+  std::shared_ptr<Entry> slot(const std::string& key);     // caller holds mu_
 };
 
 // SHA-256 of one chunk, as a digest string.

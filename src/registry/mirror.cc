@@ -1,4 +1,5 @@
 #include "registry/mirror.h"
+#include "registry/site_blob.h"
 
 #include <sys/random.h>
 #include <unistd.h>
@@ -13,14 +14,8 @@
 
 namespace ep {
 
-namespace {
-using Clock = std::chrono::steady_clock;
-
-const std::vector<std::pair<std::string, std::string>> kManifestAccept = {
-    {"Accept", std::string(media::kOciIndex) + ", " + std::string(media::kOciManifest) + ", " +
-                   std::string(media::kDockerList) + ", " + std::string(media::kDockerManifest)}};
-
-std::string random_id(const char* prefix) {
+namespace site_fetch {
+std::string random_id(const std::string& prefix) {
   unsigned char raw[12];
   if (::getrandom(raw, sizeof raw, 0) != sizeof raw) std::memset(raw, 0, sizeof raw);
   static const char* kHex = "0123456789abcdef";
@@ -31,6 +26,16 @@ std::string random_id(const char* prefix) {
   }
   return id;
 }
+}  // namespace site_fetch
+
+using site_fetch::random_id;
+
+namespace {
+using Clock = std::chrono::steady_clock;
+
+const std::vector<std::pair<std::string, std::string>> kManifestAccept = {
+    {"Accept", std::string(media::kOciIndex) + ", " + std::string(media::kOciManifest) + ", " +
+                   std::string(media::kDockerList) + ", " + std::string(media::kDockerManifest)}};
 
 // Manifests and HEADs are small: a stalled upstream is given up on sooner.
 constexpr std::chrono::milliseconds kMetadataTimeout{5000};

@@ -40,6 +40,8 @@ class Mirror {
   Mirror(Registry& registry, BlobStore& blobs, std::map<std::string, std::unique_ptr<Upstream>> upstreams,
          std::string default_ns, std::chrono::milliseconds tag_ttl);
   ~Mirror();  // stops and waits for running fetches
+  // Makes running and future fetches give up at their next read.
+  void stop() { stopping_ = true; }
 
   // The upstream serving a request with this ?ns= (empty: the default), or null.
   Upstream* upstream_for(const std::string& ns) const;
@@ -117,6 +119,7 @@ class Mirror {
   Status store_chunk(SiteBlob& blob, uint64_t index, std::string_view data, const std::string& digest);
   void mark_present(SiteBlob& blob, uint64_t index, const std::string& digest);  // caller holds blob.mu
   void resume_partial_blobs();
+  void drop_idle_site_blobs();  // caller holds mu_
   // A fetched chunk is usable: OK, the right length, and matching `expected`
   // (or, without one, the digest the peer recorded). Else the peer is penalised.
   bool chunk_verifies(const transfer::ChunkFetched& fetched, uint64_t length, const std::string& expected,

@@ -50,14 +50,15 @@ Result<BlobSource> Mirror::blob_from_peers(const std::string& repo, const std::s
   auto digest = Digest::parse(digest_text);
   if (!digest) return digest.status();
   if (!peers_) return Status{Errc::blob_unknown, "blob unknown to repository: " + digest->str()};
+  std::shared_ptr<InflightBlob> existing;
   {
     std::lock_guard lock(mu_);
-    if (auto it = inflight_.find(digest->str()); it != inflight_.end())
-      if (auto existing = it->second.lock()) {
-        auto size = existing->wait_size(std::chrono::minutes(10));
-        if (!size) return size.status();
-        return BlobSource{std::nullopt, existing, *size};
-      }
+    if (auto it = inflight_.find(digest->str()); it != inflight_.end()) existing = it->second.lock();
+  }
+  if (existing) {  // waited for without mu_: the fetch needs it to finish
+    auto size = existing->wait_size(std::chrono::minutes(10));
+    if (!size) return size.status();
+    return BlobSource{std::nullopt, existing, *size};
   }
   // Who holds it completely? Ask the live peers (a pushed blob lives where it was pushed).
   auto holders = find_holders(repo, *digest);
@@ -97,7 +98,9 @@ transfer::ChunkReply Mirror::serve_chunk(const wire::ChunkRequest& request) {
   transfer::ChunkReply reply;
   auto& response = reply.header;
   auto digest = Digest::parse(request.digest());
-  if (!digest || (request.chunk_size() == 0 && !request.stat())) {
+  // Chunks are cut at this node's chunk size only (the site shares one): a
+  // peer cannot make us build digest lists of any granularity.
+  if (!digest || (request.chunk_size() != chunk_size_ && !(request.stat() && request.chunk_size() == 0))) {
     response.set_status(wire::ChunkResponse::FAILED);
     response.set_message("bad request");
     return reply;
@@ -133,7 +136,10 @@ transfer::ChunkReply Mirror::serve_chunk(const wire::ChunkRequest& request) {
   std::shared_ptr<SiteBlob> sb;
   {
     std::lock_guard lock(mu_);
-    if (auto it = site_blobs_.find(digest->str()); it != site_blobs_.end()) sb = it->second;
+    if (auto it = site_blobs_.find(digest->str()); it != site_blobs_.end()) {
+      sb = it->second;
+      sb->last_used = std::chrono::steady_clock::now();
+    }
   }
   Upstream* up = upstream_for(request.ns());
   if (!sb && request.fetch() && up && request.chunk_size() == chunk_size_) sb = site_blob(*digest, request.blob_size());

@@ -29,6 +29,7 @@ struct Mirror::SiteBlob {
   std::vector<std::string> chunk_digests;  // of the chunks in `have`
   std::optional<ChunkJournal> journal;     // records `have` for a resume after restart
   bool pulling = false;                    // a local pull owns publishing it
+  std::chrono::steady_clock::time_point last_used = std::chrono::steady_clock::now();  // guarded by Mirror::mu_
 };
 
 namespace site_fetch {
@@ -40,10 +41,15 @@ namespace site_fetch {
 constexpr auto kFetcherStall = std::chrono::seconds(30);
 constexpr auto kHolderStall = std::chrono::seconds(3);
 constexpr auto kMinStall = std::chrono::milliseconds(750);
+// A partial blob no pull here is assembling is dropped after this long unused.
+constexpr auto kIdleSiteBlob = std::chrono::minutes(10);
 // A peer that sent a chunk that did not verify is used last for this long.
 constexpr auto kPenalty = std::chrono::minutes(5);
 
 inline std::string journal_id(const std::string& staging_id) { return staging_id + "-journal"; }
+// "<prefix><24 random hex digits>": staging ids never reused, so a blob
+// published (its files renamed or removed) cannot race a new fetch of it.
+std::string random_id(const std::string& prefix);
 
 wire::ChunkRequest chunk_request(const Digest& digest, uint64_t index, uint64_t chunk_size, uint64_t blob_size);
 // Reads exactly `length` bytes at `offset` into `into`.

@@ -41,7 +41,8 @@ using namespace site_fetch;
 
 namespace {
 constexpr int kParallelChunks = 4;
-std::string staging_id_for(const Digest& d) { return "chunks-" + std::string(d.hex().substr(0, 32)); }
+// "chunks-<32 hex of the digest>-<random>": found again by digest on resume.
+std::string staging_prefix_for(const Digest& d) { return "chunks-" + std::string(d.hex().substr(0, 32)) + "-"; }
 }  // namespace
 
 void Mirror::enable_site(std::shared_ptr<site::PeerDirectory> peers, std::shared_ptr<transfer::ChunkClient> client,
@@ -71,12 +72,37 @@ std::vector<Mirror::Partial> Mirror::partial_blobs() {
   return out;
 }
 
+void Mirror::drop_idle_site_blobs() {
+  // Chunks fetched for peers, or resumed, that no pull here ever assembled:
+  // after a while nobody is coming for them; free their disk.
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::shared_ptr<SiteBlob>> idle;
+  for (auto it = site_blobs_.begin(); it != site_blobs_.end();) {
+    auto fetch = inflight_.find(it->first);
+    bool assembling = fetch != inflight_.end() && !fetch->second.expired();
+    if (!assembling && now - it->second->last_used > kIdleSiteBlob) {
+      idle.push_back(it->second);
+      it = site_blobs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& sb : idle) {
+    blobs_.remove_staging(sb->staging_id);
+    blobs_.remove_staging(journal_id(sb->staging_id));
+  }
+}
+
 std::shared_ptr<Mirror::SiteBlob> Mirror::site_blob(const Digest& digest, uint64_t size) {
   std::lock_guard lock(mu_);
+  drop_idle_site_blobs();
   auto& slot = site_blobs_[digest.str()];
-  if (slot) return slot->size == size ? slot : nullptr;
+  if (slot) {
+    slot->last_used = std::chrono::steady_clock::now();
+    return slot->size == size ? slot : nullptr;
+  }
   auto sb = std::make_shared<SiteBlob>(digest);
-  sb->staging_id = staging_id_for(digest);
+  sb->staging_id = random_id(staging_prefix_for(digest));
   auto fd = blobs_.open_staging(sb->staging_id, /*create=*/true);
   if (!fd) {
     site_blobs_.erase(digest.str());
@@ -104,11 +130,17 @@ void Mirror::resume_partial_blobs() {
     const std::string suffix = "-journal";
     if (id.size() > suffix.size() && id.compare(id.size() - suffix.size(), suffix.size(), suffix) == 0) continue;
     auto data = blobs_.open_staging(id, false);
-    auto journal = ids.count(journal_id(id)) ? blobs_.open_staging(journal_id(id), false) : Result<UniqueFd>(Status{});
+    auto journal = ids.count(journal_id(id)) ? blobs_.open_staging(journal_id(id), false)
+                                             : Result<UniqueFd>(Status{Errc::blob_upload_unknown, "no journal"});
     std::optional<ChunkJournal::Contents> contents;
     if (data && journal) contents = ChunkJournal::read(journal->get());
     auto digest = contents ? Digest::parse(contents->blob) : Result<Digest>(Status{Errc::bad_request, ""});
-    if (!digest || contents->chunk_size != chunk_size_ || staging_id_for(*digest) != id) {
+    bool duplicate = false;
+    if (digest) {
+      std::lock_guard lock(mu_);
+      duplicate = site_blobs_.count(digest->str()) > 0;  // two partial copies: keep one
+    }
+    if (!digest || contents->chunk_size != chunk_size_ || id.rfind(staging_prefix_for(*digest), 0) != 0 || duplicate) {
       blobs_.remove_staging(id);  // unusable: start over when it is asked for again
       blobs_.remove_staging(journal_id(id));
       continue;
@@ -157,6 +189,7 @@ Status Mirror::chunk_from_upstream(Upstream& up, const std::string& repo, SiteBl
   bool whole = range.offset == 0 && range.length == sb.size;
   BodySink sink{[&](const HttpResponse& head) { return head.status == 206 || (head.status == 200 && whole); },
                 [&](const char* data, size_t n) -> Status {
+                  if (stopping_) return Status{Errc::io_error, "node is shutting down"};
                   if (written + n > range.length) return Status{Errc::io_error, "upstream sent more than the range"};
                   for (size_t done = 0; done < n;) {
                     auto w = ::pwrite(sb.fd.get(), data + done, n - done,
@@ -194,17 +227,30 @@ void Mirror::mark_present(SiteBlob& sb, uint64_t index, const std::string& diges
 }
 
 Status Mirror::store_chunk(SiteBlob& sb, uint64_t index, std::string_view data, const std::string& digest) {
+  {
+    // Present chunks are never written again: they may be hashed and
+    // streamed already (single writer per chunk, like chunk_from_upstream).
+    std::unique_lock lock(sb.mu);
+    sb.cv.wait(lock, [&] { return !sb.fetching[index]; });
+    if (sb.have[index]) return Status::Ok();
+    sb.fetching[index] = 1;
+  }
   auto range = site::chunk_range(sb.size, sb.chunk_size, index);
+  Status written;
   for (size_t done = 0; done < data.size();) {
     auto w = ::pwrite(sb.fd.get(), data.data() + done, data.size() - done, static_cast<off_t>(range.offset + done));
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return Status{Errc::io_error, std::string("cannot write a chunk: ") + std::strerror(errno)};
+    if (w <= 0) {
+      written = Status{Errc::io_error, std::string("cannot write a chunk: ") + std::strerror(errno)};
+      break;
+    }
     done += static_cast<size_t>(w);
   }
   std::lock_guard lock(sb.mu);
-  mark_present(sb, index, digest);
+  sb.fetching[index] = 0;
+  if (written) mark_present(sb, index, digest);
   sb.cv.notify_all();
-  return Status::Ok();
+  return written;
 }
 
 bool Mirror::chunk_verifies(const transfer::ChunkFetched& fetched, uint64_t length, const std::string& expected,
@@ -272,9 +318,13 @@ void Mirror::publish_chunked(const std::shared_ptr<InflightBlob>& fetch, const s
                              const std::string& repo, Status outcome) {
   if (outcome) outcome = blobs_.commit_staging(sb->staging_id, sb->digest);
   if (outcome) outcome = registry_.link_blob(repo, sb->digest);
+  if (outcome) {  // every chunk verified and so did the blob: peers may be told these digests
+    std::lock_guard lock(sb->mu);
+    chunk_digests_.remember(sb->digest, sb->chunk_size, sb->chunk_digests);
+  }
   {
     std::lock_guard lock(mu_);
-    site_blobs_.erase(sb->digest.str());
+    if (auto it = site_blobs_.find(sb->digest.str()); it != site_blobs_.end() && it->second == sb) site_blobs_.erase(it);
   }
   if (!outcome) blobs_.remove_staging(sb->staging_id);  // nothing unverified stays behind
   blobs_.remove_staging(journal_id(sb->staging_id));
@@ -328,10 +378,12 @@ void Mirror::assemble(std::shared_ptr<InflightBlob> blob, std::shared_ptr<SiteBl
         while (i < chunks && sb->have[i]) ++i;
         return std::min(sb->size, i * sb->chunk_size);
       };
-      sb->cv.wait(lock, [&] {
+      // Bounded waits: `stopping_` is set without notifying this blob.
+      while (!sb->cv.wait_for(lock, std::chrono::milliseconds(200), [&] {
         std::lock_guard f(failure_mu);
         return contiguous() > hashed || !failure.ok() || stopping_;
-      });
+      })) {
+      }
       prefix = contiguous();
     }
     if (prefix <= hashed) break;  // failed or stopping

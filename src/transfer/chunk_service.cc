@@ -40,9 +40,29 @@ void ChunkServer::start() {
 void ChunkServer::stop() {
   stopping_ = true;
   if (acceptor_.joinable()) acceptor_.join();
+  // Serving threads are detached; wake them (their sockets fail) and wait,
+  // so none outlives the provider it calls.
+  std::unique_lock lock(mu_);
+  for (int fd : open_) ::shutdown(fd, SHUT_RDWR);
+  idle_.wait(lock, [&] { return open_.empty(); });
 }
 
 void ChunkServer::serve(UniqueFd fd) {
+  const int raw = fd.get();
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    open_.insert(raw);
+  }
+  struct Unregister {
+    ChunkServer* server;
+    int fd;
+    ~Unregister() {
+      std::lock_guard lock(server->mu_);
+      server->open_.erase(fd);
+      server->idle_.notify_all();
+    }
+  } unregister{this, raw};
   auto channel = SecureChannel::server(std::move(fd), key_, kHandshakeTimeout);
   if (!channel) {
     ++traffic_->handshakes_refused;  // no site key: nothing is served
@@ -97,7 +117,9 @@ Result<ChunkFetched> ChunkClient::fetch(const std::string& address, const wire::
     Result<Frame> frame = sent ? channel->receive() : Result<Frame>(sent);
     if (!frame) {
       channel.reset();
-      if (reused) continue;  // the idle connection had gone stale: retry once on a fresh one
+      // A pooled connection that had gone stale fails at once: retry once on
+      // a fresh one. A peer that stalled past the bound is not asked again.
+      if (reused && frame.status().message.find("timed out") == std::string::npos) continue;
       return frame.status();
     }
     ChunkFetched fetched{{}, std::move(*frame)};

@@ -11,7 +11,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,6 +61,9 @@ class ChunkServer {
  private:
   void serve(UniqueFd fd);
   DataKey key_;
+  std::mutex mu_;
+  std::condition_variable idle_;
+  std::set<int> open_;  // sockets of serving threads, shut down by stop()
   ChunkProvider provider_;
   std::shared_ptr<PeerTraffic> traffic_;
   UniqueFd listener_;

@@ -39,6 +39,7 @@ Status read_all(int fd, void* data, size_t size) {
     auto n = ::recv(fd, p, size, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n == 0) return Status{Errc::io_error, "peer closed the stream"};
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Status{Errc::io_error, "peer stream read timed out"};
     if (n < 0) return io_failure("peer stream read");
     p += n;
     size -= static_cast<size_t>(n);
