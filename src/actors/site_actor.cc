@@ -1,6 +1,7 @@
 // The site actor (see site_actor.h).
 #include "actors/site_actor.h"
 
+#include <charconv>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 #include <algorithm>
@@ -50,13 +51,16 @@ void connect(SiteActor* self, const std::string& address) {
   if (address.empty() || address == st.core->self().cluster_address() || st.connecting.count(address) ||
       st.by_address.count(address))
     return;
+  // Addresses come from peers' hellos: a malformed one is ignored, never fatal.
   auto colon = address.rfind(':');
-  if (colon == std::string::npos) return;
+  if (colon == std::string::npos || colon == 0) return;
   std::string host = address.substr(0, colon);
-  uint16_t port = static_cast<uint16_t>(std::stoul(address.substr(colon + 1)));
+  unsigned port = 0;
+  auto [end, ec] = std::from_chars(address.data() + colon + 1, address.data() + address.size(), port);
+  if (ec != std::errc() || end != address.data() + address.size() || port == 0 || port > 65535) return;
   st.connecting.insert(address);
   auto mm = self->system().middleman().actor_handle();
-  self->request(mm, std::chrono::seconds(5), caf::connect_atom::value, host, port)
+  self->request(mm, std::chrono::seconds(5), caf::connect_atom::value, host, static_cast<uint16_t>(port))
       .then(
           [=](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
             auto& s = self->state;
@@ -181,9 +185,12 @@ caf::behavior site_behavior(SiteActor* self) {
     if (it == st.name_of.end()) return;
     std::string name = it->second;
     st.name_of.erase(it);
-    if (auto n = st.by_name.find(name); n != st.by_name.end() && n->second.address() == msg.source)
+    // Only the actor we currently route to counts: the old actor of a member
+    // that restarted goes down after its new one took over.
+    if (auto n = st.by_name.find(name); n != st.by_name.end() && n->second.address() == msg.source) {
       st.by_name.erase(n);
-    carry_out(self, st.core->connection_lost(name, now_ms()));
+      carry_out(self, st.core->connection_lost(name, now_ms()));
+    }
   });
   self->send(self, tick_atom::value);
   return {
@@ -282,8 +289,17 @@ Result<std::pair<caf::actor, uint16_t>> start_site_actor(caf::actor_system& syst
     st.snapshot->update(st.core->index().pins(), std::move(origins));
     return site_behavior(self);
   });
-  auto published = system.middleman().publish(actor, cluster_port, cluster_host.c_str(), true);
+  // Peers reach the site actor only through this gateway, which passes on
+  // sealed envelopes and nothing else: the local commands (tag writes, pins,
+  // leave, ticks) cannot be sent from the network. `delegate` keeps the
+  // remote sender, which the site actor routes and monitors by.
+  auto gateway = system.spawn([site = actor](caf::event_based_actor* self) -> caf::behavior {
+    self->link_to(site);
+    return {[=](envelope_atom atom, const std::string& sealed) { self->delegate(site, atom, sealed); }};
+  });
+  auto published = system.middleman().publish(gateway, cluster_port, cluster_host.c_str(), true);
   if (!published) {
+    caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     return Status{Errc::io_error, "cannot listen on cluster address " + cluster_host + ":" +
                                       std::to_string(cluster_port) + ": " + system.render(published.error())};

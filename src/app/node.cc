@@ -111,9 +111,9 @@ Node::Node(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 
 Node::~Node() {
   auto& p = *parts_;
+  if (p.mirror) p.mirror->stop();  // fetches give up, so handlers waiting on them return
   if (p.server) p.server->stop();
   p.replicator.reset();
-  if (p.mirror) p.mirror->stop();  // chunk requests being served give up on upstream
   if (p.chunk_server) p.chunk_server->stop();  // and every serving thread is gone
   if (p.gate) p.gate->stop();
   if (p.admin_server) p.admin_server->stop();

@@ -191,7 +191,12 @@ class Session : public std::enable_shared_from_this<Session> {
       auto work = std::move(handling_.deferred);
       handling_ = Handling{};
       return net::post(workers_, [self = shared_from_this(), work = std::move(work)]() mutable {
-        auto reply = std::make_shared<Reply>(work());
+        std::shared_ptr<Reply> reply;
+        try {
+          reply = std::make_shared<Reply>(work());
+        } catch (const std::exception& e) {  // never take the process down with one request
+          reply = std::make_shared<Reply>(error_reply(Status{Errc::io_error, std::string("internal error: ") + e.what()}));
+        }
         net::post(self->stream_.get_executor(), [self, reply] {
           self->reply_ = std::move(*reply);
           self->write_reply();
@@ -336,14 +341,18 @@ struct Server::Impl {
   void accept() {
     acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted) return;
-      if (!ec) {
-        if (static_cast<size_t>(metrics.open_connections()) >= limits.max_connections) {
-          beast::error_code ignored;
-          socket.close(ignored);
-        } else {
-          socket.set_option(tcp::no_delay(true), ec);
-          std::make_shared<Session>(std::move(socket), api, metrics, limits, workers)->start();
-        }
+      if (ec) {  // e.g. out of file descriptors: back off instead of spinning
+        retry.expires_after(std::chrono::milliseconds(100));
+        return retry.async_wait([this](beast::error_code wait_ec) {
+          if (!wait_ec) accept();
+        });
+      }
+      if (static_cast<size_t>(metrics.open_connections()) >= limits.max_connections) {
+        beast::error_code ignored;
+        socket.close(ignored);
+      } else {
+        socket.set_option(tcp::no_delay(true), ec);
+        std::make_shared<Session>(std::move(socket), api, metrics, limits, workers)->start();
       }
       accept();
     });
@@ -354,6 +363,7 @@ struct Server::Impl {
   ServerLimits limits;
   net::io_context ioc;
   tcp::acceptor acceptor;
+  net::steady_timer retry{acceptor.get_executor()};
   net::thread_pool workers;
   std::vector<std::thread> threads;
 };
@@ -389,6 +399,7 @@ void Server::start(size_t threads) {
 void Server::stop() {
   impl_->ioc.stop();
   impl_->workers.stop();
+  impl_->workers.join();  // no handler may still run once the server is gone
   for (auto& t : impl_->threads)
     if (t.joinable()) t.join();
   impl_->threads.clear();
