@@ -60,6 +60,32 @@ def test_node_with_another_site_key_is_kept_out(env):
     assert sl.full_mesh(nodes)
 
 
+def test_plain_caf_messages_from_the_network_change_nothing(env):
+    """BASP itself is unauthenticated: a stock CAF process can connect to the cluster
+    port and send any message. The node-local commands (delete or write a tag, pin,
+    leave, timer ticks, admin queries) must not be reachable that way: only sealed
+    envelopes are."""
+    import os
+    from pathlib import Path
+    tool = os.environ.get("CAF_INTRUDER_BIN", str(Path(sl.EP_BIN).parent / "caf_intruder"))
+    (n1, n2), _ = env.site(2, join_timeout=5)
+    img = env.image("caf-intruder")
+    n1.push(img, "team/app", "v1")
+    sl.wait_for(lambda: n2.manifest_digest("team/app", "v1") == img.digest, 2, what="tag on n2")
+    pins_before = sorted(p["ref"] for p in n1.epctl("pins", json_out=True).doc["pins"])
+    host, port = n1.cluster_address.rsplit(":", 1)
+    p = sl.run([tool, host, port, "team/app", "v1"], check=False, timeout=30)
+    assert p.returncode == 0, (p.returncode, p.out, p.err)   # it did connect and send
+    assert "no answer" in p.out, p.out                         # admin queries are not served
+    time.sleep(1.5)
+    for n in (n1, n2):
+        assert n.manifest_digest("team/app", "v1") == img.digest, n.name   # not deleted
+        assert n.manifest_digest("team/app", "forged") is None, n.name     # not written
+        assert n.states() == {m: "alive" for m in ("n1", "n2") if m != n.name}, n.states()  # nobody left
+    assert sorted(p["ref"] for p in n1.epctl("pins", json_out=True).doc["pins"]) == pins_before
+    assert sl.full_mesh([n1, n2])
+
+
 def test_member_name_cannot_be_taken_over(env):
     """A process holding the site key but not n2's identity key claims to be n2:
     peers pinned n2's key, so it is rejected, and n2's entry stays n2's."""
