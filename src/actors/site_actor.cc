@@ -39,6 +39,7 @@ struct SiteState {
   std::map<caf::actor_addr, std::string> name_of;
   std::set<std::string> connecting;
   uint64_t ticks = 0;
+  site::SiteCore::Memory persisted;
   static inline const char* name = "edgepier.site";
 };
 
@@ -201,6 +202,13 @@ caf::behavior site_behavior(SiteActor* self) {
           for (const auto& pin : st.core->index().pins())
             if (st.registry->holds_image(pin.ref)) holds.push_back(pin.ref);
           st.core->set_holdings(holds);
+          auto memory = st.core->memory();  // survives a restart (see SiteCore::Memory)
+          if (memory.last_contact_ms != st.persisted.last_contact_ms || memory.collected_ms != st.persisted.collected_ms) {
+            KvBatch batch;
+            batch.put(std::string(keys::kLastContact), std::to_string(memory.last_contact_ms));
+            batch.put(std::string(keys::kCollected), std::to_string(memory.collected_ms));
+            if (st.kv->write(batch)) st.persisted = memory;
+          }
         }
         carry_out(self, st.core->tick(now_ms()));
         self->delayed_send(self, std::chrono::milliseconds(250), tick_atom::value);
@@ -269,6 +277,10 @@ Result<std::pair<caf::actor, uint16_t>> start_site_actor(caf::actor_system& syst
     return true;
   });
   if (!s) return s;
+  site::SiteCore::Memory memory;
+  for (auto [key, field] : {std::pair{keys::kLastContact, &memory.last_contact_ms}, {keys::kCollected, &memory.collected_ms}})
+    if (auto v = deps.kv.get(key); v && v->has_value()) *field = std::strtoull((*v)->c_str(), nullptr, 10);
+  core->restore(memory);
   auto start = core->start(now_ms(), config.seeds);
   auto actor = system.spawn([core = std::move(core), deps, config, start = std::move(start)](SiteActor* self) mutable {
     auto& st = self->state;

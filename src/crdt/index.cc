@@ -273,6 +273,45 @@ std::string Index::state_digest() const {
   return h.finish().str();
 }
 
+MergeResult Index::forget_before(uint64_t wall_ms) {
+  MergeResult out;
+  auto old = [&](const wire::Timestamp& ts) { return ts.wall_ms() < wall_ms; };
+  ++counter_;
+  for (auto it = tags_.begin(); it != tags_.end();) {
+    auto& writes = it->second.writes;
+    if (std::none_of(writes.begin(), writes.end(), [&](const wire::TagWrite& w) { return old(w.ts()); })) {
+      ++it;
+      continue;
+    }
+    out.changed_tags.push_back(key_of(writes.front().key()));
+    writes.erase(std::remove_if(writes.begin(), writes.end(), [&](const wire::TagWrite& w) { return old(w.ts()); }),
+                 writes.end());
+    it->second.changed = counter_;
+    const std::string key = it->first;
+    out.changed_keys.push_back(key);
+    it = writes.empty() ? tags_.erase(it) : std::next(it);
+    touch(key);
+  }
+  for (auto it = pins_.begin(); it != pins_.end();) {
+    auto& state = it->second;
+    const size_t before = state.adds.size() + state.removes.size();
+    for (auto a = state.adds.begin(); a != state.adds.end();) a = old(a->second.id()) ? state.adds.erase(a) : std::next(a);
+    for (auto r = state.removes.begin(); r != state.removes.end();)
+      r = old(r->second.id()) ? state.removes.erase(r) : std::next(r);
+    if (state.adds.size() + state.removes.size() == before) {
+      ++it;
+      continue;
+    }
+    state.changed = counter_;
+    const std::string key = it->first;
+    out.changed_keys.push_back(key);
+    out.pins_changed = true;
+    it = state.adds.empty() && state.removes.empty() ? pins_.erase(it) : std::next(it);
+    touch(key);
+  }
+  return out;
+}
+
 std::vector<std::string> Index::collect_garbage(uint64_t stable) {
   std::vector<std::string> erased;
   for (auto it = tags_.begin(); it != tags_.end();) {

@@ -104,6 +104,11 @@ class Index {
   // (changed at or before `stable_counter`). Returns the entry keys to
   // re-persist or erase.
   std::vector<std::string> collect_garbage(uint64_t stable_counter);
+  // For a node that was cut off from the site longer than members are kept:
+  // forgets every write and pin operation from before `wall_ms` (the site
+  // may have deleted those entries and collected the tombstones since; the
+  // ones still live come back with the next repair). Newer, local writes stay.
+  MergeResult forget_before(uint64_t wall_ms);
 
  private:
   struct TagState {

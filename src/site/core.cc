@@ -49,6 +49,7 @@ Effects SiteCore::connected(const std::string& address, uint64_t now) {
 wire::Member SiteCore::self_view() const {
   wire::Member me = self();
   me.set_peers(static_cast<uint32_t>(membership_.live_count()));
+  me.set_collected_ms(collected_ms_);
   return me;
 }
 
@@ -134,6 +135,20 @@ Effects SiteCore::receive(const wire::Envelope& env, uint64_t now) {
     return fx;
   }
   // Every message proved the site key (the shell drops anything else).
+  if (!stale_since_ && last_contact_ms_ != 0 && now > last_contact_ms_ + options_.membership.gone_after_ms)
+    stale_since_ = last_contact_ms_;  // away longer than the site keeps members
+  if (stale_since_) {
+    // Exchange nothing until a hello says whether the site dropped tombstones
+    // while we were away (heartbeats bring one within a second).
+    if (!env.has_hello()) return fx;
+    if (env.hello().collected_ms() > *stale_since_) {
+      auto forgotten = index_.forget_before(*stale_since_);
+      fx.persist = std::move(forgotten.changed_keys);
+      fx.changed_tags = std::move(forgotten.changed_tags);
+    }
+    stale_since_.reset();
+  }
+  last_contact_ms_ = now;
   fx.append(on_member_event(membership_.heard(*described, now), now));
 
   switch (env.body_case()) {
@@ -261,7 +276,7 @@ Effects SiteCore::connection_lost(const std::string& peer, uint64_t now) {
   return on_member_event(membership_.connection_lost(peer, now), now);
 }
 
-void SiteCore::collect_garbage(Effects& fx) {
+void SiteCore::collect_garbage(Effects& fx, uint64_t now) {
   // Only entries every current member is known to hold may go.
   uint64_t stable = index_.change_counter();
   for (const auto& [name, m] : membership_.members()) {
@@ -269,7 +284,10 @@ void SiteCore::collect_garbage(Effects& fx) {
     stable = std::min(stable, it == acked_.end() ? 0 : it->second);
   }
   if (stable == 0) return;
-  for (auto& key : index_.collect_garbage(stable)) fx.persist.push_back(std::move(key));
+  for (auto& key : index_.collect_garbage(stable)) {
+    fx.persist.push_back(std::move(key));
+    collected_ms_ = now;
+  }
 }
 
 Effects SiteCore::tick(uint64_t now) {
@@ -300,7 +318,7 @@ Effects SiteCore::tick(uint64_t now) {
       if (now - membership_.live_set_changed_ms() < 10 * options_.anti_entropy_interval_ms)
         fx.send.push_back({peer, members_envelope(now)});
     }
-    collect_garbage(fx);
+    collect_garbage(fx, now);
   }
   if (now - last_reconnect_ >= options_.reconnect_interval_ms) {
     last_reconnect_ = now;

@@ -76,6 +76,21 @@ class SiteCore {
     holds->Clear();
     for (const auto& r : refs) *holds->Add() = r;
   }
+  // What the shell persists besides the index: when a member was last heard,
+  // and when tombstones were last dropped here. A node back after more than
+  // gone-after waits for a member's hello: if that member dropped tombstones
+  // since our last contact, our older entries may be deletes the site has
+  // forgotten, so we forget them too (what is still live comes back with
+  // the repair). A site that was down as a whole dropped nothing meanwhile,
+  // and keeps everything.
+  struct Memory {
+    uint64_t last_contact_ms = 0, collected_ms = 0;
+  };
+  Memory memory() const { return {last_contact_ms_, collected_ms_}; }
+  void restore(const Memory& m) {
+    last_contact_ms_ = m.last_contact_ms;
+    collected_ms_ = m.collected_ms;
+  }
   uint64_t anti_entropy_rounds() const { return rounds_; }
   uint64_t repairs() const { return repairs_; }
 
@@ -87,7 +102,7 @@ class SiteCore {
   Effects broadcast_delta(wire::IndexDelta delta, uint64_t now_ms);
   void attach_manifests(wire::IndexDelta& delta) const;
   Effects apply(const wire::IndexDelta& delta, uint64_t now_ms);
-  void collect_garbage(Effects& fx);
+  void collect_garbage(Effects& fx, uint64_t now_ms);
   Effects on_member_event(std::optional<MembershipEvent> event, uint64_t now_ms);
 
   CoreOptions options_;
@@ -101,6 +116,8 @@ class SiteCore {
   std::vector<std::string> seeds_;
   bool leaving_ = false;
   uint64_t rounds_ = 0, repairs_ = 0;
+  uint64_t last_contact_ms_ = 0, collected_ms_ = 0;
+  std::optional<uint64_t> stale_since_;  // back after a long gap: undecided until a hello
 };
 
 }  // namespace ep::site

@@ -14,6 +14,8 @@
 //   "f/" <repo> \0 <subject> \0 <digest> -> descriptor JSON of a referrer
 //   "u/" <uuid>                      -> upload session JSON {repo, offset, started}
 //   "c" <index entry key>            -> one CRDT index entry (crdt::Index::encode_entry)
+//   "s/last-contact"                 -> decimal ms: when a site member was last heard
+//   "s/collected"                    -> decimal ms: when this node last dropped tombstones
 #pragma once
 
 #include <string>
@@ -55,5 +57,7 @@ inline std::string upload(std::string_view uuid) { return join("u/", uuid); }
 constexpr std::string_view kUploadPrefix = "u/";
 inline std::string index_entry(std::string_view entry_key) { return join("c", entry_key); }
 constexpr std::string_view kIndexPrefix = "c";
+constexpr std::string_view kLastContact = "s/last-contact";
+constexpr std::string_view kCollected = "s/collected";
 
 }  // namespace ep::keys

@@ -23,8 +23,10 @@ void Simulation::boot(size_t i, bool first) {
   self.set_incarnation(nodes_[i].incarnation);
   auto& node = nodes_[i];
   node.core = std::make_unique<site::SiteCore>(self, options_.core, rng_(), nullptr);
-  if (!first)
+  if (!first) {
     for (const auto& [key, value] : node.disk) node.core->mutable_index().load_entry(value);
+    node.core->restore(node.memory);
+  }
   std::vector<std::string> seeds;
   if (nodes_.size() > 1) seeds.push_back(address_of(i == 0 ? 1 : 0));
   carry_out(i, node.core->start(now_, i == 0 && first ? std::vector<std::string>{} : seeds));
@@ -134,6 +136,7 @@ void Simulation::heal() { group_.assign(nodes_.size(), 0); }
 
 void Simulation::crash(size_t i) {
   nodes_[i].up = false;
+  nodes_[i].memory = nodes_[i].core->memory();
   nodes_[i].core.reset();
   for (size_t j = 0; j < nodes_.size(); ++j)
     if (j != i && nodes_[j].up) carry_out(j, nodes_[j].core->connection_lost(name_of(i), now_));
@@ -144,6 +147,12 @@ void Simulation::restart(size_t i) {
   ++nodes_[i].incarnation;
   boot(i, false);
 }
+
+void Simulation::put_tag(size_t i, const crdt::TagKey& key, const wire::Manifest& manifest) {
+  carry_out(i, nodes_[i].core->put_tag(key, manifest, now_));
+}
+
+void Simulation::delete_tag(size_t i, const crdt::TagKey& key) { carry_out(i, nodes_[i].core->delete_tag(key, now_)); }
 
 void Simulation::random_operation() {
   std::vector<size_t> live;

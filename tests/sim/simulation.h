@@ -46,8 +46,10 @@ class Simulation {
   void restart(size_t i);
   void set_drop(double p) { options_.drop = p; }
 
-  // Workload: random index operations at random live nodes.
+  // Workload: random index operations at random live nodes, or chosen ones.
   void random_operation();
+  void put_tag(size_t i, const crdt::TagKey& key, const wire::Manifest& manifest);
+  void delete_tag(size_t i, const crdt::TagKey& key);
   uint64_t messages() const { return messages_; }
 
  private:
@@ -55,6 +57,7 @@ class Simulation {
     std::unique_ptr<site::SiteCore> core;
     bool up = true;
     uint64_t incarnation = 1;
+    site::SiteCore::Memory memory;  // persisted with the index
     std::map<std::string, std::string> disk;  // persisted index entries
   };
   struct Event {

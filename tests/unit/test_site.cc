@@ -143,3 +143,61 @@ TEST_CASE("a 150-node simulated site joins, and converges within 5 s after a par
   REQUIRE(healed);
   CHECK(*healed <= 5000);
 }
+
+TEST_CASE("a node back after being gone does not bring back tags the site deleted and forgot") {
+  sim::SimOptions options;
+  options.nodes = 4;
+  options.seed = 11;
+  options.core.membership.gone_after_ms = 20000;  // dead at 6 s, dropped 20 s later
+  INFO("seed 11, 4 nodes");
+  sim::Simulation s(options);
+  REQUIRE(s.run_until_converged(20000));
+  crdt::TagKey key{"", "team/app", "old"};
+  wire::Manifest m;
+  m.set_digest("sha256:" + std::string(64, 'b'));
+  m.set_media_type("application/vnd.oci.image.manifest.v1+json");
+  s.put_tag(0, key, m);
+  REQUIRE(s.run_until_converged(5000));
+  REQUIRE(s.core(3).index().tag(key));
+  s.crash(3);  // node 3 keeps the tag on its disk
+  s.delete_tag(0, key);
+  s.run_for(40000);  // node 3 is dead, then gone; the tombstone is collected
+  REQUIRE(s.core(0).membership().find("node3") == nullptr);
+  const size_t entries_after_gc = s.core(0).index().size();
+  CHECK(entries_after_gc == 0);  // not even a tombstone is left
+  s.restart(3);
+  REQUIRE(s.run_until_converged(20000));
+  for (size_t i = 0; i < s.size(); ++i) CHECK_FALSE(s.core(i).index().tag(key));
+  // and a tag written while the site forgot the old one is kept
+  crdt::TagKey fresh{"", "team/app", "new"};
+  s.put_tag(3, fresh, m);
+  REQUIRE(s.run_until_converged(5000));
+  CHECK(s.core(0).index().tag(fresh));
+}
+
+TEST_CASE("a whole site down longer than gone-after keeps its tags") {
+  sim::SimOptions options;
+  options.nodes = 4;
+  options.seed = 12;
+  options.core.membership.gone_after_ms = 20000;
+  INFO("seed 12, 4 nodes");
+  sim::Simulation s(options);
+  REQUIRE(s.run_until_converged(20000));
+  crdt::TagKey kept{"", "team/app", "v1"}, deleted{"", "team/app", "gone"};
+  wire::Manifest m;
+  m.set_digest("sha256:" + std::string(64, 'c'));
+  m.set_media_type("application/vnd.oci.image.manifest.v1+json");
+  s.put_tag(0, kept, m);
+  s.put_tag(0, deleted, m);
+  REQUIRE(s.run_until_converged(5000));
+  s.delete_tag(1, deleted);
+  s.run_for(5000);  // the tombstone is collected while everyone is up
+  for (size_t i = 0; i < s.size(); ++i) s.crash(i);
+  s.run_for(60000);  // a long weekend
+  for (size_t i = 0; i < s.size(); ++i) s.restart(i);
+  REQUIRE(s.run_until_converged(20000));
+  for (size_t i = 0; i < s.size(); ++i) {
+    CHECK(s.core(i).index().tag(kept));
+    CHECK_FALSE(s.core(i).index().tag(deleted));
+  }
+}
