@@ -299,8 +299,38 @@ class Session : public std::enable_shared_from_this<Session> {
     reply_ = Reply{};
     serializer_.reset();
     response_.reset();
-    if (!keep_alive_) return shutdown();
+    if (!keep_alive_) return linger_close();
     read_header();
+  }
+
+  // After a complete reply on a connection that ends (often with request
+  // body left unread, e.g. a 413 or a failed upload): half-close, then read
+  // and discard for a moment before closing. Closing with unread input makes
+  // the kernel send RST, which can destroy the reply before the client
+  // has read it.
+  void linger_close() {
+    handling_ = Handling{};
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    send_timer_.expires_after(std::chrono::seconds(2));
+    send_timer_.async_wait([self = shared_from_this()](beast::error_code) {
+      beast::error_code e;
+      self->stream_.socket().close(e);
+    });
+    drain(0);
+  }
+
+  void drain(size_t discarded) {
+    if (discarded > (4u << 20)) return shutdown();
+    chunk_.resize(64 << 10);
+    stream_.socket().async_read_some(net::buffer(chunk_), [self = shared_from_this(), discarded](beast::error_code ec,
+                                                                                                  size_t n) {
+      if (ec) {  // the client closed its side (or the timer closed ours)
+        self->send_timer_.cancel();
+        return self->shutdown();
+      }
+      self->drain(discarded + n);
+    });
   }
 
   void shutdown() {
