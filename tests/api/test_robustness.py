@@ -283,4 +283,3 @@ def test_location_headers_are_usable_as_given(registry, repo):
     r = registry.post(f"/v2/{repo}/blobs/uploads/")
     loc = header(r, "Location")
     assert loc.startswith("/") or loc.startswith(f"http://127.0.0.1:{registry.port}/"), loc
-
