@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <iostream>
 #include <thread>
 
 #include "base/names.h"
@@ -63,6 +64,15 @@ Upstream* Mirror::upstream_for(const std::string& ns) const {
 
 std::string Mirror::mirror_repo(const Upstream& upstream, const std::string& repo) const {
   return mirror_repository(upstream.ns(), upstream.upstream_repo(repo));
+}
+
+bool Mirror::site_fetch_failed_recently(const Digest& digest) {
+  std::lock_guard lock(mu_);
+  auto it = site_fetch_failed_.find(digest.str());
+  if (it == site_fetch_failed_.end()) return false;
+  if (std::chrono::steady_clock::now() - it->second < std::chrono::minutes(10)) return true;
+  site_fetch_failed_.erase(it);
+  return false;
 }
 
 const Upstream* Mirror::cache_owner(const std::string& repo) const {
@@ -217,7 +227,7 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
   };
   auto launch = [&]() -> Result<std::shared_ptr<InflightBlob>> {
     std::shared_ptr<InflightBlob> fetch;
-    if (peers_ && !peers_->live().empty()) {
+    if (peers_ && !peers_->live().empty() && !site_fetch_failed_recently(*digest)) {
       // In a site: from members that hold it completely (no uplink needed) ...
       if (auto holders = find_holders(local, *digest); !holders.peers.empty())
         if ((fetch = start_peer_fetch(local, *digest, std::move(holders)))) return fetch;
@@ -327,6 +337,8 @@ void Mirror::run_fetch(Upstream& up, std::string local, std::string repo, std::s
 }
 
 void Mirror::finish_fetch(const std::shared_ptr<InflightBlob>& blob, const Status& outcome) {
+  if (!outcome && !stopping_)  // what the waiting clients were told, for the operator too
+    std::cerr << "edgepier: fetch of " << blob->digest().str() << " failed: " << outcome.message << "\n";
   {
     std::lock_guard lock(mu_);
     if (auto it = inflight_.find(blob->digest().str()); it != inflight_.end() && it->second.lock() == blob)

@@ -120,6 +120,7 @@ class Mirror {
   void mark_present(SiteBlob& blob, uint64_t index, const std::string& digest);  // caller holds blob.mu
   void resume_partial_blobs();
   void drop_idle_site_blobs();  // caller holds mu_
+  bool site_fetch_failed_recently(const Digest& digest);
   // A fetched chunk is usable: OK, the right length, and matching `expected`
   // (or, without one, the digest the peer recorded). Else the peer is penalised.
   bool chunk_verifies(const transfer::ChunkFetched& fetched, uint64_t length, const std::string& expected,
@@ -158,6 +159,9 @@ class Mirror {
   uint64_t chunk_size_ = 4 << 20;
   std::map<std::string, std::shared_ptr<SiteBlob>> site_blobs_;  // by digest; guarded by mu_
   std::map<std::string, PeerStats> peer_stats_;                   // guarded by mu_
+  // Blobs whose chunks verified but whose whole digest did not: fetched from
+  // upstream directly for a while (guarded by mu_).
+  std::map<std::string, std::chrono::steady_clock::time_point> site_fetch_failed_;
   std::map<std::string, std::chrono::steady_clock::time_point> penalised_until_;  // guarded by mu_
   ChunkDigests chunk_digests_{blobs_};
 };

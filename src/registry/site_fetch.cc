@@ -399,8 +399,15 @@ void Mirror::assemble(std::shared_ptr<InflightBlob> blob, std::shared_ptr<SiteBl
   for (auto& w : workers) w.join();
   Status outcome = failure;
   if (outcome && hashed != sb->size) outcome = Status{Errc::io_error, "site fetch stopped"};
-  if (outcome && hash.finish() != sb->digest)
-    outcome = Status{Errc::upstream_unavailable, "assembled chunks do not match " + sb->digest.str()};
+  if (outcome && hash.finish() != sb->digest) {
+    // Some chunk verified against a digest that was itself wrong (a peer
+    // recorded bad upstream bytes, or lied). Which one cannot be told, so
+    // for a while this blob is fetched here straight from upstream.
+    outcome = Status{Errc::upstream_unavailable, "assembled chunks do not match " + sb->digest.str() +
+                                                     "; the next pull fetches it from upstream directly"};
+    std::lock_guard lock(mu_);
+    site_fetch_failed_[sb->digest.str()] = std::chrono::steady_clock::now();
+  }
   publish_chunked(blob, sb, repo, outcome);
 }
 

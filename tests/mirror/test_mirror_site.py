@@ -153,3 +153,38 @@ def test_killed_node_resumes_a_partial_blob_from_its_verified_chunks(env):
     # resumed chunks were not fetched again: only chunks in flight at the kill were
     # (at most 4 per node in flight)
     assert len(layer_gets()) <= chunks + 8, (len(layer_gets()), chunks, line)
+
+
+def test_a_chunk_bad_at_its_source_fails_the_pull_and_the_next_one_fetches_directly(env):
+    """Upstream sends one chunk with flipped bytes. The fetcher records that chunk's
+    digest as it got it, so the chunk 'verifies'; the whole blob then does not. The client
+    must not receive a complete body (the last byte is held back until the digest checks),
+    and the next pull fetches the blob straight from upstream and succeeds."""
+    img = ml.make_image(env.dir / "img", "dp-4", layers=1, layer_mb=2, tag="v1")
+    up = env.upstream()
+    up.push(img, "app")
+    proxy = env.proxy(up)
+    layer = img["layer_digests"][0]
+    size = img["blobs"][layer]
+    flipped = []
+
+    def first_chunk_only(method, path):
+        if method == "GET" and layer in path and not flipped:
+            flipped.append(path)
+            return True
+        return False
+    proxy.set((first_chunk_only, ("flip", 3)))
+    nodes, _ = start_site(env, proxy.url, ["s1", "s2"])
+    s1 = nodes[0]
+    try:
+        r = requests.get(s1.url + "/v2/app/blobs/" + layer, timeout=60)
+        complete = r.status_code == 200 and len(r.content) == size
+        assert not (complete and ml.sha256_bytes(r.content) != layer), "served a wrong blob in full"
+        assert not complete, "the corrupted fetch was reported as a complete blob"
+    except requests.exceptions.RequestException:
+        pass  # the stream was cut before the end: what a client must see
+    assert flipped, "the proxy never corrupted a chunk"
+    r = requests.get(s1.url + "/v2/app/blobs/" + layer, timeout=60)
+    assert r.status_code == 200 and ml.sha256_bytes(r.content) == layer
+    assert "the next pull fetches it from upstream directly" in s1.log.read_text() or \
+        "the next pull fetches it from upstream directly" in nodes[1].log.read_text()
