@@ -19,6 +19,7 @@ from netsite import CLOUD_NS, node_ns
 from systems import CLOUD_HOST, CLOUD_PORT
 from util import (BenchError, MiB, PYTHON, in_ns, kill_tree, run, sha256_file, spawn, tail,
                   vlog, with_blob_cache)
+from eptest import CONTAINERD_CONFIG  # noqa: E402  (tests/lib, on the path via util)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 MKIMAGE = os.path.join(REPO_ROOT, "tools", "mkimage.py")
@@ -140,25 +141,6 @@ class Skopeo:
 
 # ------------------------------------------------------------------------ containerd
 
-CONTAINERD_CONFIG = """version = 2
-root = "{r}/root"
-state = "{r}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing"]
-[grpc]
-  address = "{s}"
-[ttrpc]
-  address = "{s}.ttrpc"
-[debug]
-  address = "{r}/debug.sock"
-  level = "info"
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{r}/opt"
-"""
 
 
 class Ctr:

@@ -26,6 +26,7 @@ import subprocess
 import time
 
 from util import BenchError, log, sh, vlog
+from eptest import mounts_under, unmount_all_under  # noqa: F401  (tests/lib, on the path via util)
 
 PREFIX = "epsb-"
 SITE_NS = PREFIX + "site"
@@ -57,29 +58,6 @@ def kill_ns_pids(ns):
         except (ProcessLookupError, ValueError):
             pass
     return len(pids)
-
-
-def _mounts_under(root):
-    root = os.path.realpath(root)
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split()[4].encode().decode("unicode_escape")
-            if mp == root or mp.startswith(root + "/"):
-                out.append(mp)
-    return out
-
-
-def unmount_all_under(root):
-    for _ in range(3):
-        mps = _mounts_under(root)
-        if not mps:
-            return
-        for mp in sorted(mps, key=len, reverse=True):
-            subprocess.run(["umount", mp], capture_output=True)
-    for mp in sorted(_mounts_under(root), key=len, reverse=True):
-        subprocess.run(["umount", "-l", mp], capture_output=True)
-
 
 def remove_tree(path):
     if path and os.path.exists(path):

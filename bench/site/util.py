@@ -16,6 +16,10 @@ import sys
 import threading
 import time
 
+# The helpers shared with the test suites (tests/lib/eptest.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))),
+                                "tests", "lib"))
+
 PYTHON = "/usr/bin/python3"
 SYSTEM_BLOB_CACHE = "/var/lib/containers/cache"   # containers/image blob-info cache of root
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -9,12 +9,9 @@ Target registry, chosen by EP_TARGET:
 Everything runs on 127.0.0.1 only, in temporary directories.
 """
 
-import hashlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,59 +23,15 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-MKIMAGE = REPO / "tools" / "mkimage.py"
-PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+sys.path.insert(0, str(HERE.parent / "lib"))
+from eptest import (EP_BIN, MKIMAGE, PYTHON, REPO, SYSTEM_BLOB_CACHE, CmdError, Containerd,  # noqa: E402,F401
+                    blob_cache_isolation_works, free_port, log_tail, run, sha256_file, stop_process,
+                    unmount_all_under, with_blob_cache)
 
 TARGET = os.environ.get("EP_TARGET", "edgepier")
-EP_BIN = os.environ.get("EP_BIN", str(REPO / "build" / "bin" / "edgepier"))
-SYSTEM_BLOB_CACHE = "/var/lib/containers/cache"  # c/image's blob-info-cache dir for root
 
 
 # --------------------------------------------------------------------------- helpers
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class CmdError(AssertionError):
-    pass
-
-
-def run(cmd, timeout=60, check=True, env=None, input=None):
-    """Run a command, capture output; on failure raise with everything shown."""
-    full_env = dict(os.environ)
-    if env:
-        full_env.update(env)
-    t0 = time.monotonic()
-    try:
-        p = subprocess.run(cmd, capture_output=True, timeout=timeout, env=full_env,
-                           input=input, stdin=None if input is not None else subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as e:
-        raise CmdError("timeout after %ss: %s\nstdout:\n%s\nstderr:\n%s" % (
-            timeout, " ".join(map(str, cmd)),
-            (e.stdout or b"").decode(errors="replace")[-4000:],
-            (e.stderr or b"").decode(errors="replace")[-4000:]))
-    dt = time.monotonic() - t0
-    out = p.stdout.decode(errors="replace")
-    err = p.stderr.decode(errors="replace")
-    print("$ %s  [rc=%d, %.1fs]" % (" ".join(map(str, cmd)), p.returncode, dt))
-    if check and p.returncode != 0:
-        raise CmdError("command failed (rc=%d): %s\nstdout:\n%s\nstderr:\n%s" % (
-            p.returncode, " ".join(map(str, cmd)), out[-4000:], err[-4000:]))
-    p.out, p.err = out, err
-    return p
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
-
 
 def http_status(url, timeout=2):
     try:
@@ -88,27 +41,6 @@ def http_status(url, timeout=2):
         return e.code
     except Exception:
         return None
-
-
-def log_tail(path, n=60):
-    try:
-        with open(path, "rb") as f:
-            lines = f.read().decode(errors="replace").splitlines()
-        return "\n".join(lines[-n:])
-    except OSError:
-        return "(no log)"
-
-
-def stop_process(proc, grace=10):
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
 
 def oci_layout_blobs(layout_dir):
     """{digest: size} of every blob in an OCI layout, verifying each file's hash."""
@@ -136,42 +68,6 @@ def oci_layout_manifest(layout_dir, tag=None):
 
 
 # ------------------------------------------------------------------ blob-info-cache
-
-_isolation = {}
-
-
-def blob_cache_isolation_works():
-    """skopeo and podman (containers/image) remember where blobs were seen in a
-    root-wide bolt DB, /var/lib/containers/cache/blob-info-cache-v1.boltdb, and use
-    it to decide between cross-repo mount, reuse and full upload.  There is no flag
-    to move it, so each client command runs in a private mount namespace with a
-    per-test directory bind-mounted over that path: behaviour is then deterministic
-    and the host's cache is left alone.  Falls back to the shared cache if
-    unshare/mount is not permitted."""
-    if "ok" not in _isolation:
-        ok = False
-        try:
-            os.makedirs(SYSTEM_BLOB_CACHE, exist_ok=True)
-            d = tempfile.mkdtemp(prefix="ep-bic-probe-")
-            p = subprocess.run(
-                ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                 'mount --bind "$0" %s && touch %s/.probe' % (SYSTEM_BLOB_CACHE, SYSTEM_BLOB_CACHE),
-                 d], capture_output=True, timeout=10)
-            ok = p.returncode == 0 and os.path.exists(os.path.join(d, ".probe")) \
-                and not os.path.exists(os.path.join(SYSTEM_BLOB_CACHE, ".probe"))
-            shutil.rmtree(d, ignore_errors=True)
-        except Exception:
-            ok = False
-        _isolation["ok"] = ok
-    return _isolation["ok"]
-
-
-def with_blob_cache(cache_dir, cmd):
-    if cache_dir is None or not blob_cache_isolation_works():
-        return list(cmd)
-    os.makedirs(cache_dir, exist_ok=True)
-    return ["unshare", "-m", "--propagation", "private", "sh", "-c",
-            'mount --bind "$0" %s && exec "$@"' % SYSTEM_BLOB_CACHE, str(cache_dir)] + list(cmd)
 
 
 # ----------------------------------------------------------------------- registry
@@ -343,91 +239,16 @@ def blob_cache(tmp_path):
 
 # ---------------------------------------------------------------------- containerd
 
-def _mounts_under(root):
-    root = os.path.realpath(root)
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split()[4].encode().decode("unicode_escape")
-            if mp == root or mp.startswith(root + "/"):
-                out.append(mp)
-    return out
-
-
-def unmount_all_under(root):
-    for _ in range(5):
-        mps = _mounts_under(root)
-        if not mps:
-            return
-        for mp in sorted(mps, key=len, reverse=True):
-            subprocess.run(["umount", mp], capture_output=True)
-    for mp in sorted(_mounts_under(root), key=len, reverse=True):
-        subprocess.run(["umount", "-l", mp], capture_output=True)
-
-
-class Containerd:
-    def __init__(self, root, proc, sock, log):
-        self.root, self.proc, self.sock, self.log = root, proc, sock, log
-
-    def ctr(self, *args, namespace="test", timeout=60, check=True):
-        return run(["ctr", "-a", self.sock, "-n", namespace] + list(args),
-                   timeout=timeout, check=check)
-
-
 @pytest.fixture
 def containerd():
     """A private containerd (own root/state/socket/config), stopped and removed after the test."""
     if shutil.which("containerd") is None or shutil.which("ctr") is None:
         pytest.fail("containerd/ctr not installed (apt-get install containerd)")
-    # short path: the unix socket path must stay under ~108 bytes
-    root = Path(tempfile.mkdtemp(prefix="ep-ctd-"))
-    sock = str(root / "containerd.sock")
-    cfg = root / "config.toml"
-    cfg.write_text("""version = 2
-root = "{r}/root"
-state = "{r}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing"]
-[grpc]
-  address = "{s}"
-[ttrpc]
-  address = "{s}.ttrpc"
-[debug]
-  address = "{r}/debug.sock"
-  level = "info"
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{r}/opt"
-""".format(r=root, s=sock))
-    log = root / "containerd.log"
-    proc = None
+    c = Containerd()
     try:
-        with open(log, "wb") as lf:
-            proc = subprocess.Popen(
-                ["containerd", "--config", str(cfg), "--root", str(root / "root"),
-                 "--state", str(root / "state"), "--address", sock],
-                stdout=lf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError("containerd exited rc=%s:\n%s" % (proc.returncode, log_tail(log)))
-            if os.path.exists(sock) and subprocess.run(
-                    ["ctr", "-a", sock, "version"], capture_output=True, timeout=10).returncode == 0:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("containerd not ready:\n%s" % log_tail(log))
-            time.sleep(0.1)
-        yield Containerd(root, proc, sock, log)
+        yield c
     finally:
-        stop_process(proc, grace=15)
-        unmount_all_under(root)
-        left = _mounts_under(root)
-        shutil.rmtree(root, ignore_errors=not left)
-        assert not left, "mounts left under %s: %s" % (root, left)
+        c.close()
 
 
 # ------------------------------------------------------------------------- podman

@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -36,14 +35,11 @@ from pathlib import Path
 import requests
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-MKIMAGE = REPO / "tools" / "mkimage.py"
+sys.path.insert(0, str(HERE.parent / "lib"))
+from eptest import *  # noqa: E402,F401,F403  run, processes, ports, hashes, mounts, Containerd
+from eptest import REPO, MKIMAGE, PYTHON, EP_BIN, DOCKER_REGISTRY, EPCTL, SYSTEM_BLOB_CACHE  # noqa: E402,F401
+
 EXAMPLES = REPO / "examples"
-PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-EP_BIN = os.environ.get("EP_BIN", str(REPO / "build" / "bin" / "edgepier"))
-DOCKER_REGISTRY = "/usr/bin/docker-registry"
-EPCTL = os.environ.get("EPCTL_BIN", str(REPO / "build" / "bin" / "epctl"))
-SYSTEM_BLOB_CACHE = "/var/lib/containers/cache"  # containers/image blob-info-cache (root)
 
 # A bcrypt hash of "pass" (made once with `htpasswd -Bbn user pass`): docker-registry
 # only accepts bcrypt entries, and a fixed hash needs neither apache2-utils nor bcrypt.
@@ -52,86 +48,6 @@ HTPASSWD_LINE = "user:$2y$05$v2dhH/htE1DnoN0MXufceOGpc3Oaz06XQch9sIMUkhjZIEPWCGJ
 
 
 # ----------------------------------------------------------------------------- basics
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class CmdError(AssertionError):
-    pass
-
-
-def run(cmd, timeout=60, check=True, env=None):
-    """Run a command, capture its output; on failure raise with everything shown."""
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    t0 = time.monotonic()
-    try:
-        p = subprocess.run([str(c) for c in cmd], capture_output=True, timeout=timeout,
-                           env=full_env, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as e:
-        raise CmdError("timeout after %ss: %s\nstdout:\n%s\nstderr:\n%s" % (
-            timeout, " ".join(map(str, cmd)), (e.stdout or b"").decode(errors="replace")[-3000:],
-            (e.stderr or b"").decode(errors="replace")[-3000:]))
-    p.out = p.stdout.decode(errors="replace")
-    p.err = p.stderr.decode(errors="replace")
-    p.seconds = time.monotonic() - t0
-    print("$ %s  [rc=%d, %.1fs]" % (" ".join(map(str, cmd)), p.returncode, p.seconds))
-    if check and p.returncode != 0:
-        raise CmdError("command failed (rc=%d): %s\nstdout:\n%s\nstderr:\n%s" % (
-            p.returncode, " ".join(map(str, cmd)), p.out[-3000:], p.err[-3000:]))
-    return p
-
-
-def sha256_bytes(data):
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
-
-
-def log_tail(path, n=60):
-    try:
-        return "\n".join(Path(path).read_bytes().decode(errors="replace").splitlines()[-n:])
-    except OSError:
-        return "(no log)"
-
-
-def stop_process(proc, grace=10):
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
-def kill_process(proc):
-    """SIGKILL: the uplink is gone at once, no graceful close."""
-    if proc is not None and proc.poll() is None:
-        proc.kill()
-        proc.wait(5)
-
-
-def wait_for(predicate, timeout, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
 
 def oci_error(resp):
     """(first error code, message) of an OCI JSON error body, or (None, text)."""
@@ -183,30 +99,6 @@ def oci_layout_manifest_digest(layout_dir):
     assert len(index["manifests"]) == 1, index
     return index["manifests"][0]["digest"]
 
-
-_isolation = {}
-
-
-def blob_cache_isolation_works():
-    """skopeo keeps a root-wide blob-info-cache at /var/lib/containers/cache that
-    steers its mount/reuse decisions; each skopeo runs in a private mount
-    namespace with a per-test directory bind-mounted over it (see tests/clients)."""
-    if "ok" not in _isolation:
-        ok = False
-        try:
-            os.makedirs(SYSTEM_BLOB_CACHE, exist_ok=True)
-            d = tempfile.mkdtemp(prefix="ep-bic-probe-")
-            p = subprocess.run(
-                ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                 'mount --bind "$0" %s && touch %s/.probe' % (SYSTEM_BLOB_CACHE, SYSTEM_BLOB_CACHE), d],
-                capture_output=True, timeout=10)
-            ok = p.returncode == 0 and os.path.exists(os.path.join(d, ".probe")) \
-                and not os.path.exists(os.path.join(SYSTEM_BLOB_CACHE, ".probe"))
-            shutil.rmtree(d, ignore_errors=True)
-        except Exception:
-            ok = False
-        _isolation["ok"] = ok
-    return _isolation["ok"]
 
 
 # ------------------------------------------------------------------------------ PKI
@@ -852,83 +744,6 @@ class BlobServer:
 
 
 # ----------------------------------------------------------------------- containerd
-
-def _mounts_under(root):
-    root = os.path.realpath(root)
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split()[4].encode().decode("unicode_escape")
-            if mp == root or mp.startswith(root + "/"):
-                out.append(mp)
-    return out
-
-
-def unmount_all_under(root):
-    for _ in range(5):
-        mps = _mounts_under(root)
-        if not mps:
-            return
-        for mp in sorted(mps, key=len, reverse=True):
-            subprocess.run(["umount", mp], capture_output=True)
-    for mp in sorted(_mounts_under(root), key=len, reverse=True):
-        subprocess.run(["umount", "-l", mp], capture_output=True)
-
-
-class Containerd:
-    """A private containerd: own root, state, socket and config (no CRI)."""
-
-    def __init__(self):
-        # short path: the unix socket path must stay under ~108 bytes
-        self.root = Path(tempfile.mkdtemp(prefix="ep-mctd-"))
-        self.sock = str(self.root / "containerd.sock")
-        self.log = self.root / "containerd.log"
-        cfg = self.root / "config.toml"
-        cfg.write_text("""version = 2
-root = "{r}/root"
-state = "{r}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing"]
-[grpc]
-  address = "{s}"
-[ttrpc]
-  address = "{s}.ttrpc"
-[debug]
-  address = "{r}/debug.sock"
-  level = "info"
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{r}/opt"
-""".format(r=self.root, s=self.sock))
-        with open(self.log, "wb") as lf:
-            self.proc = subprocess.Popen(
-                ["containerd", "--config", str(cfg), "--root", str(self.root / "root"),
-                 "--state", str(self.root / "state"), "--address", self.sock],
-                stdout=lf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 20
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError("containerd exited rc=%s:\n%s" % (self.proc.returncode, log_tail(self.log)))
-            if os.path.exists(self.sock) and subprocess.run(
-                    ["ctr", "-a", self.sock, "version"], capture_output=True, timeout=10).returncode == 0:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("containerd not ready:\n" + log_tail(self.log))
-            time.sleep(0.1)
-
-    def ctr(self, *args, namespace="test", timeout=60, check=True):
-        return run(["ctr", "-a", self.sock, "-n", namespace] + list(args), timeout=timeout, check=check)
-
-    def close(self):
-        stop_process(self.proc, grace=15)
-        unmount_all_under(self.root)
-        left = _mounts_under(self.root)
-        shutil.rmtree(self.root, ignore_errors=True)
-        assert not left, "mounts left under %s: %s" % (self.root, left)
-
 
 # ------------------------------------------------------------------------------ Env
 

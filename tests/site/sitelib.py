@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,13 +28,12 @@ from pathlib import Path
 import requests
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-MKIMAGE = REPO / "tools" / "mkimage.py"
+sys.path.insert(0, str(HERE.parent / "lib"))
+from eptest import (CmdError, EP_BIN, EPCTL, MKIMAGE, PYTHON, REPO, SYSTEM_BLOB_CACHE,  # noqa: E402,F401
+                    blob_cache_isolation_works, free_port, log_tail, run, stop_process)
+from eptest import wait_for_timed as wait_for  # noqa: E402  (returns (value, seconds))
+
 NSFWD = HERE / "nsfwd.py"
-PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-EP_BIN = os.environ.get("EP_BIN", str(REPO / "build" / "bin" / "edgepier"))
-EPCTL = os.environ.get("EPCTL_BIN", str(Path(EP_BIN).parent / "epctl"))
-SYSTEM_BLOB_CACHE = "/var/lib/containers/cache"  # containers/image blob-info-cache (root)
 NETNS_PREFIX = "epst"  # + "<pid>x<n>-": namespaces this suite makes (never anyone else's)
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -55,93 +53,6 @@ def record(what, value):
 
 
 # ----------------------------------------------------------------------------- basics
-
-def _ephemeral_range():
-    try:
-        lo, hi = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
-        return int(lo), int(hi)
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
-_port_lock = threading.Lock()
-_next_port = [None]
-
-
-def free_port():
-    """A free 127.0.0.1 port below the ephemeral range. Ports from bind(0) are
-    ephemeral ones, and a site's many outgoing connections take ephemeral ports
-    too: a node could find its port taken between our pick and its bind."""
-    lo_eph, _ = _ephemeral_range()
-    lo, hi = 10000, max(12000, lo_eph)
-    with _port_lock:
-        if _next_port[0] is None:
-            _next_port[0] = lo + (os.getpid() * 7919) % (hi - lo)
-        for _ in range(hi - lo):
-            port = _next_port[0]
-            _next_port[0] = lo + (port + 1 - lo) % (hi - lo)
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port in %d-%d" % (lo, hi))
-
-
-class CmdError(AssertionError):
-    pass
-
-
-def run(cmd, timeout=60, check=True, input=None, quiet=False):
-    """Run a command, capture its output; on failure raise with everything shown."""
-    t0 = time.monotonic()
-    try:
-        p = subprocess.run([str(c) for c in cmd], capture_output=True, timeout=timeout,
-                           input=input, stdin=None if input is not None else subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as e:
-        raise CmdError("timeout after %ss: %s\nstdout:\n%s\nstderr:\n%s" % (
-            timeout, " ".join(map(str, cmd)), (e.stdout or b"").decode(errors="replace")[-3000:],
-            (e.stderr or b"").decode(errors="replace")[-3000:]))
-    p.out = p.stdout.decode(errors="replace")
-    p.err = p.stderr.decode(errors="replace")
-    p.seconds = time.monotonic() - t0
-    if not quiet:
-        print("$ %s  [rc=%d, %.2fs]" % (" ".join(map(str, cmd)), p.returncode, p.seconds))
-    if check and p.returncode != 0:
-        raise CmdError("command failed (rc=%d): %s\nstdout:\n%s\nstderr:\n%s" % (
-            p.returncode, " ".join(map(str, cmd)), p.out[-3000:], p.err[-3000:]))
-    return p
-
-
-def log_tail(path, n=60):
-    try:
-        return "\n".join(Path(path).read_bytes().decode(errors="replace").splitlines()[-n:])
-    except OSError:
-        return "(no log)"
-
-
-def stop_process(proc, grace=10):
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
-def wait_for(predicate, timeout, interval=0.05, what="condition"):
-    """Poll until predicate() is truthy; returns (value, seconds waited)."""
-    t0 = time.monotonic()
-    while True:
-        value = predicate()
-        if value:
-            return value, time.monotonic() - t0
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
-        time.sleep(interval)
 
 
 def parse_metrics(text):
@@ -172,30 +83,6 @@ class Image:
         self.digest = info["manifest"]
         self.manifest_raw = (self.dir / "blobs" / "sha256" / self.digest.split(":", 1)[1]).read_bytes()
 
-
-_isolation = {}
-
-
-def blob_cache_isolation_works():
-    """skopeo keeps a root-wide blob-info-cache at /var/lib/containers/cache that
-    steers its mount/reuse decisions; each skopeo runs in a private mount
-    namespace with a per-test directory bind-mounted over it (as tests/clients)."""
-    if "ok" not in _isolation:
-        ok = False
-        try:
-            os.makedirs(SYSTEM_BLOB_CACHE, exist_ok=True)
-            d = tempfile.mkdtemp(prefix="ep-bic-probe-")
-            p = subprocess.run(
-                ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                 'mount --bind "$0" %s && touch %s/.probe' % (SYSTEM_BLOB_CACHE, SYSTEM_BLOB_CACHE), d],
-                capture_output=True, timeout=10)
-            ok = p.returncode == 0 and os.path.exists(os.path.join(d, ".probe")) \
-                and not os.path.exists(os.path.join(SYSTEM_BLOB_CACHE, ".probe"))
-            shutil.rmtree(d, ignore_errors=True)
-        except Exception:
-            ok = False
-        _isolation["ok"] = ok
-    return _isolation["ok"]
 
 
 # ------------------------------------------------------------------------------ nodes
