@@ -795,13 +795,8 @@ class Env:
         return c
 
     def skopeo(self, args, check=True, timeout=120):
-        cmd = ["skopeo"] + list(args)
-        if blob_cache_isolation_works():
-            cache = self.dir / "blob-info-cache"
-            cache.mkdir(exist_ok=True)
-            cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                   'mount --bind "$0" %s && exec "$@"' % SYSTEM_BLOB_CACHE, str(cache)] + cmd
-        return run(cmd, check=check, timeout=timeout)
+        return run(with_blob_cache(self.dir / "blob-info-cache", ["skopeo"] + list(args)), check=check,
+                   timeout=timeout)
 
     def close(self):
         errors = []

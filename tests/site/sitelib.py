@@ -30,7 +30,7 @@ import requests
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 from eptest import (CmdError, EP_BIN, EPCTL, MKIMAGE, PYTHON, REPO, SYSTEM_BLOB_CACHE,  # noqa: E402,F401
-                    blob_cache_isolation_works, free_port, log_tail, run, stop_process)
+                    free_port, log_tail, run, stop_process, with_blob_cache)
 from eptest import wait_for_timed as wait_for  # noqa: E402  (returns (value, seconds))
 
 NSFWD = HERE / "nsfwd.py"
@@ -426,13 +426,8 @@ class Env:
         return Image(d, "edgepier-site-" + seed, tag=tag)
 
     def skopeo(self, args, check=True, timeout=120):
-        cmd = ["skopeo"] + list(args)
-        if blob_cache_isolation_works():
-            cache = self.dir / "blob-info-cache"
-            cache.mkdir(exist_ok=True)
-            cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                   'mount --bind "$0" %s && exec "$@"' % SYSTEM_BLOB_CACHE, str(cache)] + cmd
-        return run(cmd, check=check, timeout=timeout)
+        return run(with_blob_cache(self.dir / "blob-info-cache", ["skopeo"] + list(args)), check=check,
+                   timeout=timeout)
 
     def close(self):
         """Stop every node (in parallel: a 50-node site would take long), then run
