@@ -34,11 +34,13 @@ struct Mirror::SiteBlob {
 
 namespace site_fetch {
 // The most a peer may stall (no bytes) before we go to the next source. A
-// designated fetcher may itself wait on a slow, shared uplink: generous. A
-// holder serves from its disk: short, so a dead or stuck peer costs little.
+// designated fetcher waiting on the uplink says so every 3 s (WORKING), so
+// its bound only has to cover a few missed notes; giving up on a live
+// fetcher would fetch its chunk over the uplink a second time. A holder
+// serves from its disk: short, so a dead or stuck peer costs little.
 // Once a holder has served chunks, its bound adapts: 4x its recent time per
 // chunk, at least kMinStall (see Mirror::stall_bound).
-constexpr auto kFetcherStall = std::chrono::seconds(30);
+constexpr auto kFetcherStall = std::chrono::seconds(15);
 constexpr auto kHolderStall = std::chrono::seconds(3);
 constexpr auto kMinStall = std::chrono::milliseconds(750);
 // A partial blob no pull here is assembling is dropped after this long unused.

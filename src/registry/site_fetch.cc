@@ -288,9 +288,9 @@ Status Mirror::obtain_chunk(Upstream& up, const std::string& repo, SiteBlob& sb,
     request.set_fetch(true);
     request.set_asker(self_name_);
     const auto t0 = std::chrono::steady_clock::now();
-    // Fixed bound: a fetcher's answer waits on the shared uplink, so its
-    // past speed says little about this chunk; giving up early would fetch
-    // the chunk over the uplink twice.
+    // Fixed bound, not the adaptive one: a fetcher's answer waits on the
+    // shared uplink (it sends WORKING notes meanwhile), so its past speed
+    // says little about this chunk.
     auto response = chunk_client_->fetch(address_of[candidate], request, kFetcherStall);
     // Dead, slow, failing or lying peer: the next in rendezvous order.
     if (!response || !chunk_verifies(*response, range.length, {}, candidate, sb.digest, index)) continue;

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <future>
 #include <iostream>
 
 namespace ep::transfer {
@@ -16,6 +17,7 @@ namespace {
 constexpr int kMaxConnections = 256;
 constexpr auto kHandshakeTimeout = std::chrono::seconds(5);
 constexpr auto kIdleTimeout = std::chrono::seconds(120);
+constexpr auto kWorkingInterval = std::chrono::seconds(3);
 }  // namespace
 
 ChunkServer::ChunkServer(DataKey key, ChunkProvider provider, std::shared_ptr<PeerTraffic> traffic)
@@ -75,7 +77,24 @@ void ChunkServer::serve(UniqueFd fd) {
     if (!frame) return;
     wire::ChunkRequest request;
     if (!request.ParseFromArray(frame->header.data(), static_cast<int>(frame->header.size()))) return;
-    auto reply = provider_(request);
+    ChunkReply reply;
+    if (request.fetch()) {
+      // The provider may wait on the uplink for long: say so every few
+      // seconds, so the asker keeps waiting for a live peer and gives up
+      // quickly on a dead one.
+      auto pending = std::async(std::launch::async, [&] { return provider_(request); });
+      bool peer_gone = false;
+      while (pending.wait_for(kWorkingInterval) != std::future_status::ready) {
+        wire::ChunkResponse working;
+        working.set_id(request.id());
+        working.set_status(wire::ChunkResponse::WORKING);
+        if (!peer_gone && !channel->send(working.SerializeAsString())) peer_gone = true;
+      }
+      reply = pending.get();
+      if (peer_gone) return;
+    } else {
+      reply = provider_(request);
+    }
     reply.header.set_id(request.id());
     traffic_->bytes_served += reply.length;
     ++traffic_->requests_served;
@@ -115,6 +134,15 @@ Result<ChunkFetched> ChunkClient::fetch(const std::string& address, const wire::
     channel->set_timeout(timeout);  // pooled channels serve callers with different stall bounds
     auto sent = channel->send(request.SerializeAsString());  // requests carry no payload
     Result<Frame> frame = sent ? channel->receive() : Result<Frame>(sent);
+    // Skip "still working" notes: each one proves the peer alive (and resets
+    // the stall bound, which applies per read).
+    while (frame) {
+      wire::ChunkResponse note;
+      if (!note.ParseFromArray(frame->header.data(), static_cast<int>(frame->header.size())) ||
+          note.status() != wire::ChunkResponse::WORKING || note.id() != request.id())
+        break;
+      frame = channel->receive();
+    }
     if (!frame) {
       channel.reset();
       // A pooled connection that had gone stale fails at once: retry once on

@@ -152,3 +152,30 @@ TEST_CASE("chunk journal: records chunks, survives a torn last line, rejects gar
   REQUIRE(::write(junk.get(), "not a journal\n", 14) == 14);
   CHECK_FALSE(ChunkJournal::read(junk.get()));
 }
+
+TEST_CASE("a designated fetcher that waits on the uplink longer than the asker's stall bound is not given up on") {
+  auto traffic = std::make_shared<transfer::PeerTraffic>();
+  UniqueFd file(::memfd_create("chunk", 0));
+  REQUIRE(::write(file.get(), "abcd", 4) == 4);
+  transfer::ChunkServer server(key_of(9), [&](const wire::ChunkRequest& r) {
+    if (r.fetch()) std::this_thread::sleep_for(std::chrono::milliseconds(7000));  // a slow uplink
+    transfer::ChunkReply reply;
+    reply.fd = UniqueFd(::dup(file.get()));
+    reply.length = 4;
+    return reply;
+  }, traffic);
+  auto port = server.listen("127.0.0.1:0");
+  REQUIRE(port.ok());
+  server.start();
+  transfer::ChunkClient client(key_of(9), traffic);
+  wire::ChunkRequest request;
+  request.set_id(1);
+  request.set_chunk_size(4);
+  request.set_fetch(true);
+  // Stall bound 4 s: without the fetcher's WORKING notes (every 3 s) this times out.
+  auto r = client.fetch("127.0.0.1:" + std::to_string(*port), request, std::chrono::seconds(4));
+  REQUIRE(r.ok());
+  CHECK(r->header.status() == wire::ChunkResponse::OK);
+  CHECK(r->data() == "abcd");
+  server.stop();
+}
