@@ -18,6 +18,8 @@ constexpr int kMaxConnections = 256;
 constexpr auto kHandshakeTimeout = std::chrono::seconds(5);
 constexpr auto kIdleTimeout = std::chrono::seconds(120);
 constexpr auto kWorkingInterval = std::chrono::seconds(3);
+constexpr int kMaxChunkSends = 6;
+constexpr auto kChunkSendTimeout = std::chrono::seconds(10);
 }  // namespace
 
 ChunkServer::ChunkServer(DataKey key, ChunkProvider provider, std::shared_ptr<PeerTraffic> traffic)
@@ -45,6 +47,7 @@ void ChunkServer::stop() {
   // Serving threads are detached; wake them (their sockets fail) and wait,
   // so none outlives the provider it calls.
   std::unique_lock lock(mu_);
+  idle_.notify_all();  // threads waiting for a send turn see stopping_
   for (int fd : open_) ::shutdown(fd, SHUT_RDWR);
   idle_.wait(lock, [&] { return open_.empty(); });
 }
@@ -107,7 +110,28 @@ void ChunkServer::serve(UniqueFd fd) {
       }
       return Status::Ok();
     };
-    if (!channel->send(reply.header.SerializeAsString(), reply.length, read_chunk)) return;
+    if (reply.length == 0) {
+      if (!channel->send(reply.header.SerializeAsString())) return;
+      continue;
+    }
+    // A chunk frame is a chunk-sized buffer: at most kMaxChunkSends are
+    // built and sent at once, however many peers ask, so memory stays
+    // bounded in a large site. A peer that stops reading holds its turn for
+    // kChunkSendTimeout at most.
+    {
+      std::unique_lock lock(mu_);
+      idle_.wait(lock, [&] { return sending_ < kMaxChunkSends || stopping_; });
+      ++sending_;
+    }
+    channel->set_timeout(kChunkSendTimeout);
+    bool sent = channel->send(reply.header.SerializeAsString(), reply.length, read_chunk).ok();
+    channel->set_timeout(kIdleTimeout);
+    {
+      std::lock_guard lock(mu_);
+      --sending_;
+      idle_.notify_all();
+    }
+    if (!sent) return;
   }
 }
 

@@ -64,6 +64,7 @@ class ChunkServer {
   std::mutex mu_;
   std::condition_variable idle_;
   std::set<int> open_;  // sockets of serving threads, shut down by stop()
+  int sending_ = 0;     // chunk frames being sent (bounded)
   ChunkProvider provider_;
   std::shared_ptr<PeerTraffic> traffic_;
   UniqueFd listener_;
