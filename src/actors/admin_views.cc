@@ -18,7 +18,9 @@ json member_json(const wire::Member& m, const char* state, uint64_t last_seen_ms
           {"data_address", m.data_address()},
           {"state", state},
           {"last_seen_ms", last_seen_ms},
-          {"self", self}};
+          {"self", self},
+          // Blobs it announced it can serve now: being assembled, or recently completed.
+          {"blobs_announced", m.blobs_size()}};
 }
 
 json pin_view_json(const crdt::PinView& pin, const site::SiteCore& core, Registry& registry) {

@@ -34,6 +34,7 @@ struct SiteState {
   KvStore* kv = nullptr;
   Registry* registry = nullptr;
   uint32_t default_replicas = 0;
+  std::function<std::vector<wire::BlobHolding>()> holdings;
   std::map<std::string, caf::actor> by_name;
   std::map<std::string, caf::actor> by_address;
   std::map<caf::actor_addr, std::string> name_of;
@@ -87,6 +88,18 @@ void publish_stats(SiteState& st) {
   st.stats->index_entries = st.core->index().size();
 }
 
+// The live members with the blobs they announce, for the transfer threads.
+void publish_peers(SiteState& st) {
+  std::vector<site::PeerAddress> live;
+  for (const auto& [name, m] : st.core->membership().members()) {
+    if (m.liveness != site::Liveness::alive || m.info.data_address().empty()) continue;
+    site::PeerAddress peer{name, m.info.data_address(), {}};
+    for (const auto& b : m.info.blobs()) peer.holdings.push_back({b.digest(), b.chunks()});
+    live.push_back(std::move(peer));
+  }
+  st.peers->update(std::move(live));
+}
+
 void carry_out(SiteActor* self, site::Effects fx) {
   auto& st = self->state;
   const auto& index = st.core->index();
@@ -134,13 +147,7 @@ void carry_out(SiteActor* self, site::Effects fx) {
     self->send(peer, envelope_atom::value, st.sealer->seal(out.envelope));
     ++st.stats->messages_sent;
   }
-  if (!fx.membership.empty()) {
-    std::vector<site::PeerAddress> live;
-    for (const auto& [name, m] : st.core->membership().members())
-      if (m.liveness == site::Liveness::alive && !m.info.data_address().empty())
-        live.push_back({name, m.info.data_address()});
-    st.peers->update(std::move(live));
-  }
+  if (!fx.membership.empty()) publish_peers(st);
   for (const auto& ev : fx.membership)
     std::cerr << "edgepier: member " << ev.name << " is " << (ev.gone ? "gone" : site::liveness_name(ev.liveness))
               << (ev.restarted ? " (restarted)" : "") << "\n";
@@ -209,6 +216,10 @@ caf::behavior site_behavior(SiteActor* self) {
             batch.put(std::string(keys::kCollected), std::to_string(memory.collected_ms));
             if (st.kv->write(batch)) st.persisted = memory;
           }
+        }
+        if (st.ticks % 4 == 0) {  // every second: what we can serve goes out with the heartbeat,
+          if (st.holdings) st.core->set_blob_holdings(st.holdings());
+          publish_peers(st);      // and what the others announced reaches the transfers
         }
         carry_out(self, st.core->tick(now_ms()));
         self->delayed_send(self, std::chrono::milliseconds(250), tick_atom::value);
@@ -293,6 +304,7 @@ Result<std::pair<caf::actor, uint16_t>> start_site_actor(caf::actor_system& syst
     st.kv = &deps.kv;
     st.registry = &deps.registry;
     st.default_replicas = config.default_replicas;
+    st.holdings = deps.holdings;
     carry_out(self, std::move(start));
     std::map<std::string, site::IndexSnapshot::Origin> origins;
     for (const auto& view : st.core->index().tags())

@@ -12,6 +12,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,6 +42,9 @@ struct SiteDeps {
   std::shared_ptr<SiteStats> stats;
   std::shared_ptr<site::PeerDirectory> peers;  // live peers' data addresses, for transfers
   std::shared_ptr<site::IndexSnapshot> index;  // pins and origins, for the replicator
+  // What this node can serve to peers now (partial and recent blobs), announced
+  // with every heartbeat; may be empty.
+  std::function<std::vector<wire::BlobHolding>()> holdings;
 };
 
 // Spawns the actor, publishes it on the cluster port and starts joining.

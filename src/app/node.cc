@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <caf/actor_system.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 #include <chrono>
 #include <filesystem>
@@ -118,7 +119,11 @@ Node::~Node() {
   if (p.gate) p.gate->stop();
   if (p.admin_server) p.admin_server->stop();
   if (p.registry) p.registry->set_observer(nullptr);
-  if (p.site) caf::anon_send_exit(p.site, caf::exit_reason::user_shutdown);
+  if (p.site) {
+    caf::anon_send_exit(p.site, caf::exit_reason::user_shutdown);
+    caf::scoped_actor waiter{*p.system};
+    waiter->wait_for(p.site);  // it calls into the mirror (holdings) until it is gone
+  }
   p.mirror.reset();
 }
 
@@ -234,9 +239,10 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
   // The middleman listens on loopback only; the gate faces the network.
   const std::string cluster_host = "127.0.0.1";
   const uint16_t cluster_port = 0;
-  auto site = actors::start_site_actor(*p->system, site_config,
-                                       actors::SiteDeps{*p->kv, *p->registry, sealer, p->stats, p->peers, p->index}, cluster_host,
-                                       cluster_port);
+  auto* mirror_for_site = p->mirror.get();
+  actors::SiteDeps deps{*p->kv, *p->registry, sealer, p->stats, p->peers, p->index,
+                        [mirror_for_site] { return mirror_for_site->holdings(); }};
+  auto site = actors::start_site_actor(*p->system, site_config, deps, cluster_host, cluster_port);
   if (!site) return site.status();
   p->site = site->first;
   if (p->gate) {

@@ -331,6 +331,7 @@ void Mirror::run_fetch(Upstream& up, std::string local, std::string repo, std::s
     outcome = blobs_.commit_staging(staging_id, digest);
     if (outcome) outcome = registry_.link_blob(local, digest);
     if (outcome && !size) blob->begin(written);
+    if (outcome) note_completed(digest);
   }
   if (!outcome) blobs_.remove_staging(staging_id);
   finish_fetch(blob, outcome);

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <functional>
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -74,6 +75,9 @@ class Mirror {
     double chunk_ms = 0;                    // recent time per chunk (moving average; 0: none yet)
   };
   std::map<std::string, PeerStats> peer_stats();  // by member name
+  // What this node announces to peers: blobs being assembled here (with the
+  // chunks present) and the most recently completed ones.
+  std::vector<wire::BlobHolding> holdings();
 
   struct Partial {
     std::string digest;
@@ -162,6 +166,8 @@ class Mirror {
   // Blobs whose chunks verified but whose whole digest did not: fetched from
   // upstream directly for a while (guarded by mu_).
   std::map<std::string, std::chrono::steady_clock::time_point> site_fetch_failed_;
+  std::deque<std::string> recent_blobs_;  // digests completed here, newest last (guarded by mu_)
+  void note_completed(const Digest& digest);
   std::map<std::string, std::chrono::steady_clock::time_point> penalised_until_;  // guarded by mu_
   ChunkDigests chunk_digests_{blobs_};
 };

@@ -18,10 +18,6 @@ using namespace site_fetch;
 Mirror::Holders Mirror::find_holders(const std::string& repo, const Digest& digest) {
   Holders found;
   if (!peers_) return found;
-  // Ask the live peers in parallel, 32 at a time: a lookup costs about one
-  // round trip in a small site and a bounded number of threads in a large one.
-  constexpr size_t kParallelAsks = 32;
-  const auto live = peers_->live();
   wire::ChunkRequest probe;
   probe.set_id(1);
   probe.set_digest(digest.str());
@@ -29,21 +25,35 @@ Mirror::Holders Mirror::find_holders(const std::string& repo, const Digest& dige
   probe.set_stat(true);
   probe.set_chunk_size(chunk_size_);
   probe.set_asker(self_name_);
-  for (size_t first = 0; first < live.size(); first += kParallelAsks) {
-    std::vector<std::pair<site::PeerAddress, std::future<Result<transfer::ChunkFetched>>>> asks;
-    for (size_t i = first; i < std::min(live.size(), first + kParallelAsks); ++i)
-      asks.emplace_back(live[i], std::async(std::launch::async, [this, address = live[i].data_address, &probe] {
-                          return chunk_client_->fetch(address, probe, std::chrono::seconds(5));
-                        }));
-    for (auto& [peer, ask] : asks) {
-      auto r = ask.get();
-      if (!r || r->header.status() != wire::ChunkResponse::OK) continue;
-      found.peers.push_back(peer);
-      found.size = r->header.blob_size();
-      if (found.chunk_digests.empty())
-        found.chunk_digests.assign(r->header.chunk_digests().begin(), r->header.chunk_digests().end());
+  // Ask in parallel, 32 at a time: a lookup costs about one round trip in a
+  // small site and a bounded number of threads in a large one.
+  auto ask = [&](const std::vector<site::PeerAddress>& peers) {
+    constexpr size_t kParallelAsks = 32;
+    for (size_t first = 0; first < peers.size(); first += kParallelAsks) {
+      std::vector<std::pair<site::PeerAddress, std::future<Result<transfer::ChunkFetched>>>> asks;
+      for (size_t i = first; i < std::min(peers.size(), first + kParallelAsks); ++i)
+        asks.emplace_back(peers[i], std::async(std::launch::async, [this, address = peers[i].data_address, &probe] {
+                            return chunk_client_->fetch(address, probe, std::chrono::seconds(5));
+                          }));
+      for (auto& [peer, pending] : asks) {
+        auto r = pending.get();
+        if (!r || r->header.status() != wire::ChunkResponse::OK) continue;
+        found.peers.push_back(peer);
+        found.size = r->header.blob_size();
+        if (found.chunk_digests.empty())
+          found.chunk_digests.assign(r->header.chunk_digests().begin(), r->header.chunk_digests().end());
+      }
     }
-  }
+  };
+  // Members that announced the whole blob are asked first; without such an
+  // announcement (an older blob, a pushed one), or if they no longer have
+  // it, every live member is.
+  const auto live = peers_->live();
+  std::vector<site::PeerAddress> announced;
+  for (const auto& peer : live)
+    if (const auto* h = peer.holding(digest.str()); h && h->chunks.empty()) announced.push_back(peer);
+  if (!announced.empty()) ask(announced);
+  if (found.peers.empty()) ask(live);
   // Penalised peers last.
   std::stable_partition(found.peers.begin(), found.peers.end(),
                         [this](const site::PeerAddress& p) { return !penalised(p.name); });
@@ -209,6 +219,43 @@ std::map<std::string, Mirror::PeerStats> Mirror::peer_stats() {
   std::lock_guard lock(mu_);
   auto out = peer_stats_;
   out.erase("");  // askers of older versions, which do not name themselves
+  return out;
+}
+
+void Mirror::note_completed(const Digest& digest) {
+  constexpr size_t kRecent = 64;  // enough for the images of a rollout; older ones are found by asking
+  std::lock_guard lock(mu_);
+  recent_blobs_.push_back(digest.str());
+  if (recent_blobs_.size() > kRecent) recent_blobs_.pop_front();
+}
+
+std::vector<wire::BlobHolding> Mirror::holdings() {
+  std::vector<wire::BlobHolding> out;
+  std::lock_guard lock(mu_);
+  for (const auto& [digest, sb] : site_blobs_) {
+    wire::BlobHolding h;
+    h.set_digest(digest);
+    std::string bits;
+    {
+      std::lock_guard blob_lock(sb->mu);
+      bits.assign((sb->have.size() + 7) / 8, '\0');
+      bool any = false;
+      for (uint64_t i = 0; i < sb->have.size(); ++i)
+        if (sb->have[i]) {
+          bits[i / 8] = static_cast<char>(static_cast<unsigned char>(bits[i / 8]) | (1u << (i % 8)));
+          any = true;
+        }
+      if (!any) continue;
+    }
+    h.set_chunks(bits);
+    out.push_back(std::move(h));
+  }
+  for (const auto& digest : recent_blobs_) {
+    if (site_blobs_.count(digest)) continue;
+    wire::BlobHolding h;
+    h.set_digest(digest);  // no chunks: the whole blob
+    out.push_back(std::move(h));
+  }
   return out;
 }
 

@@ -272,11 +272,30 @@ Status Mirror::obtain_chunk(Upstream& up, const std::string& repo, SiteBlob& sb,
   }
   std::map<std::string, std::string> address_of;
   std::vector<std::string> names{self_name_};
-  for (const auto& peer : peers_->live()) {
+  std::vector<std::string> announced;  // peers that announced this chunk
+  const auto live = peers_->live();
+  for (const auto& peer : live) {
     address_of[peer.name] = peer.data_address;
     names.push_back(peer.name);
+    if (const auto* h = peer.holding(sb.digest.str()); h && h->has_chunk(index) && !penalised(peer.name))
+      announced.push_back(peer.name);
   }
   auto range = site::chunk_range(sb.size, sb.chunk_size, index);
+  // A peer that already has the chunk first (spread over them by chunk
+  // index): no upstream involved. It may have dropped it since: then the
+  // designated fetchers, as usual.
+  for (size_t k = 0; k < std::min<size_t>(announced.size(), 2); ++k) {
+    const auto& peer = announced[(index + k) % announced.size()];
+    auto request = chunk_request(sb.digest, index, sb.chunk_size, sb.size);
+    request.set_repo(repo);
+    request.set_asker(self_name_);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto response = chunk_client_->fetch(address_of[peer], request, stall_bound(peer, kHolderStall));
+    if (!response || response->header.status() == wire::ChunkResponse::MISSING) continue;
+    if (!chunk_verifies(*response, range.length, {}, peer, sb.digest, index)) continue;
+    count_from_peer(peer, range.length, std::chrono::steady_clock::now() - t0);
+    return store_chunk(sb, index, response->data(), response->header.chunk_digest());
+  }
   for (const auto& candidate : prefer_trusted(site::rendezvous_order(sb.digest.str(), index, names))) {
     if (candidate == self_name_) {
       if (chunk_from_upstream(up, repo, sb, index)) return Status::Ok();
@@ -319,8 +338,11 @@ void Mirror::publish_chunked(const std::shared_ptr<InflightBlob>& fetch, const s
   if (outcome) outcome = blobs_.commit_staging(sb->staging_id, sb->digest);
   if (outcome) outcome = registry_.link_blob(repo, sb->digest);
   if (outcome) {  // every chunk verified and so did the blob: peers may be told these digests
-    std::lock_guard lock(sb->mu);
-    chunk_digests_.remember(sb->digest, sb->chunk_size, sb->chunk_digests);
+    {
+      std::lock_guard lock(sb->mu);
+      chunk_digests_.remember(sb->digest, sb->chunk_size, sb->chunk_digests);
+    }
+    note_completed(sb->digest);
   }
   {
     std::lock_guard lock(mu_);

@@ -76,6 +76,12 @@ class SiteCore {
     holds->Clear();
     for (const auto& r : refs) *holds->Add() = r;
   }
+  // Blobs (and chunks of partial ones) announced with every heartbeat.
+  void set_blob_holdings(std::vector<wire::BlobHolding> blobs) {
+    auto* out = membership_.mutable_self().mutable_blobs();
+    out->Clear();
+    for (auto& b : blobs) *out->Add() = std::move(b);
+  }
   // What the shell persists besides the index: when a member was last heard,
   // and when tombstones were last dropped here. A node back after more than
   // gone-after waits for a member's hello: if that member dropped tombstones

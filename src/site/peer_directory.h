@@ -1,8 +1,10 @@
-// PeerDirectory: the live members' data-plane addresses, published by the
-// site actor for the transfer threads (which must not message the actor on
-// every chunk). Thread-safe snapshot.
+// PeerDirectory: the live members' data-plane addresses and the blobs they
+// announce, published by the site actor for the transfer threads (which must
+// not message the actor on every chunk). A member that is no longer alive is
+// simply absent, with its announcements. Thread-safe snapshot.
 #pragma once
 
+#include <cstdint>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -10,9 +12,25 @@
 
 namespace ep::site {
 
+// A blob a member announced: `chunks` holds one bit per chunk present
+// (LSB first); empty means the whole blob.
+struct Holding {
+  std::string digest;
+  std::string chunks;
+  bool has_chunk(uint64_t index) const {
+    return chunks.empty() || (index / 8 < chunks.size() && (static_cast<unsigned char>(chunks[index / 8]) >> (index % 8)) & 1);
+  }
+};
+
 struct PeerAddress {
   std::string name;
   std::string data_address;
+  std::vector<Holding> holdings;
+  const Holding* holding(const std::string& digest) const {
+    for (const auto& h : holdings)
+      if (h.digest == digest) return &h;
+    return nullptr;
+  }
 };
 
 class PeerDirectory {

@@ -183,3 +183,28 @@ def test_chunks_bad_at_their_source_fail_the_pull_and_the_next_one_fetches_direc
     r = requests.get(s1.url + "/v2/app/blobs/" + layer, timeout=60)
     assert r.status_code == 200 and ml.sha256_bytes(r.content) == layer
     assert "the next pull fetches it from upstream directly" in s1.log.read_text()
+
+
+def test_members_announce_the_blobs_they_can_serve(env):
+    """After s1 pulled an image through the site, s1 announces its blobs with its
+    heartbeats; s2 sees them within a couple of seconds, and a new member s3 then pulls
+    the image from the members that have it, without the uplink."""
+    img = ml.make_image(env.dir / "img", "dp-5", layers=2, layer_mb=1, tag="v1")
+    up = env.upstream()
+    up.push(img, "app")
+    nodes, key = start_site(env, up.url, ["s1", "s2"])
+    s1, s2 = nodes
+    pull_ok(env, s1, "app", "v1", img, "s1")
+    layers = len(img["layer_digests"]) + 1  # layers and the config blob
+    ml.wait_for(lambda: [m for m in requests.get("http://%s/admin/v1/members" % flag(s2, "admin-address"),
+                                                  timeout=5).json()["members"]
+                         if m["name"] == "s1" and m["blobs_announced"] >= layers], 5,
+                what="s1's blobs announced to s2")
+    before = sum(upstream_bytes(n) for n in nodes)
+    s3 = env.node({"up": up.url}, default="up", extra=[
+        "--edgepier.node-name=s3", "--edgepier.site-key-file=%s" % key, "--edgepier.chunk-size=%d" % (256 << 10),
+        "--edgepier.seeds=%s" % json.dumps([flag(s1, "cluster-address")])])
+    wait_mesh([s1, s2, s3])
+    pull_ok(env, s3, "app", "v1", img, "s3")
+    fetched = sum(upstream_bytes(n) for n in nodes + [s3]) - before
+    assert fetched < 64 << 10, "the new member's pull went over the uplink: %d bytes" % fetched
