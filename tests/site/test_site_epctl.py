@@ -29,7 +29,8 @@ def test_epctl_members_tags_pins_blobs_stats(env):
     assert names == ["n1", "n2", "n3"], p.doc
     for m in p.doc["members"]:
         assert set(m) == {"name", "cluster_address", "registry_address", "data_address", "state",
-                          "last_seen_ms", "self"}, m
+                          "last_seen_ms", "self", "blobs_announced"}, m
+        assert isinstance(m["blobs_announced"], int), m
     table = n2.epctl("members").out.splitlines()
     assert table[0].split() == ["NAME", "STATE", "LAST", "SEEN", "REGISTRY", "CLUSTER", "DATA"], table
     assert len(table) == 4, table
