@@ -1,4 +1,5 @@
 #include "registry/mirror.h"
+#include "base/file_io.h"
 #include "registry/site_blob.h"
 
 #include <sys/random.h>
@@ -300,12 +301,7 @@ void Mirror::run_fetch(Upstream& up, std::string local, std::string repo, std::s
                 },
                 [&](const char* data, size_t n) -> Status {
                   if (stopping_) return Status{Errc::io_error, "node is shutting down"};
-                  for (size_t done = 0; done < n;) {
-                    auto w = ::pwrite(blob->fd(), data + done, n - done, static_cast<off_t>(written + done));
-                    if (w < 0 && errno == EINTR) continue;
-                    if (w <= 0) return Status{Errc::io_error, std::string("cannot write blob: ") + std::strerror(errno)};
-                    done += static_cast<size_t>(w);
-                  }
+                  if (auto s = pwrite_all(blob->fd(), data, n, written, "blob"); !s) return s;
                   hash.update(data, n);
                   written += n;
                   bytes_from_upstream_ += n;

@@ -54,8 +54,6 @@ inline std::string journal_id(const std::string& staging_id) { return staging_id
 std::string random_id(const std::string& prefix);
 
 wire::ChunkRequest chunk_request(const Digest& digest, uint64_t index, uint64_t chunk_size, uint64_t blob_size);
-// Reads exactly `length` bytes at `offset` into `into`.
-Status pread_exact(int fd, char* into, uint64_t offset, uint64_t length);
 }  // namespace site_fetch
 
 }  // namespace ep

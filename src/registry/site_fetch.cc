@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "base/file_io.h"
 #include "registry/site_blob.h"
 #include "site/chunk_plan.h"
 
@@ -26,15 +27,6 @@ wire::ChunkRequest chunk_request(const Digest& digest, uint64_t index, uint64_t 
   return request;
 }
 
-Status pread_exact(int fd, char* into, uint64_t offset, uint64_t length) {
-  for (uint64_t done = 0; done < length;) {
-    auto n = ::pread(fd, into + done, length - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Status{Errc::io_error, "short read of a chunk"};
-    done += static_cast<uint64_t>(n);
-  }
-  return Status::Ok();
-}
 }  // namespace site_fetch
 
 using namespace site_fetch;
@@ -159,7 +151,7 @@ void Mirror::resume_partial_blobs() {
     uint64_t resumed = 0;
     for (const auto& [index, chunk_digest] : contents->chunks) {
       auto range = site::chunk_range(sb->size, sb->chunk_size, index);
-      if (!pread_exact(sb->fd.get(), buffer.get(), range.offset, range.length)) continue;
+      if (!pread_exact(sb->fd.get(), buffer.get(), range.length, range.offset, "a chunk")) continue;
       if (ep::chunk_digest(std::string_view(buffer.get(), range.length)) != chunk_digest) continue;
       sb->have[index] = 1;
       sb->chunk_digests[index] = chunk_digest;
@@ -191,13 +183,7 @@ Status Mirror::chunk_from_upstream(Upstream& up, const std::string& repo, SiteBl
                 [&](const char* data, size_t n) -> Status {
                   if (stopping_) return Status{Errc::io_error, "node is shutting down"};
                   if (written + n > range.length) return Status{Errc::io_error, "upstream sent more than the range"};
-                  for (size_t done = 0; done < n;) {
-                    auto w = ::pwrite(sb.fd.get(), data + done, n - done,
-                                      static_cast<off_t>(range.offset + written + done));
-                    if (w < 0 && errno == EINTR) continue;
-                    if (w <= 0) return Status{Errc::io_error, std::string("cannot write chunk: ") + std::strerror(errno)};
-                    done += static_cast<size_t>(w);
-                  }
+                  if (auto s = pwrite_all(sb.fd.get(), data, n, range.offset + written, "chunk"); !s) return s;
                   hash.update(data, n);
                   written += n;
                   bytes_from_upstream_ += n;
@@ -236,16 +222,7 @@ Status Mirror::store_chunk(SiteBlob& sb, uint64_t index, std::string_view data, 
     sb.fetching[index] = 1;
   }
   auto range = site::chunk_range(sb.size, sb.chunk_size, index);
-  Status written;
-  for (size_t done = 0; done < data.size();) {
-    auto w = ::pwrite(sb.fd.get(), data.data() + done, data.size() - done, static_cast<off_t>(range.offset + done));
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      written = Status{Errc::io_error, std::string("cannot write a chunk: ") + std::strerror(errno)};
-      break;
-    }
-    done += static_cast<size_t>(w);
-  }
+  Status written = pwrite_all(sb.fd.get(), data.data(), data.size(), range.offset, "a chunk");
   std::lock_guard lock(sb.mu);
   sb.fetching[index] = 0;
   if (written) mark_present(sb, index, digest);
@@ -411,7 +388,7 @@ void Mirror::assemble(std::shared_ptr<InflightBlob> blob, std::shared_ptr<SiteBl
     if (prefix <= hashed) break;  // failed or stopping
     while (hashed < prefix) {
       uint64_t n = std::min(piece, prefix - hashed);
-      if (!pread_exact(sb->fd.get(), buffer.get(), hashed, n)) break;
+      if (!pread_exact(sb->fd.get(), buffer.get(), n, hashed, "a chunk")) break;
       hash.update(buffer.get(), n);
       hashed += n;
       blob->advance(hashed);

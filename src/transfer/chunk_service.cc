@@ -1,5 +1,7 @@
 #include "transfer/chunk_service.h"
 
+#include "base/file_io.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -101,14 +103,8 @@ void ChunkServer::serve(UniqueFd fd) {
     reply.header.set_id(request.id());
     traffic_->bytes_served += reply.length;
     ++traffic_->requests_served;
-    auto read_chunk = [&](unsigned char* into, size_t size) -> Status {
-      for (size_t done = 0; done < size;) {
-        auto n = ::pread(reply.fd.get(), into + done, size - done, static_cast<off_t>(reply.offset + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return Status{Errc::io_error, "short read of a chunk"};
-        done += static_cast<size_t>(n);
-      }
-      return Status::Ok();
+    auto read_chunk = [&](unsigned char* into, size_t size) {
+      return pread_exact(reply.fd.get(), into, size, reply.offset, "a chunk");
     };
     if (reply.length == 0) {
       if (!channel->send(reply.header.SerializeAsString())) return;

@@ -1,0 +1,32 @@
+#include "base/file_io.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace ep {
+
+Status pread_exact(int fd, void* into, uint64_t length, uint64_t offset, const char* what) {
+  auto* p = static_cast<char*>(into);
+  for (uint64_t done = 0; done < length;) {
+    auto n = ::pread(fd, p + done, length - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status{Errc::io_error, std::string("short read of ") + what};
+    done += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status pwrite_all(int fd, const void* data, uint64_t length, uint64_t offset, const char* what) {
+  const auto* p = static_cast<const char*>(data);
+  for (uint64_t done = 0; done < length;) {
+    auto n = ::pwrite(fd, p + done, length - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status{Errc::io_error, std::string("cannot write ") + what + ": " + std::strerror(errno)};
+    done += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
+}
+
+}  // namespace ep
