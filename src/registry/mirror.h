@@ -131,6 +131,12 @@ class Mirror {
                       const std::string& peer, const Digest& blob, uint64_t index);
   // Accounts a chunk from `peer` that took `elapsed`.
   void count_from_peer(const std::string& peer, uint64_t bytes, std::chrono::steady_clock::duration elapsed);
+  // Asks `peer` for the chunk `request` names and stores it if it verifies
+  // (against `expected`, else the digest the peer recorded); accounts it.
+  // nullopt: this peer could not provide it (the caller tries another).
+  std::optional<Status> chunk_from_peer(SiteBlob& blob, const std::string& peer, const std::string& address,
+                                        const wire::ChunkRequest& request, std::chrono::milliseconds stall,
+                                        const std::string& expected);
   // How long `peer` may stall before the next source is tried (adaptive, at most `most`).
   std::chrono::milliseconds stall_bound(const std::string& peer, std::chrono::milliseconds most);
   void penalise(const std::string& peer, const std::string& why);

@@ -91,17 +91,14 @@ std::shared_ptr<InflightBlob> Mirror::start_peer_fetch(const std::string& repo, 
     // Chunks spread over the holders (several in flight); a holder that
     // fails, stalls or sends a chunk that does not verify is skipped.
     assemble(fetch, sb, repo, [&](uint64_t i) -> Status {
-      auto range = site::chunk_range(sb->size, sb->chunk_size, i);
       const std::string expected = trusted ? holders.chunk_digests[i] : std::string();
       for (size_t k = 0; k < holders.peers.size(); ++k) {
         const auto& holder = holders.peers[(i + k) % holders.peers.size()];
         auto request = chunk_request(sb->digest, i, sb->chunk_size, sb->size);
         request.set_asker(self_name_);
-        const auto t0 = std::chrono::steady_clock::now();
-        auto r = chunk_client_->fetch(holder.data_address, request, stall_bound(holder.name, kHolderStall));
-        if (!r || !chunk_verifies(*r, range.length, expected, holder.name, sb->digest, i)) continue;
-        count_from_peer(holder.name, range.length, std::chrono::steady_clock::now() - t0);
-        return store_chunk(*sb, i, r->data(), expected.empty() ? r->header.chunk_digest() : expected);
+        if (auto stored = chunk_from_peer(*sb, holder.name, holder.data_address, request,
+                                          stall_bound(holder.name, kHolderStall), expected))
+          return *stored;
       }
       return Status{Errc::blob_unknown, "no peer could provide " + sb->digest.str()};
     });

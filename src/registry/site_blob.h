@@ -10,15 +10,26 @@
 #include <condition_variable>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "registry/chunk_journal.h"
 #include "registry/mirror.h"
+#include "site/chunk_plan.h"
 
 namespace ep {
 
 struct Mirror::SiteBlob {
   explicit SiteBlob(Digest d) : digest(std::move(d)) {}
+  // A blob of `blob_size` cut in `chunk_bytes` pieces, none present yet.
+  void size_chunks(uint64_t blob_size, uint64_t chunk_bytes) {
+    size = blob_size;
+    chunk_size = chunk_bytes;
+    const auto n = site::chunk_count(size, chunk_size);
+    have.assign(n, 0);
+    fetching.assign(n, 0);
+    chunk_digests.assign(n, std::string());
+  }
   Digest digest;
   std::string staging_id;
   UniqueFd fd;
@@ -48,7 +59,12 @@ constexpr auto kIdleSiteBlob = std::chrono::minutes(10);
 // A peer that sent a chunk that did not verify is used last for this long.
 constexpr auto kPenalty = std::chrono::minutes(5);
 
-inline std::string journal_id(const std::string& staging_id) { return staging_id + "-journal"; }
+constexpr std::string_view kJournalSuffix = "-journal";
+inline std::string journal_id(const std::string& staging_id) { return staging_id + std::string(kJournalSuffix); }
+inline bool is_journal_id(const std::string& id) {
+  return id.size() > kJournalSuffix.size() && id.compare(id.size() - kJournalSuffix.size(), kJournalSuffix.size(),
+                                                         kJournalSuffix) == 0;
+}
 // "<prefix><24 random hex digits>": staging ids never reused, so a blob
 // published (its files renamed or removed) cannot race a new fetch of it.
 std::string random_id(const std::string& prefix);

@@ -101,12 +101,7 @@ std::shared_ptr<Mirror::SiteBlob> Mirror::site_blob(const Digest& digest, uint64
     return nullptr;
   }
   sb->fd = std::move(*fd);
-  sb->size = size;
-  sb->chunk_size = chunk_size_;
-  auto n = site::chunk_count(size, chunk_size_);
-  sb->have.assign(n, 0);
-  sb->fetching.assign(n, 0);
-  sb->chunk_digests.assign(n, std::string());
+  sb->size_chunks(size, chunk_size_);
   // Without a journal the blob still assembles; it just cannot resume.
   if (auto jfd = blobs_.open_staging(journal_id(sb->staging_id), /*create=*/true))
     sb->journal = ChunkJournal::create(std::move(*jfd), digest, size, chunk_size_);
@@ -119,8 +114,7 @@ void Mirror::resume_partial_blobs() {
   for (auto& id : blobs_.list_staging())
     if (id.rfind("chunks-", 0) == 0) ids.insert(id);
   for (const auto& id : ids) {
-    const std::string suffix = "-journal";
-    if (id.size() > suffix.size() && id.compare(id.size() - suffix.size(), suffix.size(), suffix) == 0) continue;
+    if (is_journal_id(id)) continue;
     auto data = blobs_.open_staging(id, false);
     auto journal = ids.count(journal_id(id)) ? blobs_.open_staging(journal_id(id), false)
                                              : Result<UniqueFd>(Status{Errc::blob_upload_unknown, "no journal"});
@@ -140,12 +134,8 @@ void Mirror::resume_partial_blobs() {
     auto sb = std::make_shared<SiteBlob>(*digest);
     sb->staging_id = id;
     sb->fd = std::move(*data);
-    sb->size = contents->size;
-    sb->chunk_size = contents->chunk_size;
-    auto n = site::chunk_count(sb->size, sb->chunk_size);
-    sb->have.assign(n, 0);
-    sb->fetching.assign(n, 0);
-    sb->chunk_digests.assign(n, std::string());
+    sb->size_chunks(contents->size, contents->chunk_size);
+    const uint64_t n = sb->have.size();
     // Only chunks whose bytes still match their recorded digest count.
     std::unique_ptr<char[]> buffer(new char[sb->chunk_size]);
     uint64_t resumed = 0;
@@ -230,6 +220,18 @@ Status Mirror::store_chunk(SiteBlob& sb, uint64_t index, std::string_view data, 
   return written;
 }
 
+std::optional<Status> Mirror::chunk_from_peer(SiteBlob& sb, const std::string& peer, const std::string& address,
+                                              const wire::ChunkRequest& request, std::chrono::milliseconds stall,
+                                              const std::string& expected) {
+  const uint64_t index = request.index();
+  const uint64_t length = site::chunk_range(sb.size, sb.chunk_size, index).length;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = chunk_client_->fetch(address, request, stall);
+  if (!r || !chunk_verifies(*r, length, expected, peer, sb.digest, index)) return std::nullopt;
+  count_from_peer(peer, length, std::chrono::steady_clock::now() - t0);
+  return store_chunk(sb, index, r->data(), expected.empty() ? r->header.chunk_digest() : expected);
+}
+
 bool Mirror::chunk_verifies(const transfer::ChunkFetched& fetched, uint64_t length, const std::string& expected,
                             const std::string& peer, const Digest& blob, uint64_t index) {
   if (fetched.header.status() != wire::ChunkResponse::OK || fetched.data().size() != length) return false;
@@ -257,7 +259,6 @@ Status Mirror::obtain_chunk(Upstream& up, const std::string& repo, SiteBlob& sb,
     if (const auto* h = peer.holding(sb.digest.str()); h && h->has_chunk(index) && !penalised(peer.name))
       announced.push_back(peer.name);
   }
-  auto range = site::chunk_range(sb.size, sb.chunk_size, index);
   // A peer that already has the chunk first (spread over them by chunk
   // index): no upstream involved. It may have dropped it since: then the
   // designated fetchers, as usual.
@@ -266,12 +267,8 @@ Status Mirror::obtain_chunk(Upstream& up, const std::string& repo, SiteBlob& sb,
     auto request = chunk_request(sb.digest, index, sb.chunk_size, sb.size);
     request.set_repo(repo);
     request.set_asker(self_name_);
-    const auto t0 = std::chrono::steady_clock::now();
-    auto response = chunk_client_->fetch(address_of[peer], request, stall_bound(peer, kHolderStall));
-    if (!response || response->header.status() == wire::ChunkResponse::MISSING) continue;
-    if (!chunk_verifies(*response, range.length, {}, peer, sb.digest, index)) continue;
-    count_from_peer(peer, range.length, std::chrono::steady_clock::now() - t0);
-    return store_chunk(sb, index, response->data(), response->header.chunk_digest());
+    if (auto stored = chunk_from_peer(sb, peer, address_of[peer], request, stall_bound(peer, kHolderStall), {}))
+      return *stored;
   }
   for (const auto& candidate : prefer_trusted(site::rendezvous_order(sb.digest.str(), index, names))) {
     if (candidate == self_name_) {
@@ -283,15 +280,11 @@ Status Mirror::obtain_chunk(Upstream& up, const std::string& repo, SiteBlob& sb,
     request.set_repo(repo);
     request.set_fetch(true);
     request.set_asker(self_name_);
-    const auto t0 = std::chrono::steady_clock::now();
     // Fixed bound, not the adaptive one: a fetcher's answer waits on the
     // shared uplink (it sends WORKING notes meanwhile), so its past speed
-    // says little about this chunk.
-    auto response = chunk_client_->fetch(address_of[candidate], request, kFetcherStall);
-    // Dead, slow, failing or lying peer: the next in rendezvous order.
-    if (!response || !chunk_verifies(*response, range.length, {}, candidate, sb.digest, index)) continue;
-    count_from_peer(candidate, range.length, std::chrono::steady_clock::now() - t0);
-    return store_chunk(sb, index, response->data(), response->header.chunk_digest());
+    // says little about this chunk. A dead, slow, failing or lying peer:
+    // the next in rendezvous order.
+    if (auto stored = chunk_from_peer(sb, candidate, address_of[candidate], request, kFetcherStall, {})) return *stored;
   }
   return chunk_from_upstream(up, repo, sb, index);  // last resort, if self was not tried first
 }
