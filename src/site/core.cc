@@ -40,8 +40,7 @@ Effects SiteCore::connected(const std::string& address, uint64_t now) {
   // The peer's name is learned from its hello; introduce ourselves on the new
   // connection ("@<address>" names a connection rather than a member).
   Effects fx;
-  Outgoing out{"@" + address, envelope(now)};
-  *out.envelope.mutable_hello() = self_view();
+  Outgoing out{"@" + address, hello_envelope(now)};
   fx.send.push_back(std::move(out));
   return fx;
 }
@@ -51,6 +50,12 @@ wire::Member SiteCore::self_view() const {
   me.set_peers(static_cast<uint32_t>(membership_.live_count()));
   me.set_collected_ms(collected_ms_);
   return me;
+}
+
+wire::Envelope SiteCore::hello_envelope(uint64_t now) const {
+  auto e = envelope(now);
+  *e.mutable_hello() = self_view();
+  return e;
 }
 
 wire::Envelope SiteCore::digests_envelope(uint64_t now) const {
@@ -87,9 +92,7 @@ Effects SiteCore::on_member_event(std::optional<MembershipEvent> event, uint64_t
     if ((event->joined || event->restarted) && (live < 8 || (newcomer && chosen)))
       fx.send.push_back({event->name, members_envelope(now)});
     else if (event->joined || event->restarted) {
-      auto hello = envelope(now);  // so the newcomer hears from us at once
-      *hello.mutable_hello() = self_view();
-      fx.send.push_back({event->name, std::move(hello)});
+      fx.send.push_back({event->name, hello_envelope(now)});  // so the newcomer hears from us at once
     }
     // An immediate index sync, so a restarted node or a healed partition
     // catches up before the next round. In a large site, when a partition
@@ -301,8 +304,7 @@ Effects SiteCore::tick(uint64_t now) {
   }
   if (now - last_heartbeat_ >= options_.heartbeat_interval_ms) {
     last_heartbeat_ = now;
-    auto hello = envelope(now);
-    *hello.mutable_hello() = self_view();
+    const auto hello = hello_envelope(now);
     for (const auto& peer : membership_.live_peers()) fx.send.push_back({peer, hello});
   }
   if (now - last_anti_entropy_ >= options_.anti_entropy_interval_ms) {

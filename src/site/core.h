@@ -104,6 +104,7 @@ class SiteCore {
   wire::Envelope envelope(uint64_t now_ms) const;
   wire::Envelope members_envelope(uint64_t now_ms) const;
   wire::Envelope digests_envelope(uint64_t now_ms) const;  // bucket digests + live-set hash
+  wire::Envelope hello_envelope(uint64_t now_ms) const;    // self with peer count and collection time
   wire::Member self_view() const;  // self with the current peer count
   Effects broadcast_delta(wire::IndexDelta delta, uint64_t now_ms);
   void attach_manifests(wire::IndexDelta& delta) const;

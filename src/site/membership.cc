@@ -2,6 +2,10 @@
 
 namespace ep::site {
 
+namespace {
+bool is_live(Liveness l) { return l == Liveness::alive || l == Liveness::suspect; }
+}  // namespace
+
 const char* liveness_name(Liveness l) {
   switch (l) {
     case Liveness::alive: return "alive";
@@ -85,13 +89,9 @@ std::vector<MembershipEvent> Membership::tick(uint64_t now) {
 std::vector<std::string> Membership::live_peers() const {
   std::vector<std::string> out;
   for (const auto& [name, m] : members_)
-    if (m.liveness == Liveness::alive || m.liveness == Liveness::suspect) out.push_back(name);
+    if (is_live(m.liveness)) out.push_back(name);
   return out;
 }
-
-namespace {
-bool is_live(Liveness l) { return l == Liveness::alive || l == Liveness::suspect; }
-}  // namespace
 
 void Membership::set_liveness(MemberState& m, Liveness next, uint64_t now) {
   if (is_live(next) != is_live(m.liveness)) live_set_changed_ms_ = now;
@@ -111,7 +111,7 @@ uint64_t fnv1a(const std::string& s) {
 uint64_t Membership::live_set_hash() const {
   uint64_t h = fnv1a(self_.name());
   for (const auto& [name, m] : members_)
-    if (m.liveness == Liveness::alive || m.liveness == Liveness::suspect) h ^= fnv1a(name);
+    if (is_live(m.liveness)) h ^= fnv1a(name);
   return h;
 }
 
