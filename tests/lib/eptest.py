@@ -277,3 +277,28 @@ class Containerd:
         left = mounts_under(self.root)
         shutil.rmtree(self.root, ignore_errors=True)
         assert not left, "mounts left under %s: %s" % (self.root, left)
+
+
+# ----------------------------------------------------------------------- pytest glue
+
+class RunningWorlds:
+    """The per-test worlds (an `Env` of a suite) that are running, so a failing
+    test's report can carry the tails of their logs (`env.logs`: (label, path))."""
+
+    def __init__(self):
+        self.running = []
+
+    def run(self, make):
+        """Body of a suite's `env` fixture: yields make(), closes it after the test."""
+        env = make()
+        self.running.append(env)
+        try:
+            yield env
+        finally:
+            self.running.remove(env)
+            env.close()
+
+    def attach_logs(self, rep, max_logs=None, lines=40):
+        if rep.failed and self.running:
+            for label, path in self.running[-1].logs[:max_logs]:
+                rep.sections.append(("log of %s: %s" % (label, path), log_tail(path, lines)))

@@ -8,7 +8,7 @@ import pytest
 
 import mirrorlib as ml
 
-_current_env = []
+_worlds = ml.RunningWorlds()
 
 
 def pytest_report_header(config):
@@ -26,23 +26,14 @@ def pytest_sessionstart(session):
 @pytest.fixture
 def env():
     """A per-test world (temp dir, processes); everything is stopped and removed after."""
-    e = ml.Env()
-    _current_env.append(e)
-    try:
-        yield e
-    finally:
-        _current_env.remove(e)
-        e.close()
+    yield from _worlds.run(ml.Env)
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """On failure, attach the tail of every log of the test's processes."""
     outcome = yield
-    rep = outcome.get_result()
-    if rep.failed and _current_env:
-        for label, path in _current_env[-1].logs:
-            rep.sections.append(("log of %s: %s" % (label, path), ml.log_tail(path, 40)))
+    _worlds.attach_logs(outcome.get_result(), lines=40)
 
 
 @pytest.fixture(scope="session")

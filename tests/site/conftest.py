@@ -7,7 +7,7 @@ import pytest
 
 import sitelib as sl
 
-_current_env = []
+_worlds = sl.RunningWorlds()
 
 
 def pytest_configure(config):
@@ -41,13 +41,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def env():
     """A per-test world (temp dir, processes, namespaces); all removed after."""
-    e = sl.Env()
-    _current_env.append(e)
-    try:
-        yield e
-    finally:
-        _current_env.remove(e)
-        e.close()
+    yield from _worlds.run(sl.Env)
 
 
 @pytest.fixture
@@ -60,10 +54,7 @@ def netns_ok():
 def pytest_runtest_makereport(item, call):
     """On failure, attach the tail of every node's log."""
     outcome = yield
-    rep = outcome.get_result()
-    if rep.failed and _current_env:
-        for label, path in _current_env[-1].logs[:6]:
-            rep.sections.append(("log of %s: %s" % (label, path), sl.log_tail(path, 30)))
+    _worlds.attach_logs(outcome.get_result(), max_logs=6, lines=30)
 
 
 def pytest_terminal_summary(terminalreporter):

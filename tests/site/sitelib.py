@@ -30,7 +30,7 @@ import requests
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 from eptest import (CmdError, EP_BIN, EPCTL, MKIMAGE, PYTHON, REPO, SYSTEM_BLOB_CACHE,  # noqa: E402,F401
-                    free_port, log_tail, run, stop_process, with_blob_cache)
+                    RunningWorlds, free_port, log_tail, run, stop_process, with_blob_cache)
 from eptest import wait_for_timed as wait_for  # noqa: E402  (returns (value, seconds))
 
 NSFWD = HERE / "nsfwd.py"
