@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "base/file_io.h"
 #include "storage/keys.h"
 
 namespace ep {
@@ -184,14 +185,8 @@ UploadAppender::~UploadAppender() {
 }
 
 Status UploadAppender::write(const char* data, size_t size) {
-  size_t done = 0;
-  while (done < size) {
-    auto n = ::pwrite(fd_.get(), data + done, size - done, static_cast<off_t>(offset_));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Status{Errc::io_error, std::string("cannot write upload: ") + std::strerror(errno)};
-    offset_ += static_cast<uint64_t>(n);
-    done += static_cast<size_t>(n);
-  }
+  if (auto s = pwrite_all(fd_.get(), data, size, offset_, "upload"); !s) return s;
+  offset_ += size;
   hash_.update(data, size);
   return Status::Ok();
 }
