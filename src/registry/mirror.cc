@@ -231,7 +231,7 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
     if (peers_ && !peers_->live().empty() && !site_fetch_failed_recently(*digest)) {
       // In a site: from members that hold it completely (no uplink needed) ...
       if (auto holders = find_holders(local, *digest); !holders.peers.empty())
-        if ((fetch = start_peer_fetch(local, *digest, std::move(holders)))) return fetch;
+        if ((fetch = start_peer_fetch(local, *digest, std::move(holders), &up, repo))) return fetch;
       // ... else learn the size and fetch in chunks shared by all members.
       if (!up.available()) return unavailable();
       auto size = head_blob();

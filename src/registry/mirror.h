@@ -118,21 +118,23 @@ class Mirror {
     std::vector<std::string> chunk_digests;  // from a holder's verified blob (empty: unknown)
   };
   Holders find_holders(const std::string& repo, const Digest& digest);
-  std::shared_ptr<InflightBlob> start_peer_fetch(const std::string& repo, const Digest& digest, Holders holders);
+  // Assembles a blob from the members that hold it. For a mirrored blob
+  // (`upstream` set; `upstream_repo` its name there), a chunk no holder can
+  // provide comes the site's chunked way instead (designated fetchers, then
+  // upstream), so a bad or vanished holder cannot fail the pull.
+  std::shared_ptr<InflightBlob> start_peer_fetch(const std::string& repo, const Digest& digest, Holders holders,
+                                                 Upstream* upstream = nullptr, std::string upstream_repo = {});
   // Writes a verified chunk into the staging file and marks it present.
   Status store_chunk(SiteBlob& blob, uint64_t index, std::string_view data, const std::string& digest);
   void mark_present(SiteBlob& blob, uint64_t index, const std::string& digest);  // caller holds blob.mu
   void resume_partial_blobs();
   void drop_idle_site_blobs();  // caller holds mu_
   bool site_fetch_failed_recently(const Digest& digest);
-  // A fetched chunk is usable: OK, the right length, and matching `expected`
-  // (or, without one, the digest the peer recorded). Else the peer is penalised.
-  bool chunk_verifies(const transfer::ChunkFetched& fetched, uint64_t length, const std::string& expected,
-                      const std::string& peer, const Digest& blob, uint64_t index);
   // Accounts a chunk from `peer` that took `elapsed`.
   void count_from_peer(const std::string& peer, uint64_t bytes, std::chrono::steady_clock::duration elapsed);
   // Asks `peer` for the chunk `request` names and stores it if it verifies
-  // (against `expected`, else the digest the peer recorded); accounts it.
+  // (against `expected`, else the digest the peer recorded); accounts it. A
+  // chunk that arrives whole but does not verify penalises the peer.
   // nullopt: this peer could not provide it (the caller tries another).
   std::optional<Status> chunk_from_peer(SiteBlob& blob, const std::string& peer, const std::string& address,
                                         const wire::ChunkRequest& request, std::chrono::milliseconds stall,

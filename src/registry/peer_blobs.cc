@@ -30,18 +30,17 @@ Mirror::Holders Mirror::find_holders(const std::string& repo, const Digest& dige
   auto ask = [&](const std::vector<site::PeerAddress>& peers) {
     constexpr size_t kParallelAsks = 32;
     for (size_t first = 0; first < peers.size(); first += kParallelAsks) {
-      std::vector<std::pair<site::PeerAddress, std::future<Result<transfer::ChunkFetched>>>> asks;
+      std::vector<std::pair<site::PeerAddress, std::future<Result<wire::ChunkResponse>>>> asks;
       for (size_t i = first; i < std::min(peers.size(), first + kParallelAsks); ++i)
         asks.emplace_back(peers[i], std::async(std::launch::async, [this, address = peers[i].data_address, &probe] {
                             return chunk_client_->fetch(address, probe, std::chrono::seconds(5));
                           }));
       for (auto& [peer, pending] : asks) {
         auto r = pending.get();
-        if (!r || r->header.status() != wire::ChunkResponse::OK) continue;
+        if (!r || r->status() != wire::ChunkResponse::OK) continue;
         found.peers.push_back(peer);
-        found.size = r->header.blob_size();
-        if (found.chunk_digests.empty())
-          found.chunk_digests.assign(r->header.chunk_digests().begin(), r->header.chunk_digests().end());
+        found.size = r->blob_size();
+        if (found.chunk_digests.empty()) found.chunk_digests.assign(r->chunk_digests().begin(), r->chunk_digests().end());
       }
     }
   };
@@ -84,8 +83,8 @@ Result<BlobSource> Mirror::blob_from_peers(const std::string& repo, const std::s
 }
 
 std::shared_ptr<InflightBlob> Mirror::start_peer_fetch(const std::string& repo, const Digest& digest,
-                                                       Holders holders) {
-  return start_chunked(digest, holders.size, [this, repo, holders](auto fetch, auto sb) {
+                                                       Holders holders, Upstream* upstream, std::string upstream_repo) {
+  return start_chunked(digest, holders.size, [this, repo, holders, upstream, upstream_repo](auto fetch, auto sb) {
     // The holders' digests of their verified blob, if they match our chunking.
     const bool trusted = holders.chunk_digests.size() == sb->have.size();
     // Chunks spread over the holders (several in flight); a holder that
@@ -100,6 +99,7 @@ std::shared_ptr<InflightBlob> Mirror::start_peer_fetch(const std::string& repo, 
                                           stall_bound(holder.name, kHolderStall), expected))
           return *stored;
       }
+      if (upstream) return obtain_chunk(*upstream, upstream_repo, *sb, i);
       return Status{Errc::blob_unknown, "no peer could provide " + sb->digest.str()};
     });
   });

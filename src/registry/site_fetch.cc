@@ -224,24 +224,55 @@ std::optional<Status> Mirror::chunk_from_peer(SiteBlob& sb, const std::string& p
                                               const wire::ChunkRequest& request, std::chrono::milliseconds stall,
                                               const std::string& expected) {
   const uint64_t index = request.index();
-  const uint64_t length = site::chunk_range(sb.size, sb.chunk_size, index).length;
+  const auto range = site::chunk_range(sb.size, sb.chunk_size, index);
   const auto t0 = std::chrono::steady_clock::now();
-  auto r = chunk_client_->fetch(address, request, stall);
-  if (!r || !chunk_verifies(*r, length, expected, peer, sb.digest, index)) return std::nullopt;
-  count_from_peer(peer, length, std::chrono::steady_clock::now() - t0);
-  return store_chunk(sb, index, r->data(), expected.empty() ? r->header.chunk_digest() : expected);
-}
-
-bool Mirror::chunk_verifies(const transfer::ChunkFetched& fetched, uint64_t length, const std::string& expected,
-                            const std::string& peer, const Digest& blob, uint64_t index) {
-  if (fetched.header.status() != wire::ChunkResponse::OK || fetched.data().size() != length) return false;
-  // The trusted digest (from a holder's verified blob) if we have one, else
-  // the one the peer recorded when it wrote the chunk.
-  const std::string& want = expected.empty() ? fetched.header.chunk_digest() : expected;
-  if (!want.empty() && chunk_digest(fetched.data()) == want) return true;
-  penalise(peer, "chunk " + std::to_string(index) + " of " + blob.str() +
-                     (want.empty() ? " came without a digest" : " did not match its digest"));
-  return false;
+  // The bytes go straight into the staging file as they arrive, hashed on
+  // the way, when this fetch is the chunk's only writer; the chunk counts
+  // only once the frame authenticated and the digest matched. If another
+  // source is writing it (a hedge that overlapped), they are held in memory
+  // and stored afterwards, if still needed; if it is present, dropped.
+  enum class Into { nothing, file, memory } into = Into::nothing;
+  std::string want = expected, held;
+  Sha256 hash;
+  uint64_t received = 0;
+  transfer::ChunkSink sink{[&](const wire::ChunkResponse& header, uint64_t length) {
+                             if (header.status() != wire::ChunkResponse::OK || length != range.length) return Status::Ok();
+                             if (want.empty()) want = header.chunk_digest();  // the digest the peer recorded
+                             std::lock_guard lock(sb.mu);
+                             if (sb.have[index]) return Status::Ok();
+                             into = sb.fetching[index] ? Into::memory : Into::file;
+                             if (into == Into::file) sb.fetching[index] = 1;
+                             return Status::Ok();
+                           },
+                           [&](const unsigned char* data, size_t n) -> Status {
+                             if (into == Into::nothing) return Status::Ok();
+                             hash.update(data, n);
+                             if (into == Into::memory)
+                               held.append(reinterpret_cast<const char*>(data), n);
+                             else if (auto s = pwrite_all(sb.fd.get(), data, n, range.offset + received, "a chunk"); !s)
+                               return s;
+                             received += n;
+                             return Status::Ok();
+                           }};
+  auto answer = chunk_client_->fetch(address, request, stall, &sink);
+  const bool whole = answer && answer->status() == wire::ChunkResponse::OK && received == range.length;
+  const bool verified = whole && into != Into::nothing && !want.empty() && hash.finish().str() == want;
+  if (into == Into::file) {
+    std::lock_guard lock(sb.mu);
+    sb.fetching[index] = 0;
+    if (verified) mark_present(sb, index, want);
+    sb.cv.notify_all();
+  }
+  if (whole && into != Into::nothing && !verified)
+    penalise(peer, "chunk " + std::to_string(index) + " of " + sb.digest.str() +
+                       (want.empty() ? " came without a digest" : " did not match its digest"));
+  if (answer && answer->status() == wire::ChunkResponse::OK && into == Into::nothing) {
+    std::lock_guard lock(sb.mu);
+    if (sb.have[index]) return Status::Ok();  // another source brought it meanwhile
+  }
+  if (!verified) return std::nullopt;
+  count_from_peer(peer, range.length, std::chrono::steady_clock::now() - t0);
+  return into == Into::memory ? store_chunk(sb, index, held, want) : Status::Ok();
 }
 
 Status Mirror::obtain_chunk(Upstream& up, const std::string& repo, SiteBlob& sb, uint64_t index) {

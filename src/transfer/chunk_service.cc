@@ -103,17 +103,16 @@ void ChunkServer::serve(UniqueFd fd) {
     reply.header.set_id(request.id());
     traffic_->bytes_served += reply.length;
     ++traffic_->requests_served;
-    auto read_chunk = [&](unsigned char* into, size_t size) {
-      return pread_exact(reply.fd.get(), into, size, reply.offset, "a chunk");
+    auto read_chunk = [&](uint64_t offset, unsigned char* into, size_t size) {
+      return pread_exact(reply.fd.get(), into, size, reply.offset + offset, "a chunk");
     };
     if (reply.length == 0) {
       if (!channel->send(reply.header.SerializeAsString())) return;
       continue;
     }
-    // A chunk frame is a chunk-sized buffer: at most kMaxChunkSends are
-    // built and sent at once, however many peers ask, so memory stays
-    // bounded in a large site. A peer that stops reading holds its turn for
-    // kChunkSendTimeout at most.
+    // At most kMaxChunkSends chunks are sent at once, however many peers
+    // ask, so memory and CPU stay bounded in a large site. A peer that stops
+    // reading holds its turn for kChunkSendTimeout at most.
     {
       std::unique_lock lock(mu_);
       idle_.wait(lock, [&] { return sending_ < kMaxChunkSends || stopping_; });
@@ -131,8 +130,8 @@ void ChunkServer::serve(UniqueFd fd) {
   }
 }
 
-Result<ChunkFetched> ChunkClient::fetch(const std::string& address, const wire::ChunkRequest& request,
-                                        std::chrono::milliseconds timeout) {
+Result<wire::ChunkResponse> ChunkClient::fetch(const std::string& address, const wire::ChunkRequest& request,
+                                               std::chrono::milliseconds timeout, const ChunkSink* sink) {
   std::unique_ptr<SecureChannel> channel;
   {
     std::lock_guard lock(mu_);
@@ -142,6 +141,26 @@ Result<ChunkFetched> ChunkClient::fetch(const std::string& address, const wire::
       idle.pop_back();
     }
   }
+  wire::ChunkResponse answer;
+  bool note = false, answered = false;
+  uint64_t received = 0;
+  // "Still working" notes are skipped: each one proves the peer alive (and
+  // resets the stall bound, which applies per read).
+  FrameSink frames{[&](std::string_view header, uint64_t length) -> Status {
+                     if (!answer.ParseFromArray(header.data(), static_cast<int>(header.size())) ||
+                         answer.id() != request.id())
+                       return Status{Errc::io_error, "malformed chunk response from " + address};
+                     note = answer.status() == wire::ChunkResponse::WORKING;
+                     if (note && length > 0) return Status{Errc::io_error, "malformed chunk response from " + address};
+                     if (note) return Status::Ok();
+                     answered = true;
+                     if (length > 0 && !sink) return Status{Errc::io_error, "unexpected chunk bytes from " + address};
+                     return sink && sink->begin ? sink->begin(answer, length) : Status::Ok();
+                   },
+                   [&](const unsigned char* data, size_t size) {
+                     received += size;
+                     return sink->bytes(data, size);
+                   }};
   for (int attempt = 0; attempt < 2; ++attempt) {
     bool reused = channel != nullptr;
     if (!channel) {
@@ -152,34 +171,23 @@ Result<ChunkFetched> ChunkClient::fetch(const std::string& address, const wire::
       channel = std::make_unique<SecureChannel>(std::move(*ch));
     }
     channel->set_timeout(timeout);  // pooled channels serve callers with different stall bounds
-    auto sent = channel->send(request.SerializeAsString());  // requests carry no payload
-    Result<Frame> frame = sent ? channel->receive() : Result<Frame>(sent);
-    // Skip "still working" notes: each one proves the peer alive (and resets
-    // the stall bound, which applies per read).
-    while (frame) {
-      wire::ChunkResponse note;
-      if (!note.ParseFromArray(frame->header.data(), static_cast<int>(frame->header.size())) ||
-          note.status() != wire::ChunkResponse::WORKING || note.id() != request.id())
-        break;
-      frame = channel->receive();
-    }
-    if (!frame) {
+    Status got = channel->send(request.SerializeAsString());  // requests carry no payload
+    do {
+      if (got) got = channel->receive(frames);
+    } while (got && note);
+    traffic_->bytes_fetched += received;
+    if (!got) {
       channel.reset();
       // A pooled connection that had gone stale fails at once: retry once on
-      // a fresh one. A peer that stalled past the bound is not asked again.
-      if (reused && frame.status().message.find("timed out") == std::string::npos) continue;
-      return frame.status();
+      // a fresh one. A peer that stalled past the bound is not asked again,
+      // nor one whose answer had begun (the sink has seen its bytes).
+      if (reused && !answered && got.message.find("timed out") == std::string::npos) continue;
+      return got;
     }
-    ChunkFetched fetched{{}, std::move(*frame)};
-    const auto& header = fetched.frame.header;
-    if (!fetched.header.ParseFromArray(header.data(), static_cast<int>(header.size())) ||
-        fetched.header.id() != request.id())
-      return Status{Errc::io_error, "malformed chunk response from " + address};
-    traffic_->bytes_fetched += fetched.data().size();
     std::lock_guard lock(mu_);
     auto& idle = idle_[address];
     if (idle.size() < 8) idle.push_back(std::move(channel));
-    return fetched;
+    return answer;
   }
   return Status{Errc::io_error, "cannot fetch a chunk from " + address};
 }

@@ -35,11 +35,13 @@ struct ChunkReply {
   uint64_t offset = 0, length = 0;
 };
 
-// A fetched answer; `data()` points into the received frame it owns.
-struct ChunkFetched {
-  wire::ChunkResponse header;
-  Frame frame;
-  std::string_view data() const { return frame.payload; }
+// Takes an answer's chunk bytes as they arrive: `begin` sees the answer
+// before its first byte (`length` bytes follow), `bytes` them in order. The
+// bytes are not authenticated until fetch() returns OK: a sink must not
+// count them as the chunk before that.
+struct ChunkSink {
+  std::function<Status(const wire::ChunkResponse& header, uint64_t length)> begin;
+  std::function<Status(const unsigned char* data, size_t size)> bytes;
 };
 
 // Answers one request; may block (e.g. fetching the chunk from upstream).
@@ -76,9 +78,10 @@ class ChunkServer {
 class ChunkClient {
  public:
   ChunkClient(DataKey key, std::shared_ptr<PeerTraffic> traffic) : key_(key), traffic_(std::move(traffic)) {}
-  // One request/response with the peer at `address` (host:port).
-  Result<ChunkFetched> fetch(const std::string& address, const wire::ChunkRequest& request,
-                             std::chrono::milliseconds timeout);
+  // One request/response with the peer at `address` (host:port); chunk
+  // bytes go to `sink` (an answer with bytes and no sink is an error).
+  Result<wire::ChunkResponse> fetch(const std::string& address, const wire::ChunkRequest& request,
+                                    std::chrono::milliseconds timeout, const ChunkSink* sink = nullptr);
 
  private:
   DataKey key_;

@@ -21,10 +21,12 @@ namespace {
 
 Status io_failure(const char* what) { return Status{Errc::io_error, std::string(what) + ": " + std::strerror(errno)}; }
 
-Status write_all(int fd, const void* data, size_t size) {
+// `more`: further bytes of the frame follow at once, so the kernel may hold
+// this piece back to fill whole segments (MSG_MORE).
+Status write_all(int fd, const void* data, size_t size, bool more = false) {
   const char* p = static_cast<const char*>(data);
   while (size > 0) {
-    auto n = ::send(fd, p, size, MSG_NOSIGNAL);
+    auto n = ::send(fd, p, size, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return io_failure("peer stream write");
     p += n;
@@ -61,24 +63,38 @@ void set_timeouts(int fd, std::chrono::milliseconds timeout) {
 // a key never sees a nonce twice, and frames cannot be replayed or reordered.
 constexpr size_t kTagBytes = 16;
 
-bool aes_gcm(bool seal, const std::array<unsigned char, 32>& key, uint64_t counter, unsigned char* data, size_t size,
-             unsigned char tag[kTagBytes]) {
-  unsigned char nonce[12] = {};
-  for (int i = 0; i < 8; ++i) nonce[i] = static_cast<unsigned char>(counter >> (8 * i));
-  std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
-  if (!ctx || EVP_CipherInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), nonce, seal ? 1 : 0) != 1)
-    return false;
-  if (!seal && EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes, tag) != 1) return false;
-  // In place, in pieces (EVP lengths are int).
-  for (size_t done = 0; done < size;) {
-    int piece = static_cast<int>(std::min<size_t>(size - done, 1 << 30)), out = 0;
-    if (EVP_CipherUpdate(ctx.get(), data + done, &out, data + done, piece) != 1) return false;
-    done += static_cast<size_t>(piece);
+// One frame's cipher state, sealing or opening in place, a piece at a time.
+class FrameCipher {
+ public:
+  FrameCipher(bool seal, const std::array<unsigned char, 32>& key, uint64_t counter)
+      : seal_(seal), ctx_(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free) {
+    unsigned char nonce[12] = {};
+    for (int i = 0; i < 8; ++i) nonce[i] = static_cast<unsigned char>(counter >> (8 * i));
+    ok_ = ctx_ && EVP_CipherInit_ex(ctx_.get(), EVP_aes_256_gcm(), nullptr, key.data(), nonce, seal ? 1 : 0) == 1;
   }
-  int final_out = 0;
-  if (EVP_CipherFinal_ex(ctx.get(), data + size, &final_out) != 1) return false;  // tag mismatch when opening
-  return !seal || EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagBytes, tag) == 1;
-}
+  bool update(unsigned char* data, size_t size) {
+    int out = 0;  // pieces are at most a slice or a header: well within int
+    ok_ = ok_ && size <= kMaxFrame && EVP_CipherUpdate(ctx_.get(), data, &out, data, static_cast<int>(size)) == 1;
+    return ok_;
+  }
+  // Sealing: writes the tag after the last piece.
+  bool tag_into(unsigned char tag[kTagBytes]) {
+    int out = 0;
+    return ok_ && seal_ && EVP_CipherFinal_ex(ctx_.get(), tag, &out) == 1 &&
+           EVP_CIPHER_CTX_ctrl(ctx_.get(), EVP_CTRL_GCM_GET_TAG, kTagBytes, tag) == 1;
+  }
+  // Opening: whether the frame is authentic, given its tag.
+  bool tag_matches(unsigned char tag[kTagBytes]) {
+    int out = 0;
+    unsigned char none[16];
+    return ok_ && !seal_ && EVP_CIPHER_CTX_ctrl(ctx_.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes, tag) == 1 &&
+           EVP_CipherFinal_ex(ctx_.get(), none, &out) == 1;
+  }
+
+ private:
+  bool seal_, ok_ = false;
+  std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> ctx_;
+};
 
 }  // namespace
 
@@ -188,42 +204,83 @@ void SecureChannel::set_timeout(std::chrono::milliseconds timeout) { set_timeout
 Status SecureChannel::send(std::string_view header, size_t payload_size, const PayloadFill& fill) {
   const size_t plain = 4 + header.size() + payload_size;
   if (plain > kMaxFrame) return Status{Errc::too_large, "frame too large"};
-  // [sealed length][tag][header length | header | payload], sealed in place.
-  constexpr size_t kPrefix = 4 + kTagBytes;
-  std::unique_ptr<unsigned char[]> frame(new unsigned char[kPrefix + plain]);
-  unsigned char* body = frame.get() + kPrefix;
-  uint32_t sealed_len = htonl(static_cast<uint32_t>(kTagBytes + plain));
-  uint32_t header_len = htonl(static_cast<uint32_t>(header.size()));
-  std::memcpy(frame.get(), &sealed_len, 4);
-  std::memcpy(body, &header_len, 4);
-  std::memcpy(body + 4, header.data(), header.size());
-  if (payload_size > 0)
-    if (auto s = fill(body + 4 + header.size(), payload_size); !s) return s;
-  if (!aes_gcm(true, tx_, tx_counter_++, body, plain, frame.get() + 4))
-    return Status{Errc::io_error, "cannot seal a frame"};
-  return write_all(fd_.get(), frame.get(), kPrefix + plain);
+  FrameCipher cipher(true, tx_, tx_counter_++);
+  // [sealed length | header length | header | payload... | tag]: the first
+  // piece carries everything up to the first payload slice, the last one
+  // the tag; every piece is sealed in place in one slice-sized buffer.
+  const size_t lead = 8 + header.size();
+  std::unique_ptr<unsigned char[]> buffer(new unsigned char[lead + std::min(payload_size, kSlice) + kTagBytes]);
+  const uint32_t sealed_len = htonl(static_cast<uint32_t>(plain + kTagBytes));
+  const uint32_t header_len = htonl(static_cast<uint32_t>(header.size()));
+  std::memcpy(buffer.get(), &sealed_len, 4);
+  std::memcpy(buffer.get() + 4, &header_len, 4);
+  std::memcpy(buffer.get() + 8, header.data(), header.size());
+  size_t sealed_from = 4, used = lead;  // the length goes in the clear
+  for (uint64_t done = 0;;) {
+    const size_t n = std::min<uint64_t>(payload_size - done, kSlice);
+    if (n > 0)
+      if (auto s = fill(done, buffer.get() + used, n); !s) return s;
+    if (!cipher.update(buffer.get() + sealed_from, used + n - sealed_from))
+      return Status{Errc::io_error, "cannot seal a frame"};
+    used += n;
+    done += n;
+    const bool last = done == payload_size;
+    if (last) {
+      if (!cipher.tag_into(buffer.get() + used)) return Status{Errc::io_error, "cannot seal a frame"};
+      used += kTagBytes;
+    }
+    if (auto s = write_all(fd_.get(), buffer.get(), used, /*more=*/!last); !s || last) return s;
+    sealed_from = used = 0;
+  }
 }
 
-Result<Frame> SecureChannel::receive() {
+Status SecureChannel::receive(const FrameSink& sink) {
   uint32_t len = 0;
   if (auto s = read_all(fd_.get(), &len, 4); !s) return s;
   len = ntohl(len);
-  if (len < kTagBytes + 4 || len > kMaxFrame + kTagBytes)
-    return Status{Errc::io_error, "bad frame length from peer"};
-  Frame frame;
-  frame.buffer.reset(new unsigned char[len]);
-  if (auto s = read_all(fd_.get(), frame.buffer.get(), len); !s) return s;
-  unsigned char* body = frame.buffer.get() + kTagBytes;
-  const size_t plain = len - kTagBytes;
-  if (!aes_gcm(false, rx_, rx_counter_++, body, plain, frame.buffer.get()))
-    return Status{Errc::io_error, "peer frame failed authentication"};
+  if (len < kTagBytes + 4 || len > kMaxFrame + kTagBytes) return Status{Errc::io_error, "bad frame length from peer"};
+  const uint64_t plain = len - kTagBytes;
+  FrameCipher cipher(false, rx_, rx_counter_++);
+  unsigned char header_len_bytes[4];
+  if (auto s = read_all(fd_.get(), header_len_bytes, 4); !s) return s;
+  cipher.update(header_len_bytes, 4);
   uint32_t header_len = 0;
-  std::memcpy(&header_len, body, 4);
+  std::memcpy(&header_len, header_len_bytes, 4);
   header_len = ntohl(header_len);
   if (header_len > plain - 4) return Status{Errc::io_error, "bad frame header from peer"};
-  const char* text = reinterpret_cast<const char*>(body);
-  frame.header = std::string_view(text + 4, header_len);
-  frame.payload = std::string_view(text + 4 + header_len, plain - 4 - header_len);
+  std::string header(header_len, '\0');
+  if (auto s = read_all(fd_.get(), header.data(), header.size()); !s) return s;
+  cipher.update(reinterpret_cast<unsigned char*>(header.data()), header.size());
+  const uint64_t payload = plain - 4 - header_len;
+  if (sink.begin)
+    if (auto s = sink.begin(header, payload); !s) return s;
+  if (payload > 0 && !sink.bytes) return Status{Errc::io_error, "unexpected payload from peer"};
+  if (payload > 0 && !slice_) slice_.reset(new unsigned char[kSlice]);
+  for (uint64_t done = 0; done < payload;) {
+    const size_t n = std::min<uint64_t>(payload - done, kSlice);
+    if (auto s = read_all(fd_.get(), slice_.get(), n); !s) return s;
+    if (!cipher.update(slice_.get(), n)) return Status{Errc::io_error, "cannot open a frame"};
+    if (auto s = sink.bytes(slice_.get(), n); !s) return s;
+    done += n;
+  }
+  unsigned char tag[kTagBytes];
+  if (auto s = read_all(fd_.get(), tag, kTagBytes); !s) return s;
+  if (!cipher.tag_matches(tag)) return Status{Errc::io_error, "peer frame failed authentication"};
+  return Status::Ok();
+}
+
+Result<Frame> SecureChannel::receive() {
+  Frame frame;
+  FrameSink whole{[&](std::string_view header, uint64_t payload_size) {
+                    frame.header = header;
+                    frame.payload.reserve(payload_size);
+                    return Status::Ok();
+                  },
+                  [&](const unsigned char* data, size_t size) {
+                    frame.payload.append(reinterpret_cast<const char*>(data), size);
+                    return Status::Ok();
+                  }};
+  if (auto s = receive(whole); !s) return s;
   return frame;
 }
 

@@ -4,11 +4,13 @@
 // Handshake: both sides exchange ephemeral X25519 keys (crypto_kx) and prove
 // the site's data key with a MAC over the transcript, so a peer without the
 // key learns nothing and gets nothing; a man in the middle cannot splice in.
-// Frames: 4-byte length + AES-256-GCM (tag first) under per-direction
-// session keys with a counter nonce, so frames cannot be replayed, reordered
-// or altered. The plaintext is a 4-byte header length, a header (a serialized
-// message) and a raw payload (chunk bytes). Payloads are sealed and opened in
-// place in one buffer per frame: bulk bytes are never copied.
+// Frames: 4-byte length + AES-256-GCM ciphertext + 16-byte tag, under
+// per-direction session keys with a counter nonce, so frames cannot be
+// replayed, reordered or altered. The plaintext is a 4-byte header length, a
+// header (a serialized message) and a raw payload (chunk bytes). Payloads are
+// sealed and opened in slices of kSlice bytes as they are produced or
+// arrive, so a chunk is never held whole in memory and each slice is still
+// in the CPU cache when it is encrypted, hashed and written.
 // Socket timeouts bound every read and write. One owner at a time.
 #pragma once
 
@@ -30,14 +32,26 @@ namespace ep::transfer {
 using DataKey = std::array<unsigned char, 32>;
 constexpr size_t kMaxFrame = 80 << 20;
 
-// A received frame; `header` and `payload` point into `buffer`.
+constexpr size_t kSlice = 256 << 10;
+
+// A frame received whole (requests, notes, tests).
 struct Frame {
-  std::unique_ptr<unsigned char[]> buffer;
-  std::string_view header, payload;
+  std::string header, payload;
 };
 
-// Writes exactly the payload's bytes into the frame buffer (e.g. a pread).
-using PayloadFill = std::function<Status(unsigned char* into, size_t size)>;
+// Produces the payload bytes [offset, offset + size) into `into` (e.g. a
+// pread); called in order, a slice at a time.
+using PayloadFill = std::function<Status(uint64_t offset, unsigned char* into, size_t size)>;
+
+// Takes a frame as it arrives: `begin` sees the header before any payload
+// byte, `bytes` the payload in order. Payload bytes are decrypted but not yet
+// authenticated: the tag is checked after the last one, and receive() fails
+// if it does not match. A failing callback fails receive() (the stream is
+// then out of step: drop the channel).
+struct FrameSink {
+  std::function<Status(std::string_view header, uint64_t payload_size)> begin;
+  std::function<Status(const unsigned char* data, size_t size)> bytes;
+};
 
 class SecureChannel {
  public:
@@ -47,6 +61,7 @@ class SecureChannel {
   Status send(std::string_view header, size_t payload_size = 0, const PayloadFill& fill = {});
   void set_timeout(std::chrono::milliseconds timeout);
   Result<Frame> receive();
+  Status receive(const FrameSink& sink);
 
  private:
   SecureChannel() = default;
@@ -55,6 +70,7 @@ class SecureChannel {
   UniqueFd fd_;
   std::array<unsigned char, 32> rx_{}, tx_{};
   uint64_t rx_counter_ = 0, tx_counter_ = 0;
+  std::unique_ptr<unsigned char[]> slice_;  // receive buffer, kSlice bytes, allocated on first use
 };
 
 // Connects to "host:port" with a deadline.

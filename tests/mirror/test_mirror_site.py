@@ -121,6 +121,36 @@ def test_a_holder_whose_blob_went_bad_never_serves_it(env):
     pull_ok(env, s3, "local/app", "v1", img, "s3")
 
 
+def test_a_chunk_that_does_not_match_is_discarded_and_its_peer_penalised(env):
+    """s1 pulled a layer through the site and remembers its chunk digests; then its
+    stored copy goes bad (a byte in every chunk). s2 pulls the layer: s1 streams the
+    damaged chunks s2 lacks with their (correct) digests, s2 hashes them as they arrive,
+    discards them, penalises s1 and gets them elsewhere. s2's copy is whole and right."""
+    img = ml.make_image(env.dir / "img", "dp-5", layers=1, layer_mb=2, tag="v1")
+    up = env.upstream()
+    up.push(img, "app")
+    nodes, _ = start_site(env, up.url, ["s1", "s2"])
+    s1, s2 = nodes
+    layer = img["layer_digests"][0]
+    r = requests.get(s1.url + "/v2/app/blobs/" + layer, timeout=60)
+    assert r.status_code == 200 and ml.sha256_bytes(r.content) == layer
+    path = s1.data / "blobs" / "sha256" / layer[7:9] / layer[7:]
+    ml.wait_for(path.exists, 10, what="s1 stores the layer")
+    with open(path, "r+b") as f:  # a byte in each 256 KiB chunk
+        for offset in range(1000, path.stat().st_size, 256 << 10):
+            f.seek(offset)
+            b = f.read(1)
+            f.seek(offset)
+            f.write(bytes([b[0] ^ 0xFF]))
+    ml.wait_for(lambda: [m for m in admin(s2, "members")["members"]
+                         if m["name"] == "s1" and m["blobs_announced"] >= 1], 5, what="s1's layer announced to s2")
+    r = requests.get(s2.url + "/v2/app/blobs/" + layer, timeout=60)
+    assert r.status_code == 200 and ml.sha256_bytes(r.content) == layer
+    assert "did not match its digest" in s2.log.read_text()
+    bad = {p["name"]: p["bad_chunks"] for p in admin(s2, "stats")["peers"]}
+    assert bad.get("s1", 0) >= 1, bad
+
+
 def test_killed_node_resumes_a_partial_blob_from_its_verified_chunks(env):
     img = ml.make_image(env.dir / "img", "dp-3", layers=1, layer_mb=12, tag="v1")
     up = env.upstream()

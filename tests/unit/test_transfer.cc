@@ -52,22 +52,44 @@ transfer::DataKey key_of(unsigned char fill) {
   k.fill(fill);
   return k;
 }
+
+// A fetch whose chunk bytes are collected in `bytes`.
+Result<wire::ChunkResponse> fetch_into(transfer::ChunkClient& client, const std::string& address,
+                                       const wire::ChunkRequest& request, std::string& bytes,
+                                       std::chrono::milliseconds timeout = std::chrono::seconds(2)) {
+  bytes.clear();
+  transfer::ChunkSink sink{{}, [&](const unsigned char* data, size_t n) {
+                             bytes.append(reinterpret_cast<const char*>(data), n);
+                             return Status::Ok();
+                           }};
+  return client.fetch(address, request, timeout, &sink);
+}
+
+// Handshakes a client and a server channel over a socketpair.
+std::pair<transfer::SecureChannel, transfer::SecureChannel> channel_pair(int client_fd, int server_fd) {
+  Result<transfer::SecureChannel> server = Status{Errc::io_error, "not run"};
+  std::thread t([&] { server = transfer::SecureChannel::server(UniqueFd(server_fd), key_of(1), std::chrono::seconds(2)); });
+  auto client = transfer::SecureChannel::client(UniqueFd(client_fd), key_of(1), std::chrono::seconds(2));
+  t.join();
+  REQUIRE(client.ok());
+  REQUIRE(server.ok());
+  return {std::move(*client), std::move(*server)};
+}
 }  // namespace
 
 TEST_CASE("secure channel: a peer without the key is refused; frames round-trip") {
   int pair[2];
   REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0);
-  Result<transfer::SecureChannel> server = Status{Errc::io_error, "not run"};
-  std::thread t([&] { server = transfer::SecureChannel::server(UniqueFd(pair[1]), key_of(1), std::chrono::seconds(2)); });
-  auto client = transfer::SecureChannel::client(UniqueFd(pair[0]), key_of(1), std::chrono::seconds(2));
-  t.join();
-  REQUIRE(client.ok());
-  REQUIRE(server.ok());
-  std::string big(3 << 20, 'x');
+  auto [client_channel, server_channel] = channel_pair(pair[0], pair[1]);
+  auto* client = &client_channel;
+  auto* server = &server_channel;
+  // Several slices and a partial one; each byte tells its offset.
+  std::string big((3 << 20) + 12345, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7 + i / 4096);
   Result<transfer::Frame> got = Status{Errc::io_error, "not received"};
   std::thread reader([&] { got = server->receive(); });
-  REQUIRE(client->send("head", big.size(), [&](unsigned char* into, size_t n) {
-                  std::memcpy(into, big.data(), n);
+  REQUIRE(client->send("head", big.size(), [&](uint64_t offset, unsigned char* into, size_t n) {
+                  std::memcpy(into, big.data() + offset, n);
                   return Status::Ok();
                 }).ok());
   reader.join();
@@ -82,11 +104,56 @@ TEST_CASE("secure channel: a peer without the key is refused; frames round-trip"
   CHECK(got->payload.empty());
 
   REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0);
-  std::thread t2([&] { server = transfer::SecureChannel::server(UniqueFd(pair[1]), key_of(1), std::chrono::seconds(2)); });
+  Result<transfer::SecureChannel> refused = Status{Errc::io_error, "not run"};
+  std::thread t2([&] { refused = transfer::SecureChannel::server(UniqueFd(pair[1]), key_of(1), std::chrono::seconds(2)); });
   auto intruder = transfer::SecureChannel::client(UniqueFd(pair[0]), key_of(2), std::chrono::seconds(2));
   t2.join();
   CHECK_FALSE(intruder.ok());
-  CHECK_FALSE(server.ok());
+  CHECK_FALSE(refused.ok());
+}
+
+TEST_CASE("secure channel: a payload byte altered in transit fails the frame after its slices were delivered") {
+  // client -> [a relay that flips one byte deep in the payload] -> server
+  int to_relay[2], to_server[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, to_relay) == 0);
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, to_server) == 0);
+  constexpr size_t kHandshakeBytes = 64;  // X25519 key + transcript MAC
+  const size_t flip_at = kHandshakeBytes + 4 + 4 + 4 + 700000;  // in the third slice of the payload
+  std::thread relay_out([&] {  // client -> server, one byte altered
+    char buffer[65536];
+    size_t seen = 0;
+    for (ssize_t n; (n = ::read(to_relay[1], buffer, sizeof buffer)) > 0; seen += static_cast<size_t>(n)) {
+      if (flip_at >= seen && flip_at < seen + static_cast<size_t>(n)) buffer[flip_at - seen] ^= 1;
+      if (::write(to_server[0], buffer, static_cast<size_t>(n)) != n) break;
+    }
+    ::shutdown(to_server[0], SHUT_WR);
+  });
+  std::thread relay_back([&] {  // server -> client, unchanged
+    char buffer[4096];
+    for (ssize_t n; (n = ::read(to_server[0], buffer, sizeof buffer)) > 0;)
+      if (::write(to_relay[1], buffer, static_cast<size_t>(n)) != n) break;
+  });
+  auto [client, server] = channel_pair(to_relay[0], to_server[1]);
+  std::string payload(1 << 20, 'p');
+  uint64_t delivered = 0;
+  Status received = Status{Errc::io_error, "not received"};
+  std::thread reader([&] {
+    received = server.receive(transfer::FrameSink{
+        {}, [&](const unsigned char*, size_t n) { delivered += n; return Status::Ok(); }});
+  });
+  REQUIRE(client.send("head", payload.size(), [&](uint64_t offset, unsigned char* into, size_t n) {
+                  std::memcpy(into, payload.data() + offset, n);
+                  return Status::Ok();
+                }).ok());
+  reader.join();
+  CHECK(delivered == payload.size());  // the slices went to the sink, unauthenticated ...
+  CHECK_FALSE(received.ok());          // ... and the frame as a whole is refused
+  CHECK(received.message.find("authentication") != std::string::npos);
+  ::shutdown(to_relay[0], SHUT_RDWR);
+  ::shutdown(to_server[1], SHUT_RDWR);
+  relay_out.join();
+  relay_back.join();
+  for (int fd : {to_relay[1], to_server[0]}) ::close(fd);
 }
 
 TEST_CASE("chunk service answers members and refuses intruders") {
@@ -113,9 +180,10 @@ TEST_CASE("chunk service answers members and refuses intruders") {
     request.set_id(i + 1);
     request.set_index(i);
     request.set_chunk_size(1000);
-    auto r = member.fetch(address, request, std::chrono::seconds(2));
+    std::string bytes;
+    auto r = fetch_into(member, address, request, bytes);
     REQUIRE(r.ok());
-    CHECK(r->data() == std::string(1000, static_cast<char>('a' + i)));
+    CHECK(bytes == std::string(1000, static_cast<char>('a' + i)));
   }
   transfer::ChunkClient intruder(key_of(8), std::make_shared<transfer::PeerTraffic>());
   wire::ChunkRequest request;
@@ -173,9 +241,10 @@ TEST_CASE("a designated fetcher that waits on the uplink longer than the asker's
   request.set_chunk_size(4);
   request.set_fetch(true);
   // Stall bound 4 s: without the fetcher's WORKING notes (every 3 s) this times out.
-  auto r = client.fetch("127.0.0.1:" + std::to_string(*port), request, std::chrono::seconds(4));
+  std::string bytes;
+  auto r = fetch_into(client, "127.0.0.1:" + std::to_string(*port), request, bytes, std::chrono::seconds(4));
   REQUIRE(r.ok());
-  CHECK(r->header.status() == wire::ChunkResponse::OK);
-  CHECK(r->data() == "abcd");
+  CHECK(r->status() == wire::ChunkResponse::OK);
+  CHECK(bytes == "abcd");
   server.stop();
 }
