@@ -35,6 +35,9 @@ struct SiteState {
   Registry* registry = nullptr;
   uint32_t default_replicas = 0;
   std::function<std::vector<wire::BlobHolding>()> holdings;
+  std::function<uint64_t()> holdings_version;
+  uint64_t announced_version = 0;
+  bool peers_changed = false;  // an envelope arrived since the peers were last published
   std::map<std::string, caf::actor> by_name;
   std::map<std::string, caf::actor> by_address;
   std::map<caf::actor_addr, std::string> name_of;
@@ -172,6 +175,7 @@ void on_envelope(SiteActor* self, const std::string& sealed) {
     return;
   }
   ++st.stats->messages_received;
+  st.peers_changed = true;
   if (auto sender = self->current_sender()) {
     auto peer = caf::actor_cast<caf::actor>(sender);
     auto& known = st.by_name[envelope->sender()];
@@ -217,9 +221,20 @@ caf::behavior site_behavior(SiteActor* self) {
             if (st.kv->write(batch)) st.persisted = memory;
           }
         }
-        if (st.ticks % 4 == 0) {  // every second: what we can serve goes out with the heartbeat,
-          if (st.holdings) st.core->set_blob_holdings(st.holdings());
-          publish_peers(st);      // and what the others announced reaches the transfers
+        // What we can serve goes out with every heartbeat, and within a tick
+        // (250 ms) of a chunk or blob completing here: peers use it while a
+        // pull is still running. What the others announced reaches the
+        // transfer threads within a tick too.
+        const uint64_t version = st.holdings_version ? st.holdings_version() : 0;
+        const bool news = version != st.announced_version;
+        if (st.holdings && (news || st.ticks % 4 == 0)) {
+          st.announced_version = version;
+          st.core->set_blob_holdings(st.holdings());
+        }
+        if (news) carry_out(self, st.core->announce(now_ms()));
+        if (st.peers_changed || st.ticks % 4 == 0) {
+          st.peers_changed = false;
+          publish_peers(st);
         }
         carry_out(self, st.core->tick(now_ms()));
         self->delayed_send(self, std::chrono::milliseconds(250), tick_atom::value);
@@ -305,6 +320,7 @@ Result<std::pair<caf::actor, uint16_t>> start_site_actor(caf::actor_system& syst
     st.registry = &deps.registry;
     st.default_replicas = config.default_replicas;
     st.holdings = deps.holdings;
+    st.holdings_version = deps.holdings_version;
     carry_out(self, std::move(start));
     std::map<std::string, site::IndexSnapshot::Origin> origins;
     for (const auto& view : st.core->index().tags())

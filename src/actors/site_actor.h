@@ -45,6 +45,7 @@ struct SiteDeps {
   // What this node can serve to peers now (partial and recent blobs), announced
   // with every heartbeat; may be empty.
   std::function<std::vector<wire::BlobHolding>()> holdings;
+  std::function<uint64_t()> holdings_version;  // changes when holdings() would say more
 };
 
 // Spawns the actor, publishes it on the cluster port and starts joining.

@@ -148,6 +148,8 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
   if (!upstreams) return upstreams.status();
   p->mirror = std::make_unique<Mirror>(*p->registry, *p->blobs, std::move(upstreams->by_namespace),
                                        upstreams->default_ns, config.tag_ttl);
+  // Pushed blobs are announced to peers like assembled ones.
+  p->uploads->on_stored([mirror = p->mirror.get()](const Digest& d) { mirror->note_completed(d); });
 
   // The site: identity, key, and the actor around the protocol core.
   if (sodium_init() < 0) return Status{Errc::io_error, "libsodium failed to initialise"};
@@ -241,7 +243,8 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
   const uint16_t cluster_port = 0;
   auto* mirror_for_site = p->mirror.get();
   actors::SiteDeps deps{*p->kv, *p->registry, sealer, p->stats, p->peers, p->index,
-                        [mirror_for_site] { return mirror_for_site->holdings(); }};
+                        [mirror_for_site] { return mirror_for_site->holdings(); },
+                        [mirror_for_site] { return mirror_for_site->holdings_version(); }};
   auto site = actors::start_site_actor(*p->system, site_config, deps, cluster_host, cluster_port);
   if (!site) return site.status();
   p->site = site->first;

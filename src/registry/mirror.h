@@ -78,6 +78,11 @@ class Mirror {
   // What this node announces to peers: blobs being assembled here (with the
   // chunks present) and the most recently completed ones.
   std::vector<wire::BlobHolding> holdings();
+  // Changes whenever holdings() would say more: a chunk or a blob completed.
+  uint64_t holdings_version() const { return holdings_version_; }
+  // A blob now stored here completely (assembled, fetched or pushed): it is
+  // announced among the recent ones.
+  void note_completed(const Digest& digest);
 
   struct Partial {
     std::string digest;
@@ -175,7 +180,7 @@ class Mirror {
   // upstream directly for a while (guarded by mu_).
   std::map<std::string, std::chrono::steady_clock::time_point> site_fetch_failed_;
   std::deque<std::string> recent_blobs_;  // digests completed here, newest last (guarded by mu_)
-  void note_completed(const Digest& digest);
+  std::atomic<uint64_t> holdings_version_{0};
   std::map<std::string, std::chrono::steady_clock::time_point> penalised_until_;  // guarded by mu_
   ChunkDigests chunk_digests_{blobs_};
 };

@@ -222,8 +222,10 @@ std::map<std::string, Mirror::PeerStats> Mirror::peer_stats() {
 void Mirror::note_completed(const Digest& digest) {
   constexpr size_t kRecent = 64;  // enough for the images of a rollout; older ones are found by asking
   std::lock_guard lock(mu_);
+  recent_blobs_.erase(std::remove(recent_blobs_.begin(), recent_blobs_.end(), digest.str()), recent_blobs_.end());
   recent_blobs_.push_back(digest.str());
   if (recent_blobs_.size() > kRecent) recent_blobs_.pop_front();
+  ++holdings_version_;
 }
 
 std::vector<wire::BlobHolding> Mirror::holdings() {

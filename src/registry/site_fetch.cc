@@ -200,6 +200,7 @@ void Mirror::mark_present(SiteBlob& sb, uint64_t index, const std::string& diges
   sb.have[index] = 1;
   sb.chunk_digests[index] = digest;
   if (sb.journal) sb.journal->record(index, digest);
+  ++holdings_version_;
 }
 
 Status Mirror::store_chunk(SiteBlob& sb, uint64_t index, std::string_view data, const std::string& digest) {

@@ -163,6 +163,7 @@ Result<Digest> Uploads::complete(std::string_view repo, std::string_view id, std
   } else {
     result = blobs_.commit_staging(upload_id, actual);
     if (result) result = registry_.link_blob(repo, actual);
+    if (result && on_stored_) on_stored_(actual);
   }
   // The session ends either way; a failed verification leaves nothing behind.
   KvBatch batch;

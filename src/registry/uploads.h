@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -59,6 +60,8 @@ class Uploads {
 
   // Removes staged files without a session (left by a crash).
   void recover();
+  // Called with each blob a completed upload stored (e.g. to announce it to peers).
+  void on_stored(std::function<void(const Digest&)> hook) { on_stored_ = std::move(hook); }
 
   Result<UploadState> start(std::string_view repo);
   Result<UploadState> status(std::string_view repo, std::string_view id);
@@ -89,6 +92,7 @@ class Uploads {
   Registry& registry_;
   std::mutex mu_;
   std::map<std::string, Active> active_;
+  std::function<void(const Digest&)> on_stored_;  // set before serving
 };
 
 }  // namespace ep

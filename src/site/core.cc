@@ -293,6 +293,15 @@ void SiteCore::collect_garbage(Effects& fx, uint64_t now) {
   }
 }
 
+Effects SiteCore::announce(uint64_t now) {
+  Effects fx;
+  if (leaving_) return fx;
+  last_heartbeat_ = now;
+  const auto hello = hello_envelope(now);
+  for (const auto& peer : membership_.live_peers()) fx.send.push_back({peer, hello});
+  return fx;
+}
+
 Effects SiteCore::tick(uint64_t now) {
   Effects fx;
   if (leaving_) return fx;
@@ -303,9 +312,8 @@ Effects SiteCore::tick(uint64_t now) {
     for (auto& event : membership_.tick(now)) fx.membership.push_back(event);
   }
   if (now - last_heartbeat_ >= options_.heartbeat_interval_ms) {
-    last_heartbeat_ = now;
-    const auto hello = hello_envelope(now);
-    for (const auto& peer : membership_.live_peers()) fx.send.push_back({peer, hello});
+    auto beat = announce(now);
+    for (auto& send : beat.send) fx.send.push_back(std::move(send));
   }
   if (now - last_anti_entropy_ >= options_.anti_entropy_interval_ms) {
     last_anti_entropy_ = now;

@@ -82,6 +82,9 @@ class SiteCore {
     out->Clear();
     for (auto& b : blobs) *out->Add() = std::move(b);
   }
+  // The next heartbeat, now: what this node holds changed (a chunk or a
+  // blob completed), and peers should know before the regular beat.
+  Effects announce(uint64_t now_ms);
   // What the shell persists besides the index: when a member was last heard,
   // and when tombstones were last dropped here. A node back after more than
   // gone-after waits for a member's hello: if that member dropped tombstones

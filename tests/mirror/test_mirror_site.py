@@ -238,3 +238,19 @@ def test_members_announce_the_blobs_they_can_serve(env):
     pull_ok(env, s3, "app", "v1", img, "s3")
     fetched = sum(upstream_bytes(n) for n in nodes + [s3]) - before
     assert fetched < 64 << 10, "the new member's pull went over the uplink: %d bytes" % fetched
+
+
+def test_pushed_blobs_are_announced_and_pulled_from_the_node_they_were_pushed_to(env):
+    """An image pushed to s1 (no upstream has it) is announced by s1 like an assembled
+    one: s2 sees its blobs within a second or so, and pulls the image from s1."""
+    img = ml.make_image(env.dir / "img", "dp-6", layers=2, layer_mb=1, tag="v1")
+    up = env.upstream()
+    nodes, _ = start_site(env, up.url, ["s1", "s2"])
+    s1, s2 = nodes
+    env.skopeo(["copy", "--retry-times", "0", "--dest-tls-verify=false",
+                "oci:%s:v1" % img["dir"], "docker://%s/local/app:v1" % s1.host])
+    blobs = len(img["layer_digests"]) + 1  # layers and the config blob
+    ml.wait_for(lambda: [m for m in admin(s2, "members")["members"]
+                         if m["name"] == "s1" and m["blobs_announced"] >= blobs], 3,
+                what="the pushed blobs announced to s2")
+    pull_ok(env, s2, "local/app", "v1", img, "s2")

@@ -1,4 +1,5 @@
 // Membership and the site simulation (small sizes; seeds printed on failure).
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include "simulation.h"
@@ -200,4 +201,44 @@ TEST_CASE("a whole site down longer than gone-after keeps its tags") {
     CHECK(s.core(i).index().tag(kept));
     CHECK_FALSE(s.core(i).index().tag(deleted));
   }
+}
+
+TEST_CASE("a node announces what it can serve at once, and peers see it without waiting for the heartbeat") {
+  auto member = [](const std::string& name) {
+    wire::Member m;
+    m.set_name(name);
+    return m;
+  };
+  auto hellos = [](const site::Effects& fx) {
+    return std::count_if(fx.send.begin(), fx.send.end(), [](const auto& o) { return o.envelope.has_hello(); });
+  };
+  site::SiteCore a(member("a"), site::CoreOptions{}, 1, nullptr);
+  site::SiteCore b(member("b"), site::CoreOptions{}, 2, nullptr);
+  wire::Envelope hello_from_b;
+  hello_from_b.set_sender("b");
+  *hello_from_b.mutable_hello() = member("b");
+  a.receive(hello_from_b, 1000);
+  REQUIRE(a.membership().find("b"));
+  REQUIRE(a.membership().find("b")->liveness == site::Liveness::alive);
+  a.tick(1000);
+
+  // Chunks 0 and 2 of a blob completed here, 300 ms after the last beat.
+  wire::BlobHolding partial;
+  partial.set_digest("sha256:0123");
+  partial.set_chunks(std::string(1, '\x05'));
+  a.set_blob_holdings({partial});
+  CHECK(hellos(a.tick(1300)) == 0);  // the regular beat is not due yet ...
+  auto fx = a.announce(1300);        // ... the announcement goes out now
+  REQUIRE(fx.send.size() == 1);
+  CHECK(fx.send[0].to == "b");
+  CHECK(fx.send[0].envelope.has_hello());
+  b.receive(fx.send[0].envelope, 1300);
+  const auto* seen = b.membership().find("a");
+  REQUIRE(seen);
+  REQUIRE(seen->info.blobs_size() == 1);
+  CHECK(seen->info.blobs(0).digest() == "sha256:0123");
+  CHECK(seen->info.blobs(0).chunks() == std::string(1, '\x05'));
+  // It counts as the beat: the next one is a full interval later.
+  CHECK(hellos(a.tick(2100)) == 0);
+  CHECK(hellos(a.tick(2300)) == 1);
 }
