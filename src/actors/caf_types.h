@@ -21,5 +21,6 @@ using pins_atom = caf::atom_constant<caf::atom("pins")>;           // admin: pin
 using leave_atom = caf::atom_constant<caf::atom("leave")>;         // admin: leave the site
 using metrics_atom = caf::atom_constant<caf::atom("metrics")>;     // Prometheus lines
 using ready_atom = caf::atom_constant<caf::atom("ready")>;         // joined? (bool)
+using holds_atom = caf::atom_constant<caf::atom("holds")>;         // which pinned images are complete here
 
 }  // namespace ep::actors

@@ -43,6 +43,8 @@ struct SiteState {
   std::map<caf::actor_addr, std::string> name_of;
   std::set<std::string> connecting;
   uint64_t ticks = 0;
+  caf::actor store_reader;     // blocking store reads, off this actor's thread
+  bool holds_pending = false;  // a holds request is out
   site::SiteCore::Memory persisted;
   static inline const char* name = "edgepier.site";
 };
@@ -209,10 +211,18 @@ caf::behavior site_behavior(SiteActor* self) {
       [=](tick_atom) {
         auto& st = self->state;
         if (++st.ticks % 8 == 0) {  // every 2 s: which pinned images are complete here
-          std::vector<std::string> holds;
-          for (const auto& pin : st.core->index().pins())
-            if (st.registry->holds_image(pin.ref)) holds.push_back(pin.ref);
-          st.core->set_holdings(holds);
+          if (!st.holds_pending) {
+            std::vector<std::string> refs;
+            for (const auto& pin : st.core->index().pins()) refs.push_back(pin.ref);
+            st.holds_pending = true;
+            self->request(st.store_reader, std::chrono::seconds(30), holds_atom::value, std::move(refs))
+                .then(
+                    [=](std::vector<std::string>& holds) {
+                      self->state.holds_pending = false;
+                      self->state.core->set_holdings(holds);
+                    },
+                    [=](caf::error&) { self->state.holds_pending = false; });
+          }
           auto memory = st.core->memory();  // survives a restart (see SiteCore::Memory)
           if (memory.last_contact_ms != st.persisted.last_contact_ms || memory.collected_ms != st.persisted.collected_ms) {
             KvBatch batch;
@@ -321,6 +331,16 @@ Result<std::pair<caf::actor, uint16_t>> start_site_actor(caf::actor_system& syst
     st.default_replicas = config.default_replicas;
     st.holdings = deps.holdings;
     st.holdings_version = deps.holdings_version;
+    // Checking an image stats every blob of it: done by a detached helper,
+    // linked so it ends with this actor.
+    st.store_reader = self->spawn<caf::detached + caf::linked>([registry = &deps.registry]() -> caf::behavior {
+      return {[=](holds_atom, const std::vector<std::string>& refs) {
+        std::vector<std::string> holds;
+        for (const auto& ref : refs)
+          if (registry->holds_image(ref)) holds.push_back(ref);
+        return holds;
+      }};
+    });
     carry_out(self, std::move(start));
     std::map<std::string, site::IndexSnapshot::Origin> origins;
     for (const auto& view : st.core->index().tags())
