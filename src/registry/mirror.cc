@@ -213,8 +213,10 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
     if (auto s = registry_.link_blob(local, *digest); !s) return s;
     if (auto b = open_local()) return std::move(*b);
   }
+  bool ranges = true;  // whether upstream says it serves Range requests for the blob
   auto head_blob = [&]() -> Result<uint64_t> {
     auto h = up.get(repo, "blobs/" + digest->str(), "HEAD", {}, nullptr, kMetadataTimeout);
+    if (h) ranges = h->header("accept-ranges").find("bytes") != std::string::npos;
     if (!h) return h.status();
     if (h->status == 404) return Status{Errc::blob_unknown, "blob unknown upstream " + up.describe() + ": " + digest->str()};
     if (h->status != 200 || !h->content_length)
@@ -236,7 +238,7 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
       if (!up.available()) return unavailable();
       auto size = head_blob();
       if (!size && size.status().code == Errc::blob_unknown) return size.status();
-      if (size) fetch = start_site_fetch(up, local, repo, *digest, *size);
+      if (size) fetch = start_site_fetch(up, local, repo, *digest, *size, ranges);
     }
     if (!fetch && !up.available()) return unavailable();
     if (!fetch) fetch = start_fetch(up, local, repo, *digest);

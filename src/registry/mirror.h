@@ -109,7 +109,11 @@ class Mirror {
 
   struct SiteBlob;
   std::shared_ptr<SiteBlob> site_blob(const Digest& digest, uint64_t size);
-  Status chunk_from_upstream(Upstream& upstream, const std::string& repo, SiteBlob& blob, uint64_t index);
+  // Chunk `index` from upstream, by a Range request, or with `whole_blob`
+  // (an upstream without Range support) by getting the whole blob here in
+  // one GET that brings every chunk.
+  Status chunk_from_upstream(Upstream& upstream, const std::string& repo, SiteBlob& blob, uint64_t index,
+                             bool whole_blob);
   Status obtain_chunk(Upstream& upstream, const std::string& repo, SiteBlob& blob, uint64_t index);
   using ChunkedBody = std::function<void(std::shared_ptr<InflightBlob>, std::shared_ptr<SiteBlob>)>;
   // Registers a chunked fetch (single flight by digest) and runs `body` on its own thread.
@@ -131,6 +135,13 @@ class Mirror {
                                                  Upstream* upstream = nullptr, std::string upstream_repo = {});
   // Writes a verified chunk into the staging file and marks it present.
   Status store_chunk(SiteBlob& blob, uint64_t index, std::string_view data, const std::string& digest);
+  // One GET for chunk `index` (claimed by the caller): a Range request, or
+  // the whole blob (`whole_blob`, the caller set streaming_whole). An
+  // upstream that ignores Range answers with the whole blob too. From a
+  // whole blob, every chunk nobody here is fetching is written, unless this
+  // node streams it already (`another_stream`: wait for that one instead).
+  Status stream_from_upstream(Upstream& upstream, const std::string& repo, SiteBlob& blob, uint64_t index,
+                              bool whole_blob, bool& another_stream);
   void mark_present(SiteBlob& blob, uint64_t index, const std::string& digest);  // caller holds blob.mu
   void resume_partial_blobs();
   void drop_idle_site_blobs();  // caller holds mu_
@@ -149,8 +160,10 @@ class Mirror {
   void penalise(const std::string& peer, const std::string& why);
   bool penalised(const std::string& peer);
   std::vector<std::string> prefer_trusted(std::vector<std::string> order);  // penalised peers last
+  // `ranges`: the upstream serves Range requests; if not, one designated
+  // fetcher gets the whole blob and every member asks it for each chunk.
   std::shared_ptr<InflightBlob> start_site_fetch(Upstream& upstream, const std::string& local, const std::string& repo,
-                                                 const Digest& digest, uint64_t size);
+                                                 const Digest& digest, uint64_t size, bool ranges);
   // Obtains every chunk (several in flight) with `obtain`, streams the
   // verified-so-far prefix to clients, checks the digest and publishes.
   void assemble(std::shared_ptr<InflightBlob> blob, std::shared_ptr<SiteBlob> site, const std::string& repo,

@@ -161,7 +161,7 @@ transfer::ChunkReply Mirror::serve_chunk(const wire::ChunkRequest& request) {
       have = sb->have[request.index()];
     }
     Status s = have ? Status::Ok() : Status{Errc::blob_unknown, "chunk not here"};
-    if (!have && request.fetch() && up) s = chunk_from_upstream(*up, request.repo(), *sb, request.index());
+    if (!have && request.fetch() && up) s = chunk_from_upstream(*up, request.repo(), *sb, request.index(), request.whole_blob());
     if (s) {
       std::string chunk_digest;
       {

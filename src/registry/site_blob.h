@@ -40,6 +40,10 @@ struct Mirror::SiteBlob {
   std::vector<std::string> chunk_digests;  // of the chunks in `have`
   std::optional<ChunkJournal> journal;     // records `have` for a resume after restart
   bool pulling = false;                    // a local pull owns publishing it
+  bool streaming_whole = false;            // an upstream that ignores Range is sending all of it here
+  // Whether the upstream serves Range requests (its HEAD said so): if not,
+  // all chunks go to one designated fetcher, which gets the blob in one GET.
+  bool upstream_ranges = true;
   std::chrono::steady_clock::time_point last_used = std::chrono::steady_clock::now();  // guarded by Mirror::mu_
 };
 

@@ -36,40 +36,110 @@ namespace {
 constexpr int kParallelChunks = 4;
 }  // namespace
 
-Status Mirror::chunk_from_upstream(Upstream& up, const std::string& repo, SiteBlob& sb, uint64_t index) {
-  {
+Status Mirror::chunk_from_upstream(Upstream& up, const std::string& repo, SiteBlob& sb, uint64_t index,
+                                   bool whole_blob) {
+  Status outcome;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    bool another_stream = false;
+    {
+      // Single flight per chunk; while the whole blob streams in here, the
+      // chunk comes with that stream.
+      std::unique_lock lock(sb.mu);
+      sb.cv.wait(lock, [&] { return sb.have[index] || (!sb.fetching[index] && !sb.streaming_whole); });
+      if (sb.have[index]) return Status::Ok();
+      sb.fetching[index] = 1;
+      if (whole_blob) sb.streaming_whole = true;
+    }
+    outcome = stream_from_upstream(up, repo, sb, index, whole_blob, another_stream);
     std::unique_lock lock(sb.mu);
-    sb.cv.wait(lock, [&] { return !sb.fetching[index]; });  // single flight per chunk
+    if (another_stream) sb.cv.wait(lock, [&] { return !sb.streaming_whole; });
     if (sb.have[index]) return Status::Ok();
-    sb.fetching[index] = 1;
+    if (!another_stream) break;
   }
-  auto range = site::chunk_range(sb.size, sb.chunk_size, index);
-  uint64_t written = 0;
-  Sha256 hash;  // recorded with the chunk, so peers can verify what we serve
-  bool whole = range.offset == 0 && range.length == sb.size;
-  BodySink sink{[&](const HttpResponse& head) { return head.status == 206 || (head.status == 200 && whole); },
+  return outcome.ok() ? Status{Errc::upstream_unavailable, "upstream " + up.describe() + " sent a short chunk"}
+                      : outcome;
+}
+
+Status Mirror::stream_from_upstream(Upstream& up, const std::string& repo, SiteBlob& sb, uint64_t index,
+                                    bool whole_blob, bool& another_stream) {
+  const auto range = site::chunk_range(sb.size, sb.chunk_size, index);
+  // The chunks this fetch writes: the one asked for (claimed by the caller)
+  // and, when the upstream ignores Range and sends the whole blob, every
+  // chunk nobody else here is fetching: the blob crosses the uplink once.
+  std::vector<uint8_t> mine(sb.have.size(), 0);
+  mine[index] = 1;
+  bool whole_body = false;
+  uint64_t base = range.offset, seen = 0;  // the body starts at blob offset `base`
+  Sha256 hash;  // of the chunk the body is in; recorded with it, so peers can verify what we serve
+  auto claim = [&](uint64_t k) {  // caller holds sb.mu
+    if (!sb.have[k] && !sb.fetching[k]) sb.fetching[k] = mine[k] = 1;
+  };
+  if (whole_blob) {  // the caller set streaming_whole
+    std::lock_guard lock(sb.mu);
+    whole_body = true;
+    base = 0;
+    for (uint64_t k = 0; k < mine.size(); ++k) claim(k);
+  }
+  BodySink sink{[&](const HttpResponse& head) {
+                  if (head.status == 206 && !whole_body) return true;
+                  if (head.status != 200) return false;
+                  if (whole_body || range.length == sb.size) return true;
+                  std::lock_guard lock(sb.mu);
+                  if (sb.streaming_whole) {
+                    another_stream = true;
+                    return false;
+                  }
+                  sb.streaming_whole = whole_body = true;
+                  base = 0;
+                  for (uint64_t k = 0; k < mine.size(); ++k) claim(k);
+                  return true;
+                },
                 [&](const char* data, size_t n) -> Status {
                   if (stopping_) return Status{Errc::io_error, "node is shutting down"};
-                  if (written + n > range.length) return Status{Errc::io_error, "upstream sent more than the range"};
-                  if (auto s = pwrite_all(sb.fd.get(), data, n, range.offset + written, "chunk"); !s) return s;
-                  hash.update(data, n);
-                  written += n;
                   bytes_from_upstream_ += n;
+                  while (n > 0) {
+                    const uint64_t at = base + seen;
+                    if (at >= (whole_body ? sb.size : range.offset + range.length))
+                      return Status{Errc::io_error, "upstream sent more than the range"};
+                    const uint64_t k = at / sb.chunk_size;
+                    const auto chunk = site::chunk_range(sb.size, sb.chunk_size, k);
+                    if (whole_body && at == chunk.offset && !mine[k]) {  // freed meanwhile by a failed fetch
+                      std::lock_guard lock(sb.mu);
+                      claim(k);
+                    }
+                    const size_t piece = static_cast<size_t>(std::min<uint64_t>(n, chunk.offset + chunk.length - at));
+                    if (mine[k]) {
+                      if (auto s = pwrite_all(sb.fd.get(), data, piece, at, "chunk"); !s) return s;
+                      hash.update(data, piece);
+                    }
+                    data += piece;
+                    n -= piece;
+                    seen += piece;
+                    if (mine[k] && at + piece == chunk.offset + chunk.length) {
+                      std::lock_guard lock(sb.mu);
+                      sb.fetching[k] = mine[k] = 0;
+                      mark_present(sb, k, hash.finish().str());
+                      hash = Sha256();
+                      sb.cv.notify_all();
+                    }
+                  }
                   return Status::Ok();
                 }};
-  std::string header = "bytes=" + std::to_string(range.offset) + "-" + std::to_string(range.offset + range.length - 1);
-  auto response = up.get(repo, "blobs/" + sb.digest.str(), "GET", {{"Range", header}}, &sink);
+  std::vector<std::pair<std::string, std::string>> headers;
+  if (!whole_blob)
+    headers.emplace_back("Range", "bytes=" + std::to_string(range.offset) + "-" +
+                                      std::to_string(range.offset + range.length - 1));
+  auto response = up.get(repo, "blobs/" + sb.digest.str(), "GET", std::move(headers), &sink);
   Status outcome;
   if (!response)
     outcome = response.status();
-  else if (response->status != 206 && !(response->status == 200 && whole))
+  else if (response->status != 206 && response->status != 200)
     outcome = Status{Errc::upstream_unavailable, "upstream " + up.describe() + " answered HTTP " +
-                                                     std::to_string(response->status) + " to a Range request"};
-  else if (written != range.length)
-    outcome = Status{Errc::upstream_unavailable, "upstream " + up.describe() + " sent a short chunk"};
+                                                     std::to_string(response->status) + " for a chunk"};
   std::lock_guard lock(sb.mu);
-  sb.fetching[index] = 0;
-  if (outcome) mark_present(sb, index, hash.finish().str());
+  for (uint64_t k = 0; k < mine.size(); ++k)
+    if (mine[k]) sb.fetching[k] = 0;  // a cut stream: not written, someone may fetch it again
+  if (whole_body) sb.streaming_whole = false;
   sb.cv.notify_all();
   return outcome;
 }
@@ -173,15 +243,19 @@ Status Mirror::obtain_chunk(Upstream& up, const std::string& repo, SiteBlob& sb,
     if (auto stored = chunk_from_peer(sb, peer, address_of[peer], request, stall_bound(peer, kHolderStall), {}))
       return *stored;
   }
-  for (const auto& candidate : prefer_trusted(site::rendezvous_order(sb.digest.str(), index, names))) {
+  // Without Range support upstream, one designated fetcher per blob (the
+  // order of chunk 0 for all): it gets the blob in one GET.
+  const uint64_t key = sb.upstream_ranges ? index : 0;
+  for (const auto& candidate : prefer_trusted(site::rendezvous_order(sb.digest.str(), key, names))) {
     if (candidate == self_name_) {
-      if (chunk_from_upstream(up, repo, sb, index)) return Status::Ok();
+      if (chunk_from_upstream(up, repo, sb, index, !sb.upstream_ranges)) return Status::Ok();
       continue;
     }
     auto request = chunk_request(sb.digest, index, sb.chunk_size, sb.size);
     request.set_ns(up.ns());
     request.set_repo(repo);
     request.set_fetch(true);
+    request.set_whole_blob(!sb.upstream_ranges);
     request.set_asker(self_name_);
     // Fixed bound, not the adaptive one: a fetcher's answer waits on the
     // shared uplink (it sends WORKING notes meanwhile), so its past speed
@@ -189,7 +263,7 @@ Status Mirror::obtain_chunk(Upstream& up, const std::string& repo, SiteBlob& sb,
     // the next in rendezvous order.
     if (auto stored = chunk_from_peer(sb, candidate, address_of[candidate], request, kFetcherStall, {})) return *stored;
   }
-  return chunk_from_upstream(up, repo, sb, index);  // last resort, if self was not tried first
+  return chunk_from_upstream(up, repo, sb, index, !sb.upstream_ranges);  // last resort, if self was not tried first
 }
 
 std::shared_ptr<InflightBlob> Mirror::start_chunked(const Digest& digest, uint64_t size, ChunkedBody body) {
@@ -227,8 +301,9 @@ void Mirror::publish_chunked(const std::shared_ptr<InflightBlob>& fetch, const s
 }
 
 std::shared_ptr<InflightBlob> Mirror::start_site_fetch(Upstream& up, const std::string& local, const std::string& repo,
-                                                       const Digest& digest, uint64_t size) {
-  return start_chunked(digest, size, [this, &up, local, repo](auto fetch, auto sb) {
+                                                       const Digest& digest, uint64_t size, bool ranges) {
+  return start_chunked(digest, size, [this, &up, local, repo, ranges](auto fetch, auto sb) {
+    sb->upstream_ranges = ranges;
     assemble(fetch, sb, local, [&](uint64_t i) { return obtain_chunk(up, repo, *sb, i); });
   });
 }

@@ -366,6 +366,8 @@ class FaultProxy:
       ("delay", seconds)     wait, then relay unchanged
       ("chunked",)           relay the body with chunked transfer encoding, no Content-Length
       ("redirect", url_fn)   307 to url_fn(path)
+      ("no-ranges",)         an upstream without Range support: the request goes on
+                             without its Range header, Accept-Ranges is dropped
 
     Every request is recorded in `log` as a dict (method, path, status, sent,
     done, t_done, length, auth: carried Authorization), updated while the body
@@ -477,6 +479,8 @@ class FaultProxy:
                 k, _, v = l.partition(":")
                 if k.strip().lower() == "content-length":
                     req_len = int(v.strip())
+            if kind == "no-ranges":
+                head = b"\r\n".join(l for l in head.split(b"\r\n") if not l.lower().startswith(b"range:"))
             up = socket.create_connection(self.target, timeout=60)
             up.sendall(head + b"\r\n\r\n" + rest)
             remaining = req_len - len(rest)
@@ -505,6 +509,8 @@ class FaultProxy:
             entry["length"] = length
             if kind == "strip":
                 headers = [(k, v) for k, v in headers if k.strip().lower() != action[1]]
+            if kind == "no-ranges":
+                headers = [(k, v) for k, v in headers if k.strip().lower() != "accept-ranges"]
             chunked = kind == "chunked" and has_body
             if chunked:
                 headers = [(k, v) for k, v in headers if k.strip().lower() != "content-length"]

@@ -87,6 +87,38 @@ def test_concurrent_cold_pulls_fetch_each_chunk_from_upstream_once(env):
     assert all(p["bad_chunks"] == 0 for n in nodes for p in admin(n, "stats")["peers"])
 
 
+def test_an_upstream_without_range_support_sends_each_blob_once_to_one_fetcher(env):
+    """Behind an upstream that ignores Range (and does not advertise it), three nodes
+    pull the same image at once: each blob has one designated fetcher, which gets it in
+    one GET; the others take its chunks from the members. Every pull is complete and
+    each layer crossed the uplink once."""
+    img = ml.make_image(env.dir / "img", "dp-7", layers=2, layer_mb=3, tag="v1")
+    up = env.upstream()
+    up.push(img, "app")
+    proxy = env.proxy(up)
+    proxy.set((lambda method, path: "/blobs/" in path, ("no-ranges",)))
+    nodes, _ = start_site(env, proxy.url, ["s1", "s2", "s3"])
+    errors = []
+
+    def pull(k):
+        try:
+            pull_ok(env, nodes[k], "app", "v1", img, "s%d" % (k + 1))
+        except Exception as e:  # reported below
+            errors.append("s%d: %s" % (k + 1, e))
+    threads = [threading.Thread(target=pull, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for layer in img["layer_digests"]:
+        gets = proxy.requests("GET", layer)
+        assert len(gets) == 1, (layer, [(g["status"], g["sent"]) for g in gets])
+    total = sum(img["blobs"].values())
+    fetched = sum(upstream_bytes(n) for n in nodes)
+    assert fetched <= 1.05 * total, "upstream bytes %d for an image of %d" % (fetched, total)
+
+
 def test_a_holder_whose_blob_went_bad_never_serves_it(env):
     """s1 holds a pushed image; its layer file is then damaged on disk. When a peer asks,
     s1 re-verifies the blob, finds it bad, drops it and answers that it has nothing;
