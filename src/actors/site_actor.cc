@@ -235,7 +235,7 @@ caf::behavior site_behavior(SiteActor* self) {
         // (250 ms) of a chunk or blob completing here: peers use it while a
         // pull is still running. What the others announced reaches the
         // transfer threads within a tick too.
-        const uint64_t version = st.holdings_version ? st.holdings_version() : 0;
+        const uint64_t version = st.holdings && st.holdings_version ? st.holdings_version() : 0;
         const bool news = version != st.announced_version;
         if (st.holdings && (news || st.ticks % 4 == 0)) {
           st.announced_version = version;

@@ -213,10 +213,14 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
     if (auto s = registry_.link_blob(local, *digest); !s) return s;
     if (auto b = open_local()) return std::move(*b);
   }
-  bool ranges = true;  // whether upstream says it serves Range requests for the blob
+  // Whether upstream serves Range requests for blobs: what its GETs showed,
+  // else what the HEAD says (Accept-Ranges is optional: silence counts as
+  // no until a GET shows otherwise; one GET per blob costs parallelism,
+  // never uplink bytes).
+  bool ranges = true;
   auto head_blob = [&]() -> Result<uint64_t> {
     auto h = up.get(repo, "blobs/" + digest->str(), "HEAD", {}, nullptr, kMetadataTimeout);
-    if (h) ranges = h->header("accept-ranges").find("bytes") != std::string::npos;
+    if (h) ranges = up.serves_ranges().value_or(h->header("accept-ranges").find("bytes") != std::string::npos);
     if (!h) return h.status();
     if (h->status == 404) return Status{Errc::blob_unknown, "blob unknown upstream " + up.describe() + ": " + digest->str()};
     if (h->status != 200 || !h->content_length)

@@ -34,6 +34,12 @@ using namespace site_fetch;
 
 namespace {
 constexpr int kParallelChunks = 4;
+
+// A Content-Range header names exactly bytes [from, from + length) of `total`.
+bool content_range_is(const std::string& value, uint64_t from, uint64_t length, uint64_t total) {
+  const std::string range = "bytes " + std::to_string(from) + "-" + std::to_string(from + length - 1) + "/";
+  return value == range + std::to_string(total) || value == range + "*";
+}
 }  // namespace
 
 Status Mirror::chunk_from_upstream(Upstream& up, const std::string& repo, SiteBlob& sb, uint64_t index,
@@ -80,10 +86,27 @@ Status Mirror::stream_from_upstream(Upstream& up, const std::string& repo, SiteB
     base = 0;
     for (uint64_t k = 0; k < mine.size(); ++k) claim(k);
   }
+  std::string refused;  // why an answer was not taken
   BodySink sink{[&](const HttpResponse& head) {
-                  if (head.status == 206 && !whole_body) return true;
+                  if (head.status == 206) {  // exactly the range asked for (a whole blob asks for bytes=0-)
+                    const uint64_t from = whole_body ? 0 : range.offset;
+                    const uint64_t length = whole_body ? sb.size : range.length;
+                    if (head.content_length != length ||
+                        !content_range_is(head.header("content-range"), from, length, sb.size)) {
+                      refused = "a partial answer for another range";
+                      return false;
+                    }
+                    up.saw_ranges(true);
+                    return true;
+                  }
                   if (head.status != 200) return false;
+                  if (head.content_length != sb.size) {  // a 200 must be the whole blob
+                    refused = "an answer that is not the whole blob";
+                    return false;
+                  }
+                  up.saw_ranges(false);
                   if (whole_body || range.length == sb.size) return true;
+                  // It ignored the Range: the whole blob streams in here, once.
                   std::lock_guard lock(sb.mu);
                   if (sb.streaming_whole) {
                     another_stream = true;
@@ -125,14 +148,17 @@ Status Mirror::stream_from_upstream(Upstream& up, const std::string& repo, SiteB
                   }
                   return Status::Ok();
                 }};
-  std::vector<std::pair<std::string, std::string>> headers;
-  if (!whole_blob)
-    headers.emplace_back("Range", "bytes=" + std::to_string(range.offset) + "-" +
-                                      std::to_string(range.offset + range.length - 1));
-  auto response = up.get(repo, "blobs/" + sb.digest.str(), "GET", std::move(headers), &sink);
+  // A whole blob is asked for as "bytes=0-" too: the answer (206 or 200)
+  // shows whether the upstream serves ranges after all.
+  const std::string wanted = whole_blob ? "bytes=0-"
+                                        : "bytes=" + std::to_string(range.offset) + "-" +
+                                              std::to_string(range.offset + range.length - 1);
+  auto response = up.get(repo, "blobs/" + sb.digest.str(), "GET", {{"Range", wanted}}, &sink);
   Status outcome;
   if (!response)
     outcome = response.status();
+  else if (!refused.empty())
+    outcome = Status{Errc::upstream_unavailable, "upstream " + up.describe() + " sent " + refused};
   else if (response->status != 206 && response->status != 200)
     outcome = Status{Errc::upstream_unavailable, "upstream " + up.describe() + " answered HTTP " +
                                                      std::to_string(response->status) + " for a chunk"};
@@ -263,7 +289,7 @@ Status Mirror::obtain_chunk(Upstream& up, const std::string& repo, SiteBlob& sb,
     // the next in rendezvous order.
     if (auto stored = chunk_from_peer(sb, candidate, address_of[candidate], request, kFetcherStall, {})) return *stored;
   }
-  return chunk_from_upstream(up, repo, sb, index, !sb.upstream_ranges);  // last resort, if self was not tried first
+  return chunk_from_upstream(up, repo, sb, index, !sb.upstream_ranges);  // last resort: every member failed
 }
 
 std::shared_ptr<InflightBlob> Mirror::start_chunked(const Digest& digest, uint64_t size, ChunkedBody body) {

@@ -159,7 +159,7 @@ Result<wire::ChunkResponse> ChunkClient::fetch(const std::string& address, const
                    },
                    [&](const unsigned char* data, size_t size) {
                      received += size;
-                     return sink->bytes(data, size);
+                     return sink->bytes ? sink->bytes(data, size) : Status::Ok();
                    }};
   for (int attempt = 0; attempt < 2; ++attempt) {
     bool reused = channel != nullptr;

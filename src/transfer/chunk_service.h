@@ -36,9 +36,9 @@ struct ChunkReply {
 };
 
 // Takes an answer's chunk bytes as they arrive: `begin` sees the answer
-// before its first byte (`length` bytes follow), `bytes` them in order. The
-// bytes are not authenticated until fetch() returns OK: a sink must not
-// count them as the chunk before that.
+// before its first byte (`length` bytes follow), `bytes` them in order.
+// Neither the answer nor the bytes are authenticated until fetch() returns
+// OK: a sink must not count them as the chunk before that.
 struct ChunkSink {
   std::function<Status(const wire::ChunkResponse& header, uint64_t length)> begin;
   std::function<Status(const unsigned char* data, size_t size)> bytes;

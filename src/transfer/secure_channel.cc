@@ -73,7 +73,7 @@ class FrameCipher {
     ok_ = ctx_ && EVP_CipherInit_ex(ctx_.get(), EVP_aes_256_gcm(), nullptr, key.data(), nonce, seal ? 1 : 0) == 1;
   }
   bool update(unsigned char* data, size_t size) {
-    int out = 0;  // pieces are at most a slice or a header: well within int
+    int out = 0;  // pieces are at most a header and a slice: well within int
     ok_ = ok_ && size <= kMaxFrame && EVP_CipherUpdate(ctx_.get(), data, &out, data, static_cast<int>(size)) == 1;
     return ok_;
   }

@@ -9,8 +9,9 @@
 // replayed, reordered or altered. The plaintext is a 4-byte header length, a
 // header (a serialized message) and a raw payload (chunk bytes). Payloads are
 // sealed and opened in slices of kSlice bytes as they are produced or
-// arrive, so a chunk is never held whole in memory and each slice is still
-// in the CPU cache when it is encrypted, hashed and written.
+// arrive, so a sender or a streaming receiver never holds a chunk whole in
+// memory, and each slice is still in the CPU cache when it is encrypted,
+// hashed and written. Both ends must run this framing (no negotiation).
 // Socket timeouts bound every read and write. One owner at a time.
 #pragma once
 
@@ -44,9 +45,10 @@ struct Frame {
 using PayloadFill = std::function<Status(uint64_t offset, unsigned char* into, size_t size)>;
 
 // Takes a frame as it arrives: `begin` sees the header before any payload
-// byte, `bytes` the payload in order. Payload bytes are decrypted but not yet
-// authenticated: the tag is checked after the last one, and receive() fails
-// if it does not match. A failing callback fails receive() (the stream is
+// byte, `bytes` the payload in order. Header and payload are decrypted but
+// not yet authenticated: the tag is checked after the last byte, and
+// receive() fails if it does not match, so nothing may be acted on for good
+// before it returns OK. A failing callback fails receive() (the stream is
 // then out of step: drop the channel).
 struct FrameSink {
   std::function<Status(std::string_view header, uint64_t payload_size)> begin;

@@ -125,9 +125,9 @@ Result<HttpResponse> exchange(net::io_context& ioc, Stream& stream, tcp::socket&
   }
   if (auto len = parser.content_length()) response.content_length = *len;
   const bool streaming = sink && sink->accept(response);
-  // A large body the sink refused (a whole blob where a range was asked
-  // for) is not downloaded just to be dropped: the connection closes.
-  if (sink && !streaming && response.content_length && *response.content_length > (64 << 10)) return response;
+  // A body the sink refused (a redirect's, or a whole blob where a range was
+  // asked for) is not downloaded just to be dropped: the connection closes.
+  if (sink && !streaming) return response;
   std::vector<char> chunk(1 << 20);
   while (!parser.is_done()) {
     auto& body = parser.get().body();

@@ -42,6 +42,14 @@ class Upstream {
   // The repository name as the upstream knows it (library/ for Docker Hub).
   std::string upstream_repo(const std::string& repo) const;
 
+  // Whether blob GETs honour Range, as last seen (a 206 or a 200 answer to
+  // a Range request); nullopt until one was seen.
+  std::optional<bool> serves_ranges() const {
+    int v = ranges_;
+    return v == 0 ? std::nullopt : std::optional<bool>(v > 0);
+  }
+  void saw_ranges(bool served) { ranges_ = served ? 1 : -1; }
+
  private:
   Result<HttpResponse> follow(HttpRequest request, BodySink* sink);
   Status authenticate(const HttpResponse& challenge_response, const std::string& scope);
@@ -61,6 +69,7 @@ class Upstream {
   bool use_basic_ = false;
   int failures_ = 0;
   std::chrono::steady_clock::time_point down_until_{};
+  std::atomic<int> ranges_{0};  // 1 served, -1 ignored, 0 not seen yet
 };
 
 }  // namespace ep

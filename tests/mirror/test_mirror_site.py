@@ -60,24 +60,29 @@ def pull_ok(env, node, repo, tag, img, label):
     assert ml.oci_layout_blobs(out) == img["blobs"], label
 
 
-def test_concurrent_cold_pulls_fetch_each_chunk_from_upstream_once(env):
-    img = ml.make_image(env.dir / "img", "dp-1", layers=2, layer_mb=3, tag="v1")
-    up = env.upstream()
-    up.push(img, "app")
-    nodes, _ = start_site(env, up.url, ["s1", "s2", "s3"])
+def pull_all_at_once(env, nodes, repo, tag, img):
+    """Every node pulls the image at the same time; all pulls must be complete."""
     errors = []
 
     def pull(k):
         try:
-            pull_ok(env, nodes[k], "app", "v1", img, "s%d" % (k + 1))
+            pull_ok(env, nodes[k], repo, tag, img, "s%d" % (k + 1))
         except Exception as e:  # reported below
             errors.append("s%d: %s" % (k + 1, e))
-    threads = [threading.Thread(target=pull, args=(k,)) for k in range(3)]
+    threads = [threading.Thread(target=pull, args=(k,)) for k in range(len(nodes))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+def test_concurrent_cold_pulls_fetch_each_chunk_from_upstream_once(env):
+    img = ml.make_image(env.dir / "img", "dp-1", layers=2, layer_mb=3, tag="v1")
+    up = env.upstream()
+    up.push(img, "app")
+    nodes, _ = start_site(env, up.url, ["s1", "s2", "s3"])
+    pull_all_at_once(env, nodes, "app", "v1", img)
     total = sum(img["blobs"].values())
     fetched = sum(upstream_bytes(n) for n in nodes)
     assert fetched <= 1.05 * total, "upstream bytes %d for an image of %d" % (fetched, total)
@@ -98,19 +103,7 @@ def test_an_upstream_without_range_support_sends_each_blob_once_to_one_fetcher(e
     proxy = env.proxy(up)
     proxy.set((lambda method, path: "/blobs/" in path, ("no-ranges",)))
     nodes, _ = start_site(env, proxy.url, ["s1", "s2", "s3"])
-    errors = []
-
-    def pull(k):
-        try:
-            pull_ok(env, nodes[k], "app", "v1", img, "s%d" % (k + 1))
-        except Exception as e:  # reported below
-            errors.append("s%d: %s" % (k + 1, e))
-    threads = [threading.Thread(target=pull, args=(k,)) for k in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    pull_all_at_once(env, nodes, "app", "v1", img)
     for layer in img["layer_digests"]:
         gets = proxy.requests("GET", layer)
         assert len(gets) == 1, (layer, [(g["status"], g["sent"]) for g in gets])
