@@ -87,12 +87,21 @@ std::shared_ptr<InflightBlob> Mirror::start_peer_fetch(const std::string& repo, 
   return start_chunked(digest, holders.size, [this, repo, holders, upstream, upstream_repo](auto fetch, auto sb) {
     // The holders' digests of their verified blob, if they match our chunking.
     const bool trusted = holders.chunk_digests.size() == sb->have.size();
-    // Chunks spread over the holders (several in flight); a holder that
-    // fails, stalls or sends a chunk that does not verify is skipped.
+    // Chunks spread over the holders, and over members that announced the
+    // chunk (partial copies: the designated fetchers of a cold pull), several
+    // in flight; one that fails, stalls or sends a chunk that does not
+    // verify is skipped.
     assemble(fetch, sb, repo, [&](uint64_t i) -> Status {
       const std::string expected = trusted ? holders.chunk_digests[i] : std::string();
-      for (size_t k = 0; k < holders.peers.size(); ++k) {
-        const auto& holder = holders.peers[(i + k) % holders.peers.size()];
+      std::vector<site::PeerAddress> sources = holders.peers;
+      for (auto& peer : peers_ ? peers_->live() : std::vector<site::PeerAddress>{})
+        if (const auto* h = peer.holding(sb->digest.str()); h && !h->chunks.empty() && h->has_chunk(i))
+          if (std::none_of(sources.begin(), sources.end(), [&](const auto& s) { return s.name == peer.name; }))
+            sources.push_back(std::move(peer));
+      if (!sources.empty())
+        std::rotate(sources.begin(), sources.begin() + static_cast<long>(i % sources.size()), sources.end());
+      std::stable_partition(sources.begin(), sources.end(), [this](const auto& p) { return !penalised(p.name); });
+      for (const auto& holder : sources) {
         auto request = chunk_request(sb->digest, i, sb->chunk_size, sb->size);
         request.set_asker(self_name_);
         if (auto stored = chunk_from_peer(*sb, holder.name, holder.data_address, request,

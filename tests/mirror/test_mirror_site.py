@@ -279,3 +279,27 @@ def test_pushed_blobs_are_announced_and_pulled_from_the_node_they_were_pushed_to
                          if m["name"] == "s1" and m["blobs_announced"] >= blobs], 3,
                 what="the pushed blobs announced to s2")
     pull_ok(env, s2, "local/app", "v1", img, "s2")
+
+
+def test_a_pull_spreads_over_whole_and_partial_holders(env):
+    """s1 pulls a layer cold: its chunks are fetched by the designated fetchers s1, s2 and
+    s3, so s2 and s3 keep partial copies and announce their chunks. When s2 then pulls the
+    layer, it keeps its own chunks and takes the rest from s1 (whole) and s3 (partial)
+    alike, not all from the one whole holder."""
+    img = ml.make_image(env.dir / "img", "dp-8", layers=1, layer_mb=4, tag="v1")
+    up = env.upstream()
+    up.push(img, "app")
+    nodes, _ = start_site(env, up.url, ["s1", "s2", "s3"])
+    s1, s2, s3 = nodes
+    layer = img["layer_digests"][0]
+    r = requests.get(s1.url + "/v2/app/blobs/" + layer, timeout=60)
+    assert r.status_code == 200 and ml.sha256_bytes(r.content) == layer
+    ml.wait_for(lambda: [m for m in admin(s2, "members")["members"]
+                         if m["name"] == "s3" and m["blobs_announced"] >= 1], 5, what="s3's chunks announced to s2")
+    time.sleep(0.6)  # the site actor hands announcements to the transfer threads within a tick (250 ms)
+    before = upstream_bytes(s1) + upstream_bytes(s2) + upstream_bytes(s3)
+    r = requests.get(s2.url + "/v2/app/blobs/" + layer, timeout=60)
+    assert r.status_code == 200 and ml.sha256_bytes(r.content) == layer
+    assert upstream_bytes(s1) + upstream_bytes(s2) + upstream_bytes(s3) == before, "s2's pull used the uplink"
+    got = {p["name"]: p["bytes_from"] for p in admin(s2, "stats")["peers"]}
+    assert got.get("s1", 0) > 0 and got.get("s3", 0) > 0, got
