@@ -213,15 +213,11 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
     if (auto s = registry_.link_blob(local, *digest); !s) return s;
     if (auto b = open_local()) return std::move(*b);
   }
-  // Whether upstream serves Range requests for blobs: what its GETs showed,
-  // else what the HEAD says (Accept-Ranges is optional: silence counts as
-  // no until a GET shows otherwise; one GET per blob costs parallelism,
-  // never uplink bytes).
-  bool ranges = true;
+  std::string accept_ranges;  // the HEAD's Accept-Ranges
   auto head_blob = [&]() -> Result<uint64_t> {
     auto h = up.get(repo, "blobs/" + digest->str(), "HEAD", {}, nullptr, kMetadataTimeout);
-    if (h) ranges = up.serves_ranges().value_or(h->header("accept-ranges").find("bytes") != std::string::npos);
     if (!h) return h.status();
+    accept_ranges = h->header("accept-ranges");
     if (h->status == 404) return Status{Errc::blob_unknown, "blob unknown upstream " + up.describe() + ": " + digest->str()};
     if (h->status != 200 || !h->content_length)
       return Status{Errc::upstream_unavailable,
@@ -242,7 +238,7 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
       if (!up.available()) return unavailable();
       auto size = head_blob();
       if (!size && size.status().code == Errc::blob_unknown) return size.status();
-      if (size) fetch = start_site_fetch(up, local, repo, *digest, *size, ranges);
+      if (size) fetch = start_site_fetch(up, local, repo, *digest, *size, serves_ranges(up, repo, *digest, accept_ranges));
     }
     if (!fetch && !up.available()) return unavailable();
     if (!fetch) fetch = start_fetch(up, local, repo, *digest);

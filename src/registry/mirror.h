@@ -160,6 +160,10 @@ class Mirror {
   void penalise(const std::string& peer, const std::string& why);
   bool penalised(const std::string& peer);
   std::vector<std::string> prefer_trusted(std::vector<std::string> order);  // penalised peers last
+  // Whether `upstream` serves Range requests for blobs: its HEAD's
+  // Accept-Ranges if it says "bytes", else what its GETs showed, else a GET
+  // of the blob's first byte (206 or a refused 200) tells.
+  bool serves_ranges(Upstream& upstream, const std::string& repo, const Digest& digest, const std::string& accept_ranges);
   // `ranges`: the upstream serves Range requests; if not, one designated
   // fetcher gets the whole blob and every member asks it for each chunk.
   std::shared_ptr<InflightBlob> start_site_fetch(Upstream& upstream, const std::string& local, const std::string& repo,

@@ -326,6 +326,20 @@ void Mirror::publish_chunked(const std::shared_ptr<InflightBlob>& fetch, const s
   finish_fetch(fetch, outcome);
 }
 
+bool Mirror::serves_ranges(Upstream& up, const std::string& repo, const Digest& digest,
+                           const std::string& accept_ranges) {
+  // Accept-Ranges is optional: silence proves nothing, so ask for one byte.
+  // An upstream that ignores Range starts sending the whole blob: the
+  // connection is closed after the head, and the answer is remembered.
+  if (accept_ranges.find("bytes") != std::string::npos) return true;
+  if (auto seen = up.serves_ranges()) return *seen;
+  BodySink refuse{[](const HttpResponse&) { return false; }, [](const char*, size_t) { return Status::Ok(); }};
+  auto probe = up.get(repo, "blobs/" + digest.str(), "GET", {{"Range", "bytes=0-0"}}, &refuse, std::chrono::seconds(5));
+  if (!probe || (probe->status != 206 && probe->status != 200)) return false;  // one GET per blob: always safe
+  up.saw_ranges(probe->status == 206);
+  return probe->status == 206;
+}
+
 std::shared_ptr<InflightBlob> Mirror::start_site_fetch(Upstream& up, const std::string& local, const std::string& repo,
                                                        const Digest& digest, uint64_t size, bool ranges) {
   return start_chunked(digest, size, [this, &up, local, repo, ranges](auto fetch, auto sb) {

@@ -94,10 +94,11 @@ def test_concurrent_cold_pulls_fetch_each_chunk_from_upstream_once(env):
 
 def test_an_upstream_without_range_support_sends_each_blob_once_to_one_fetcher(env):
     """Behind an upstream that ignores Range (and does not advertise it), three nodes
-    pull the same image at once: each blob has one designated fetcher, which gets it in
-    one GET; the others take its chunks from the members. Every pull is complete and
-    each layer crossed the uplink once."""
-    img = ml.make_image(env.dir / "img", "dp-7", layers=2, layer_mb=3, tag="v1")
+    pull the same image at once. Each node learns that from a one-byte probe (its 200
+    answer is cut after the head); then each blob has one designated fetcher, which gets
+    it in one GET, and the others take its chunks from the members. Every pull is
+    complete and each layer was downloaded in full once."""
+    img = ml.make_image(env.dir / "img", "dp-7", layers=2, layer_mb=24, tag="v1")
     up = env.upstream()
     up.push(img, "app")
     proxy = env.proxy(up)
@@ -105,11 +106,31 @@ def test_an_upstream_without_range_support_sends_each_blob_once_to_one_fetcher(e
     nodes, _ = start_site(env, proxy.url, ["s1", "s2", "s3"])
     pull_all_at_once(env, nodes, "app", "v1", img)
     for layer in img["layer_digests"]:
-        gets = proxy.requests("GET", layer)
-        assert len(gets) == 1, (layer, [(g["status"], g["sent"]) for g in gets])
+        whole = [g for g in proxy.requests("GET", layer) if g["sent"] == g["length"]]
+        assert len(whole) == 1, (layer, [(g["status"], g["sent"]) for g in proxy.requests("GET", layer)])
     total = sum(img["blobs"].values())
     fetched = sum(upstream_bytes(n) for n in nodes)
     assert fetched <= 1.05 * total, "upstream bytes %d for an image of %d" % (fetched, total)
+
+
+def test_an_upstream_that_serves_ranges_without_saying_so_is_fetched_per_chunk(env):
+    """The upstream serves Range requests but its answers carry no Accept-Ranges: a
+    one-byte probe shows it, and a cold pull is fetched per chunk by several members
+    (206 answers of one chunk each), never as a whole blob."""
+    img = ml.make_image(env.dir / "img", "dp-9", layers=1, layer_mb=3, tag="v1")
+    up = env.upstream()
+    up.push(img, "app")
+    proxy = env.proxy(up)
+    proxy.set((lambda method, path: "/blobs/" in path, ("strip", "accept-ranges")))
+    nodes, _ = start_site(env, proxy.url, ["s1", "s2", "s3"])
+    pull_ok(env, nodes[0], "app", "v1", img, "s1")
+    layer = img["layer_digests"][0]
+    gets = proxy.requests("GET", layer)
+    chunks = [g for g in gets if g["status"] == 206 and g["length"] == 256 << 10]
+    assert len(chunks) >= 12 - 1, [(g["status"], g["length"]) for g in gets]  # 12 chunks, the last one shorter
+    assert not [g for g in gets if g["status"] == 200], [(g["status"], g["length"]) for g in gets]
+    total = sum(img["blobs"].values())
+    assert sum(upstream_bytes(n) for n in nodes) <= 1.05 * total
 
 
 def test_a_holder_whose_blob_went_bad_never_serves_it(env):
