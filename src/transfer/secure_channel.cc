@@ -62,6 +62,8 @@ void set_timeouts(int fd, std::chrono::milliseconds timeout) {
 // per-direction session key from crypto_kx, with the frame counter as nonce:
 // a key never sees a nonce twice, and frames cannot be replayed or reordered.
 constexpr size_t kTagBytes = 16;
+// Framing version, bound into the handshake: v2 = tag last, sliced frames.
+constexpr char kStreamVersion[] = "edgepier-data/2";
 
 // One frame's cipher state, sealing or opening in place, a piece at a time.
 class FrameCipher {
@@ -178,10 +180,13 @@ Result<SecureChannel> SecureChannel::handshake(UniqueFd fd, const DataKey& key, 
   crypto_kx_keypair(pk, sk);
   if (auto s = write_all(fd.get(), pk, sizeof pk); !s) return s;
   if (auto s = read_all(fd.get(), peer, sizeof peer); !s) return s;
-  // Transcript: client key, then server key.
-  unsigned char transcript[2 * crypto_kx_PUBLICKEYBYTES + 1];
-  std::memcpy(transcript, is_client ? pk : peer, crypto_kx_PUBLICKEYBYTES);
-  std::memcpy(transcript + crypto_kx_PUBLICKEYBYTES, is_client ? peer : pk, crypto_kx_PUBLICKEYBYTES);
+  // Transcript: the stream version, client key, server key, role. With the
+  // version in it, nodes whose framing differs fail here, not on a frame.
+  unsigned char transcript[sizeof kStreamVersion - 1 + 2 * crypto_kx_PUBLICKEYBYTES + 1];
+  unsigned char* keys = transcript + sizeof kStreamVersion - 1;
+  std::memcpy(transcript, kStreamVersion, sizeof kStreamVersion - 1);
+  std::memcpy(keys, is_client ? pk : peer, crypto_kx_PUBLICKEYBYTES);
+  std::memcpy(keys + crypto_kx_PUBLICKEYBYTES, is_client ? peer : pk, crypto_kx_PUBLICKEYBYTES);
   unsigned char mine[crypto_auth_BYTES], theirs[crypto_auth_BYTES];
   transcript[sizeof transcript - 1] = is_client ? 'c' : 's';
   crypto_auth(mine, transcript, sizeof transcript, key.data());
@@ -189,7 +194,8 @@ Result<SecureChannel> SecureChannel::handshake(UniqueFd fd, const DataKey& key, 
   if (auto s = read_all(fd.get(), theirs, sizeof theirs); !s) return s;
   transcript[sizeof transcript - 1] = is_client ? 's' : 'c';
   if (crypto_auth_verify(theirs, transcript, sizeof transcript, key.data()) != 0)
-    return Status{Errc::unauthorized, "peer does not hold the site key"};
+    return Status{Errc::unauthorized, "peer does not hold the site key (or runs another data-stream version than " +
+                                          std::string(kStreamVersion) + ")"};
   SecureChannel ch;
   int rc = is_client ? crypto_kx_client_session_keys(ch.rx_.data(), ch.tx_.data(), pk, sk, peer)
                      : crypto_kx_server_session_keys(ch.rx_.data(), ch.tx_.data(), pk, sk, peer);
