@@ -1,0 +1,19 @@
+// start_session: serves one accepted connection of the registry's HTTP
+// server (session.cc); internal to src/http. The session owns itself until
+// the connection closes; `api`, `metrics`, `limits` and `workers` must
+// outlive it (the Server stops its threads and workers before they go).
+#pragma once
+
+#include <utility>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include "http/server.h"
+
+namespace ep::http {
+
+void start_session(boost::asio::ip::tcp::socket socket, RequestHandler& api, Metrics& metrics,
+                   const ServerLimits& limits, boost::asio::thread_pool& workers);
+
+}  // namespace ep::http
