@@ -36,6 +36,11 @@ bool InflightBlob::failed() const {
   return state_ == State::failed;
 }
 
+bool InflightBlob::done() const {
+  std::lock_guard lock(mu_);
+  return state_ == State::complete || state_ == State::failed;
+}
+
 void InflightBlob::when_readable(uint64_t offset, std::function<void()> ready) {
   {
     std::lock_guard lock(mu_);

@@ -33,6 +33,7 @@ class InflightBlob {
   Status wait_complete(std::chrono::milliseconds timeout);
   uint64_t readable() const;
   bool failed() const;
+  bool done() const;  // complete or failed
   // Calls `ready` (possibly inline, possibly from the fetch thread) once
   // readable() > offset or the fetch has ended.
   void when_readable(uint64_t offset, std::function<void()> ready);

@@ -197,7 +197,20 @@ Result<StoredManifest> Mirror::fetch_manifest(Upstream& up, const std::string& l
   return stored;
 }
 
-Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std::string& digest_text, bool head) {
+void Mirror::note_client_fetch(const std::shared_ptr<InflightBlob>& fetch) {
+  std::lock_guard lock(mu_);
+  client_fetches_.push_back(fetch);
+}
+
+bool Mirror::client_fetch_running() {
+  std::lock_guard lock(mu_);
+  auto& v = client_fetches_;
+  v.erase(std::remove_if(v.begin(), v.end(), [](const auto& w) { auto f = w.lock(); return !f || f->done(); }), v.end());
+  return !v.empty();
+}
+
+Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std::string& digest_text, bool head,
+                                bool background) {
   if (auto s = validate_repository(repo); !s) return s;
   auto digest = Digest::parse(digest_text);
   if (!digest) return digest.status();
@@ -272,6 +285,7 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
     size = fetch->wait_size(std::chrono::minutes(10));
   }
   if (!size) return size.status();
+  if (!background) note_client_fetch(fetch);
   return BlobSource{std::nullopt, fetch, *size};
 }
 

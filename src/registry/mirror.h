@@ -48,7 +48,12 @@ class Mirror {
   Upstream* upstream_for(const std::string& ns) const;
 
   Result<StoredManifest> manifest(Upstream& upstream, const std::string& repo, const std::string& reference);
-  Result<BlobSource> blob(Upstream& upstream, const std::string& repo, const std::string& digest, bool head);
+  // `background`: for the replicator's prefetch, which yields to clients
+  // (see client_fetch_running).
+  Result<BlobSource> blob(Upstream& upstream, const std::string& repo, const std::string& digest, bool head,
+                          bool background = false);
+  // Whether a client is waiting on a fetch here now.
+  bool client_fetch_running();
 
   std::string mirror_repo(const Upstream& upstream, const std::string& repo) const;
   // The upstream namespace whose cache holds local repository `repo`, or
@@ -64,7 +69,7 @@ class Mirror {
                    std::string self_name, uint64_t chunk_size);
   // A blob pushed to another member: found by asking the live peers, then
   // fetched in chunks from those holding it, streamed while it arrives.
-  Result<BlobSource> blob_from_peers(const std::string& repo, const std::string& digest);
+  Result<BlobSource> blob_from_peers(const std::string& repo, const std::string& digest, bool background = false);
   // Answers a peer's chunk request (the ChunkServer's provider).
   transfer::ChunkReply serve_chunk(const wire::ChunkRequest& request);
   uint64_t bytes_from_upstream() const { return bytes_from_upstream_; }
@@ -197,6 +202,8 @@ class Mirror {
   // upstream directly for a while (guarded by mu_).
   std::map<std::string, std::chrono::steady_clock::time_point> site_fetch_failed_;
   std::deque<std::string> recent_blobs_;  // digests completed here, newest last (guarded by mu_)
+  std::vector<std::weak_ptr<InflightBlob>> client_fetches_;  // fetches clients wait on (guarded by mu_)
+  void note_client_fetch(const std::shared_ptr<InflightBlob>& fetch);
   std::atomic<uint64_t> holdings_version_{0};
   std::map<std::string, std::chrono::steady_clock::time_point> penalised_until_;  // guarded by mu_
   ChunkDigests chunk_digests_{blobs_};

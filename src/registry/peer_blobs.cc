@@ -59,7 +59,7 @@ Mirror::Holders Mirror::find_holders(const std::string& repo, const Digest& dige
   return found;
 }
 
-Result<BlobSource> Mirror::blob_from_peers(const std::string& repo, const std::string& digest_text) {
+Result<BlobSource> Mirror::blob_from_peers(const std::string& repo, const std::string& digest_text, bool background) {
   auto digest = Digest::parse(digest_text);
   if (!digest) return digest.status();
   if (!peers_) return Status{Errc::blob_unknown, "blob unknown to repository: " + digest->str()};
@@ -71,6 +71,7 @@ Result<BlobSource> Mirror::blob_from_peers(const std::string& repo, const std::s
   if (existing) {  // waited for without mu_: the fetch needs it to finish
     auto size = existing->wait_size(std::chrono::minutes(10));
     if (!size) return size.status();
+    if (!background) note_client_fetch(existing);
     return BlobSource{std::nullopt, existing, *size};
   }
   // Who holds it completely? Ask the live peers (a pushed blob lives where it was pushed).
@@ -79,6 +80,7 @@ Result<BlobSource> Mirror::blob_from_peers(const std::string& repo, const std::s
   const uint64_t size = holders.size;
   auto fetch = start_peer_fetch(repo, *digest, std::move(holders));
   if (!fetch) return Status{Errc::io_error, "cannot stage a blob fetch"};
+  if (!background) note_client_fetch(fetch);
   return BlobSource{std::nullopt, fetch, size};
 }
 

@@ -72,6 +72,16 @@ void Replicator::enforce_budget() {
   }
 }
 
+void Replicator::yield_to_clients() {
+  // At most kMaxYield at a time, so a steady stream of pulls cannot hold
+  // the pinned images back for ever.
+  constexpr auto kMaxYield = std::chrono::seconds(60);
+  const auto until = std::chrono::steady_clock::now() + kMaxYield;
+  std::unique_lock lock(mu_);
+  while (!stopping_ && mirror_.client_fetch_running() && std::chrono::steady_clock::now() < until)
+    cv_.wait_for(lock, std::chrono::milliseconds(200));
+}
+
 void Replicator::replicate(const crdt::PinView& pin) {
   auto blobs = registry_.image_blobs(pin.ref);  // the manifest arrives with the index
   if (!blobs) return;
@@ -84,8 +94,9 @@ void Replicator::replicate(const crdt::PinView& pin) {
       if (stopping_) return;
     }
     if (registry_.stat_blob(repo, digest.str())) continue;
-    auto source = upstream ? mirror_.blob(*upstream, origin.repo, digest.str(), false)
-                           : mirror_.blob_from_peers(repo, digest.str());
+    yield_to_clients();
+    auto source = upstream ? mirror_.blob(*upstream, origin.repo, digest.str(), false, /*background=*/true)
+                           : mirror_.blob_from_peers(repo, digest.str(), /*background=*/true);
     if (!source) continue;  // try again next round
     if (source->inflight && !source->inflight->wait_complete(std::chrono::minutes(30))) continue;
     ++replicated_;

@@ -2,7 +2,9 @@
 // assigns to it (all members for "all", else the first N members in
 // rendezvous order of the reference), fetching missing blobs in the
 // background from peers (or, for mirrored images, through the site's
-// chunked fetch), one blob at a time so client pulls keep priority.
+// chunked fetch), one blob at a time, each only once no client pull here is
+// fetching (prefetch yields to pulls: the uplink, the peers and this node's
+// CPU go to what a pod is waiting for; at most a minute at a time).
 // Owns one thread; stopped by its destructor.
 #pragma once
 
@@ -40,6 +42,7 @@ class Replicator {
   void run();
   void replicate(const crdt::PinView& pin);
   void enforce_budget();
+  void yield_to_clients();
 
   Registry& registry_;
   BlobStore& blobs_;

@@ -324,3 +324,37 @@ def test_a_pull_spreads_over_whole_and_partial_holders(env):
     assert upstream_bytes(s1) + upstream_bytes(s2) + upstream_bytes(s3) == before, "s2's pull used the uplink"
     got = {p["name"]: p["bytes_from"] for p in admin(s2, "stats")["peers"]}
     assert got.get("s1", 0) > 0 and got.get("s3", 0) > 0, got
+
+
+def test_prefetch_waits_while_a_client_pull_is_fetching(env):
+    """s2 is pulling a layer slowly from upstream when an image pushed to s1 is pinned
+    (auto-pin on push). s2's replicator holds the prefetch back while the pull fetches,
+    then replicates the pinned image."""
+    slow = ml.make_image(env.dir / "slow", "dp-10", layers=1, layer_mb=4, tag="v1")
+    img = ml.make_image(env.dir / "img", "dp-11", layers=1, layer_mb=1, tag="v1")
+    up = env.upstream()
+    up.push(slow, "slow")
+    proxy = env.proxy(up)
+    slow_layer = slow["layer_digests"][0]
+    proxy.set((lambda method, path: method == "GET" and slow_layer in path, ("throttle", 128 << 10)))
+    nodes, _ = start_site(env, proxy.url, ["s1", "s2"])
+    s1, s2 = nodes
+    pulled = {}
+    puller = threading.Thread(target=lambda: pulled.update(
+        r=requests.get(s2.url + "/v2/slow/blobs/" + slow_layer, timeout=120)))
+    puller.start()
+    ml.wait_for(lambda: proxy.requests("GET", slow_layer), 10, what="the slow pull to start")
+    env.skopeo(["copy", "--retry-times", "0", "--dest-tls-verify=false",
+                "oci:%s:v1" % img["dir"], "docker://%s/local/app:v1" % s1.host])
+    layer = img["layer_digests"][0]
+
+    def s2_holds():
+        return requests.head(s2.url + "/v2/local/app/blobs/" + layer, timeout=5).status_code == 200
+    checks = 0
+    while puller.is_alive():
+        assert not s2_holds(), "s2 prefetched while a client pull was fetching"
+        checks += 1
+        time.sleep(0.3)
+    assert checks >= 10, "the slow pull was too quick to show anything (%d checks)" % checks
+    assert pulled["r"].status_code == 200 and ml.sha256_bytes(pulled["r"].content) == slow_layer
+    ml.wait_for(s2_holds, 15, what="s2 to replicate the pinned image once the pull was done")
