@@ -197,16 +197,28 @@ Result<StoredManifest> Mirror::fetch_manifest(Upstream& up, const std::string& l
   return stored;
 }
 
+namespace {
+// Drops fetches that ended (or are gone) from a list of client-awaited ones.
+void prune_ended(std::vector<std::weak_ptr<InflightBlob>>& fetches) {
+  fetches.erase(std::remove_if(fetches.begin(), fetches.end(),
+                               [](const auto& w) {
+                                 auto f = w.lock();
+                                 return !f || f->done();
+                               }),
+                fetches.end());
+}
+}  // namespace
+
 void Mirror::note_client_fetch(const std::shared_ptr<InflightBlob>& fetch) {
   std::lock_guard lock(mu_);
+  prune_ended(client_fetches_);  // bounded by the fetches running now
   client_fetches_.push_back(fetch);
 }
 
 bool Mirror::client_fetch_running() {
   std::lock_guard lock(mu_);
-  auto& v = client_fetches_;
-  v.erase(std::remove_if(v.begin(), v.end(), [](const auto& w) { auto f = w.lock(); return !f || f->done(); }), v.end());
-  return !v.empty();
+  prune_ended(client_fetches_);
+  return !client_fetches_.empty();
 }
 
 Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std::string& digest_text, bool head,
