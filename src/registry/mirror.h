@@ -119,7 +119,13 @@ class Mirror {
   // one GET that brings every chunk.
   Status chunk_from_upstream(Upstream& upstream, const std::string& repo, SiteBlob& blob, uint64_t index,
                              bool whole_blob);
+  // Chunk `index` of a mirrored blob: from a peer that announced it, else
+  // chunk_via_fetchers.
   Status obtain_chunk(Upstream& upstream, const std::string& repo, SiteBlob& blob, uint64_t index);
+  // The chunk's designated fetchers among `live` and this node, in
+  // rendezvous order; upstream directly if every one failed.
+  Status chunk_via_fetchers(Upstream& upstream, const std::string& repo, SiteBlob& blob, uint64_t index,
+                            const std::vector<site::PeerAddress>& live);
   using ChunkedBody = std::function<void(std::shared_ptr<InflightBlob>, std::shared_ptr<SiteBlob>)>;
   // Registers a chunked fetch (single flight by digest) and runs `body` on its own thread.
   std::shared_ptr<InflightBlob> start_chunked(const Digest& digest, uint64_t size, ChunkedBody body);
@@ -134,8 +140,8 @@ class Mirror {
   Holders find_holders(const std::string& repo, const Digest& digest);
   // Assembles a blob from the members that hold it. For a mirrored blob
   // (`upstream` set; `upstream_repo` its name there), a chunk no holder can
-  // provide comes the site's chunked way instead (designated fetchers, then
-  // upstream), so a bad or vanished holder cannot fail the pull.
+  // provide comes from its designated fetchers (then upstream) instead, so a
+  // bad or vanished holder cannot fail the pull.
   std::shared_ptr<InflightBlob> start_peer_fetch(const std::string& repo, const Digest& digest, Holders holders,
                                                  Upstream* upstream = nullptr, std::string upstream_repo = {});
   // Writes a verified chunk into the staging file and marks it present.

@@ -95,11 +95,12 @@ std::shared_ptr<InflightBlob> Mirror::start_peer_fetch(const std::string& repo, 
     // verify is skipped.
     assemble(fetch, sb, repo, [&](uint64_t i) -> Status {
       const std::string expected = trusted ? holders.chunk_digests[i] : std::string();
+      const auto live = peers_ ? peers_->live() : std::vector<site::PeerAddress>{};
       std::vector<site::PeerAddress> sources = holders.peers;
-      for (auto& peer : peers_ ? peers_->live() : std::vector<site::PeerAddress>{})
+      for (const auto& peer : live)
         if (const auto* h = peer.holding(sb->digest.str()); h && !h->chunks.empty() && h->has_chunk(i))
           if (std::none_of(sources.begin(), sources.end(), [&](const auto& s) { return s.name == peer.name; }))
-            sources.push_back(std::move(peer));
+            sources.push_back(peer);
       if (!sources.empty())
         std::rotate(sources.begin(), sources.begin() + static_cast<long>(i % sources.size()), sources.end());
       std::stable_partition(sources.begin(), sources.end(), [this](const auto& p) { return !penalised(p.name); });
@@ -110,7 +111,8 @@ std::shared_ptr<InflightBlob> Mirror::start_peer_fetch(const std::string& repo, 
                                           stall_bound(holder.name, kHolderStall), expected))
           return *stored;
       }
-      if (upstream) return obtain_chunk(*upstream, upstream_repo, *sb, i);
+      // Every peer with the chunk was tried: the designated fetchers next.
+      if (upstream) return chunk_via_fetchers(*upstream, upstream_repo, *sb, i, live);
       return Status{Errc::blob_unknown, "no peer could provide " + sb->digest.str()};
     });
   });

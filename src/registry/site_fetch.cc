@@ -115,26 +115,32 @@ Status Mirror::obtain_chunk(Upstream& up, const std::string& repo, SiteBlob& sb,
     std::lock_guard lock(sb.mu);
     if (sb.have[index]) return Status::Ok();
   }
-  std::map<std::string, std::string> address_of;
-  std::vector<std::string> names{self_name_};
-  std::vector<std::string> announced;  // peers that announced this chunk
   const auto live = peers_->live();
-  for (const auto& peer : live) {
-    address_of[peer.name] = peer.data_address;
-    names.push_back(peer.name);
+  std::vector<const site::PeerAddress*> announced;  // peers that announced this chunk
+  for (const auto& peer : live)
     if (const auto* h = peer.holding(sb.digest.str()); h && h->has_chunk(index) && !penalised(peer.name))
-      announced.push_back(peer.name);
-  }
+      announced.push_back(&peer);
   // A peer that already has the chunk first (spread over them by chunk
   // index): no upstream involved. It may have dropped it since: then the
   // designated fetchers, as usual.
   for (size_t k = 0; k < std::min<size_t>(announced.size(), 2); ++k) {
-    const auto& peer = announced[(index + k) % announced.size()];
+    const auto& peer = *announced[(index + k) % announced.size()];
     auto request = chunk_request(sb.digest, index, sb.chunk_size, sb.size);
     request.set_repo(repo);
     request.set_asker(self_name_);
-    if (auto stored = chunk_from_peer(sb, peer, address_of[peer], request, stall_bound(peer, kHolderStall), {}))
+    if (auto stored = chunk_from_peer(sb, peer.name, peer.data_address, request, stall_bound(peer.name, kHolderStall), {}))
       return *stored;
+  }
+  return chunk_via_fetchers(up, repo, sb, index, live);
+}
+
+Status Mirror::chunk_via_fetchers(Upstream& up, const std::string& repo, SiteBlob& sb, uint64_t index,
+                                  const std::vector<site::PeerAddress>& live) {
+  std::map<std::string, std::string> address_of;
+  std::vector<std::string> names{self_name_};
+  for (const auto& peer : live) {
+    address_of[peer.name] = peer.data_address;
+    names.push_back(peer.name);
   }
   // Without Range support upstream, one designated fetcher per blob (the
   // order of chunk 0 for all): it gets the blob in one GET.
