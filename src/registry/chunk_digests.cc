@@ -1,10 +1,9 @@
 #include "registry/chunk_digests.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <iostream>
+
+#include "base/file_io.h"
 
 namespace ep {
 
@@ -58,13 +57,12 @@ Result<std::shared_ptr<const ChunkDigestList>> ChunkDigests::of(const Digest& di
     Sha256 chunk;
     const uint64_t end = std::min(blob->size, offset + chunk_size);
     while (offset < end) {
-      auto want = static_cast<size_t>(std::min(piece, end - offset));
-      auto n = ::pread(blob->fd.get(), buffer.get(), want, static_cast<off_t>(offset));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return Status{Errc::io_error, "short read of blob " + digest.str()};
-      chunk.update(buffer.get(), static_cast<size_t>(n));
-      whole.update(buffer.get(), static_cast<size_t>(n));
-      offset += static_cast<uint64_t>(n);
+      const auto n = static_cast<size_t>(std::min(piece, end - offset));
+      if (!pread_exact(blob->fd.get(), buffer.get(), n, offset, "a blob"))
+        return Status{Errc::io_error, "short read of blob " + digest.str()};
+      chunk.update(buffer.get(), n);
+      whole.update(buffer.get(), n);
+      offset += n;
     }
     list->push_back(chunk.finish().str());
   }

@@ -106,12 +106,11 @@ Result<Sha256> Uploads::hash_prefix(int fd, uint64_t length) {
   std::vector<char> buf(1 << 20);
   uint64_t done = 0;
   while (done < length) {
-    auto want = static_cast<size_t>(std::min<uint64_t>(buf.size(), length - done));
-    auto got = ::pread(fd, buf.data(), want, static_cast<off_t>(done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) return Status{Errc::io_error, "upload data is shorter than its recorded offset"};
-    hash.update(buf.data(), static_cast<size_t>(got));
-    done += static_cast<uint64_t>(got);
+    const auto n = static_cast<size_t>(std::min<uint64_t>(buf.size(), length - done));
+    if (!pread_exact(fd, buf.data(), n, done, "upload data"))
+      return Status{Errc::io_error, "upload data is shorter than its recorded offset"};
+    hash.update(buf.data(), n);
+    done += n;
   }
   return hash;
 }
