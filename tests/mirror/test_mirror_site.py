@@ -26,6 +26,14 @@ def admin(node, path):
     return requests.get("http://%s/admin/v1/%s" % (flag(node, "admin-address"), path), timeout=5).json()
 
 
+def wait_announced(observer, member, at_least, timeout):
+    """Until `observer` sees `member` announce at least `at_least` blobs."""
+    name = flag(observer, "node-name")
+    ml.wait_for(lambda: [m for m in admin(observer, "members")["members"]
+                         if m["name"] == member and m["blobs_announced"] >= at_least], timeout,
+                what="%s's blobs announced to %s" % (member, name))
+
+
 def upstream_bytes(node):
     text = requests.get(node.url + "/metrics", timeout=5).text
     return int(next(l.split()[-1] for l in text.splitlines() if l.startswith("edgepier_upstream_bytes_total")))
@@ -188,8 +196,7 @@ def test_a_chunk_that_does_not_match_is_discarded_and_its_peer_penalised(env):
             b = f.read(1)
             f.seek(offset)
             f.write(bytes([b[0] ^ 0xFF]))
-    ml.wait_for(lambda: [m for m in admin(s2, "members")["members"]
-                         if m["name"] == "s1" and m["blobs_announced"] >= 1], 5, what="s1's layer announced to s2")
+    wait_announced(s2, "s1", 1, 5)
     r = requests.get(s2.url + "/v2/app/blobs/" + layer, timeout=60)
     assert r.status_code == 200 and ml.sha256_bytes(r.content) == layer
     assert "did not match its digest" in s2.log.read_text()
@@ -272,10 +279,7 @@ def test_members_announce_the_blobs_they_can_serve(env):
     s1, s2 = nodes
     pull_ok(env, s1, "app", "v1", img, "s1")
     layers = len(img["layer_digests"]) + 1  # layers and the config blob
-    ml.wait_for(lambda: [m for m in requests.get("http://%s/admin/v1/members" % flag(s2, "admin-address"),
-                                                  timeout=5).json()["members"]
-                         if m["name"] == "s1" and m["blobs_announced"] >= layers], 5,
-                what="s1's blobs announced to s2")
+    wait_announced(s2, "s1", layers, 5)
     before = sum(upstream_bytes(n) for n in nodes)
     s3 = env.node({"up": up.url}, default="up", extra=[
         "--edgepier.node-name=s3", "--edgepier.site-key-file=%s" % key, "--edgepier.chunk-size=%d" % (256 << 10),
@@ -296,9 +300,7 @@ def test_pushed_blobs_are_announced_and_pulled_from_the_node_they_were_pushed_to
     env.skopeo(["copy", "--retry-times", "0", "--dest-tls-verify=false",
                 "oci:%s:v1" % img["dir"], "docker://%s/local/app:v1" % s1.host])
     blobs = len(img["layer_digests"]) + 1  # layers and the config blob
-    ml.wait_for(lambda: [m for m in admin(s2, "members")["members"]
-                         if m["name"] == "s1" and m["blobs_announced"] >= blobs], 3,
-                what="the pushed blobs announced to s2")
+    wait_announced(s2, "s1", blobs, 3)
     pull_ok(env, s2, "local/app", "v1", img, "s2")
 
 
@@ -315,8 +317,7 @@ def test_a_pull_spreads_over_whole_and_partial_holders(env):
     layer = img["layer_digests"][0]
     r = requests.get(s1.url + "/v2/app/blobs/" + layer, timeout=60)
     assert r.status_code == 200 and ml.sha256_bytes(r.content) == layer
-    ml.wait_for(lambda: [m for m in admin(s2, "members")["members"]
-                         if m["name"] == "s3" and m["blobs_announced"] >= 1], 5, what="s3's chunks announced to s2")
+    wait_announced(s2, "s3", 1, 5)
     time.sleep(0.6)  # the site actor hands announcements to the transfer threads within a tick (250 ms)
     before = upstream_bytes(s1) + upstream_bytes(s2) + upstream_bytes(s3)
     r = requests.get(s2.url + "/v2/app/blobs/" + layer, timeout=60)
