@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "actors/site_stats.h"
+#include "base/json_text.h"
 
 namespace ep::actors {
 
@@ -47,7 +48,7 @@ std::string members_json(const site::SiteCore& core, uint64_t now) {
   for (const auto& [name, m] : core.membership().members())
     members.push_back(member_json(m.info, site::liveness_name(m.liveness),
                                   now > m.last_heard_ms ? now - m.last_heard_ms : 0, false));
-  return json({{"members", members}}).dump();
+  return json_text(json({{"members", members}}));
 }
 
 std::string tags_json(const site::SiteCore& core, const std::string& repo) {
@@ -69,19 +70,19 @@ std::string tags_json(const site::SiteCore& core, const std::string& repo) {
                     {"deleted", view.value.deleted()},
                     {"conflicts", conflicts}});
   }
-  return json({{"tags", tags}}).dump();
+  return json_text(json({{"tags", tags}}));
 }
 
 std::string pins_json(const site::SiteCore& core, Registry& registry) {
   json pins = json::array();
   for (const auto& pin : core.index().pins()) pins.push_back(pin_view_json(pin, core, registry));
-  return json({{"pins", pins}}).dump();
+  return json_text(json({{"pins", pins}}));
 }
 
 std::string pin_json(const site::SiteCore& core, Registry& registry, const std::string& ref) {
   for (const auto& pin : core.index().pins())
-    if (pin.ref == ref) return json({{"pin", pin_view_json(pin, core, registry)}}).dump();
-  return json({{"pin", nullptr}}).dump();
+    if (pin.ref == ref) return json_text(json({{"pin", pin_view_json(pin, core, registry)}}));
+  return json_text(json({{"pin", nullptr}}));
 }
 
 std::string SiteStats::render() const {

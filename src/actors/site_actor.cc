@@ -12,6 +12,7 @@
 
 #include "actors/admin_views.h"
 #include "actors/caf_types.h"
+#include "base/log.h"
 #include "storage/keys.h"
 
 namespace ep::actors {
@@ -191,6 +192,16 @@ void on_envelope(SiteActor* self, const std::string& sealed) {
 }
 
 caf::behavior site_behavior(SiteActor* self) {
+  // An exception escaping any other handler still ends this actor (CAF
+  // quits it); say so once in the log instead of dying silently.
+  self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {
+    try {
+      std::rethrow_exception(eptr);
+    } catch (...) {
+      internal_error("the site actor");
+    }
+    return caf::sec::runtime_error;
+  });
   self->set_down_handler([=](caf::down_msg& msg) {
     auto& st = self->state;
     for (auto it = st.by_address.begin(); it != st.by_address.end();)
@@ -249,7 +260,12 @@ caf::behavior site_behavior(SiteActor* self) {
         carry_out(self, st.core->tick(now_ms()));
         self->delayed_send(self, std::chrono::milliseconds(250), tick_atom::value);
       },
-      [=](envelope_atom, const std::string& sealed) { on_envelope(self, sealed); },
+      [=](envelope_atom, const std::string& sealed) {
+        guarded("a peer envelope", [&] {  // a bad envelope is dropped; the actor keeps running
+          on_envelope(self, sealed);
+          return Status::Ok();
+        });
+      },
       [=](tag_put_atom, const std::string& ns, const std::string& repo, const std::string& tag,
           const std::string& digest, const std::string& media_type, const std::string& body) {
         auto& st = self->state;

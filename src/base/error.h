@@ -70,7 +70,12 @@ class Result {
   const T& operator*() const { return value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
-  const Status& status() const { return std::get<Status>(data_); }
+  // Ok for a result that holds a value, so `return parse(x).status();` is
+  // safe whichever way the parse went.
+  const Status& status() const {
+    static const Status kOk;
+    return ok() ? kOk : std::get<Status>(data_);
+  }
 
  private:
   std::variant<T, Status> data_;

@@ -10,6 +10,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cctype>
+#include "base/json_text.h"
 
 namespace epctl {
 
@@ -130,7 +131,7 @@ Json AdminClient::call(const std::string& method, const std::string& path,
   if (!token_.empty()) req.set(http::field::authorization, "Bearer " + token_);
   if (body) {
     req.set(http::field::content_type, "application/json");
-    req.body() = body->dump();
+    req.body() = ep::json_text(*body);
   }
   req.prepare_payload();
 

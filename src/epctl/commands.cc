@@ -15,6 +15,7 @@
 #include "epctl/admin_client.h"
 #include "epctl/shell.h"
 #include "epctl/table.h"
+#include "base/json_text.h"
 
 namespace epctl {
 
@@ -27,7 +28,7 @@ namespace {
 std::string str(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return "";
-  return it->is_string() ? it->get<std::string>() : it->dump();
+  return it->is_string() ? it->get<std::string>() : ep::json_text(*it);
 }
 int64_t num(const json& j, const char* key) {
   auto it = j.find(key);
@@ -52,12 +53,12 @@ std::vector<std::string> strings(const json& j, const char* key) {
   std::vector<std::string> out;
   auto it = j.find(key);
   if (it != j.end() && it->is_array())
-    for (const auto& v : *it) out.push_back(v.is_string() ? v.get<std::string>() : v.dump());
+    for (const auto& v : *it) out.push_back(v.is_string() ? v.get<std::string>() : ep::json_text(v));
   return out;
 }
 
 void print_json(const json& doc, std::ostream& out) {
-  out << doc.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
+  out << ep::json_text(doc, 2) << '\n';
 }
 
 // "docker.io/library/nginx" for mirrored repositories, "team/app" for local ones.
@@ -69,7 +70,7 @@ std::string repo_name(const json& j) {
 std::string replicas_text(const json& j) {
   auto it = j.find("replicas");
   if (it == j.end() || it->is_null()) return "-";
-  return it->is_string() ? it->get<std::string>() : it->dump();
+  return it->is_string() ? it->get<std::string>() : ep::json_text(*it);
 }
 
 template <typename Key>

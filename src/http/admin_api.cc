@@ -8,6 +8,9 @@
 #include <set>
 
 #include "actors/caf_types.h"
+#include "base/digest.h"
+#include "base/names.h"
+#include "base/json_text.h"
 
 namespace ep::http {
 
@@ -26,7 +29,24 @@ Reply json_reply(unsigned status, std::string body) {
 }
 
 Reply error_json(unsigned status, const std::string& message) {
-  return json_reply(status, json({{"error", message}}).dump());
+  return json_reply(status, json_text(json({{"error", message}})));
+}
+
+// A pin names an image as repository:tag or repository@digest.
+Status check_pin_ref(const std::string& ref) {
+  auto at = ref.find('@');
+  auto colon = ref.rfind(':', at == std::string::npos ? std::string::npos : at);
+  Status s;
+  if (at != std::string::npos) {
+    s = validate_repository(std::string_view(ref).substr(0, at));
+    if (s) s = Digest::parse(std::string_view(ref).substr(at + 1)).status();
+  } else if (colon == std::string::npos) {
+    s = Status{Errc::bad_request, "a pin is repository:tag or repository@digest: " + ref};
+  } else {
+    s = validate_repository(std::string_view(ref).substr(0, colon));
+    if (s) s = validate_tag(std::string_view(ref).substr(colon + 1));
+  }
+  return s;
 }
 
 Handling now(Reply reply) {
@@ -65,6 +85,7 @@ Handling AdminApi::handle(const RequestHead& head) {
     h.deferred = [this] { return ask(actors::members_atom::value); };
   } else if (path == "/admin/v1/tags" && get) {
     std::string repo = route.param("repo");
+    if (auto s = repo.empty() ? Status::Ok() : validate_repository(repo); !s) return now(error_json(400, s.message));
     h.deferred = [this, repo] { return ask(actors::tags_atom::value, repo); };
   } else if (path == "/admin/v1/pins" && get) {
     h.deferred = [this] { return ask(actors::pins_atom::value); };
@@ -76,6 +97,7 @@ Handling AdminApi::handle(const RequestHead& head) {
       if (doc.is_discarded() || !doc.is_object() || !doc.contains("ref") || !doc["ref"].is_string() ||
           doc["ref"].get<std::string>().empty())
         return error_json(400, "body must be {\"ref\": \"repo:tag\", \"replicas\": N|\"all\"}");
+      if (auto s = check_pin_ref(doc["ref"].get<std::string>()); !s) return error_json(400, s.message);
       int32_t replicas = -1;  // the node's replication setting
       if (doc.contains("replicas")) {
         const auto& r = doc["replicas"];
@@ -94,9 +116,10 @@ Handling AdminApi::handle(const RequestHead& head) {
   } else if (path == "/admin/v1/pins" && method == verb::verb::delete_) {
     std::string ref = route.param("ref");
     if (ref.empty()) return now(error_json(400, "missing ?ref="));
+    if (auto s = check_pin_ref(ref); !s) return now(error_json(400, s.message));
     h.deferred = [this, ref] {
       Reply r = ask(actors::pin_rm_atom::value, ref);
-      if (r.status == 200) r.body = json({{"removed", true}}).dump();
+      if (r.status == 200) r.body = json_text(json({{"removed", true}}));
       if (r.status == 404) r = error_json(404, "no pin for " + ref);
       return r;
     };
@@ -107,7 +130,7 @@ Handling AdminApi::handle(const RequestHead& head) {
   } else if (path == "/admin/v1/leave" && method == verb::verb::post) {
     h.deferred = [this] {
       Reply r = ask(actors::leave_atom::value);
-      if (r.status == 200) r = json_reply(202, json({{"status", "leaving"}}).dump());
+      if (r.status == 200) r = json_reply(202, json_text(json({{"status", "leaving"}})));
       return r;
     };
   } else if (path.rfind("/admin/v1/", 0) == 0) {
@@ -144,7 +167,7 @@ Reply AdminApi::blobs_reply() {
     list.push_back({{"digest", "upload:" + id}, {"size", nullptr}, {"complete", false},
                     {"bytes_present", static_cast<uint64_t>(st.st_size)}, {"pinned", false}});
   }
-  return json_reply(200, json({{"blobs", list}}).dump());
+  return json_reply(200, json_text(json({{"blobs", list}})));
 }
 
 Reply AdminApi::stats_reply() {
@@ -157,7 +180,7 @@ Reply AdminApi::stats_reply() {
   for (const auto& [name, p] : mirror_.peer_stats())
     doc["peers"].push_back(
         {{"name", name}, {"bytes_from", p.bytes_from}, {"bytes_to", p.bytes_to}, {"bad_chunks", p.bad_chunks}});
-  return json_reply(200, doc.dump());
+  return json_reply(200, json_text(doc));
 }
 
 }  // namespace ep::http

@@ -5,7 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "http/oci_errors.h"
+#include "http/route_check.h"
 #include "registry/manifest.h"
+#include "base/json_text.h"
 
 namespace ep::http {
 
@@ -62,9 +64,10 @@ Handling Api::handle(const RequestHead& head) {
 
 Handling Api::begin(const Route& route, const RequestHead& head) {
   Handling h = dispatch(route, head);
-  if (!route.has("ns")) return h;
-  // Mirror requests echo their namespace on every answer.
+  // Mirror requests echo their namespace on every answer (when it is a
+  // host name: anything else could split the header).
   auto ns = route.param("ns");
+  if (!is_registry_host(ns)) return h;
   auto tag = [ns](Reply r) {
     r.header("OCI-Namespace", ns);
     return r;
@@ -103,6 +106,8 @@ Handling Api::dispatch(const Route& route, const RequestHead& head) {
   const bool read = method == verb::verb::get || method == verb::verb::head;
   const bool repository_route = route.kind == RouteKind::manifest || route.kind == RouteKind::blob ||
                                 route.kind == RouteKind::upload_start || route.kind == RouteKind::upload;
+  const RouteUse use = read ? RouteUse::read : method == verb::verb::delete_ ? RouteUse::remove : RouteUse::write;
+  if (auto s = check_route(route, use); !s) return fail(s);
   // A mirror's cache is written only by the mirror: a push there would
   // shadow the upstream for every ?ns= client.
   if (repository_route && !read && mirror_)
@@ -153,7 +158,7 @@ Reply Api::catalog(const Route& route) {
   if (!n) return error_reply(n.status());
   auto page = registry_.catalog(*n, route.param("last"));
   if (!page) return error_reply(page.status());
-  auto reply = json_reply(nlohmann::json({{"repositories", page->items}}).dump());
+  auto reply = json_reply(json_text(nlohmann::json({{"repositories", page->items}})));
   if (page->more) add_next_link(reply, "/v2/_catalog", *n, page->items.back());
   return reply;
 }
@@ -166,7 +171,7 @@ Reply Api::tags(const Route& route) {
   if (Upstream* upstream = upstream_for(route); upstream && route.has("ns")) repo = mirror_->mirror_repo(*upstream, route.name);
   auto page = registry_.list_tags(repo, *n, route.param("last"));
   if (!page) return error_reply(page.status());
-  auto reply = json_reply(nlohmann::json({{"name", route.name}, {"tags", page->items}}).dump());
+  auto reply = json_reply(json_text(nlohmann::json({{"name", route.name}, {"tags", page->items}})));
   if (page->more) add_next_link(reply, "/v2/" + route.name + "/tags/list", *n, page->items.back());
   return reply;
 }

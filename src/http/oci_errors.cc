@@ -1,6 +1,7 @@
 #include "http/oci_errors.h"
 
 #include <nlohmann/json.hpp>
+#include "base/json_text.h"
 
 namespace ep::http {
 
@@ -41,7 +42,7 @@ Reply error_reply(const Status& status) {
   Reply reply;
   reply.status = err.status;
   reply.content_type = "application/json";
-  reply.body = body.dump();
+  reply.body = json_text(body);
   // RFC 9110 requires a challenge with every 401. Clients do not log in to a
   // node (it holds the upstream credentials itself), so the realm says what
   // failed rather than offering a login that could help.

@@ -43,9 +43,9 @@ std::optional<std::string> decode(std::string_view in, bool plus_is_space) {
       if (i + 2 >= in.size()) return std::nullopt;
       int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
       if (hi < 0 || lo < 0) return std::nullopt;
-      char d = static_cast<char>(hi * 16 + lo);
-      if (d == '\0') return std::nullopt;
-      out.push_back(d);
+      // Any byte, NUL and non-UTF-8 included: the grammar checks
+      // (route_check.h) refuse what a name or reference may not hold.
+      out.push_back(static_cast<char>(hi * 16 + lo));
       i += 2;
     } else if (c == '+' && plus_is_space) {
       out.push_back(' ');

@@ -2,8 +2,8 @@
 //
 // Repository names contain slashes, so routes are recognised from the end of
 // the path ("/manifests/<ref>", "/blobs/uploads/<id>", ...). The path is
-// percent-decoded once; names and references are validated later by the
-// registry, so nothing here trusts them.
+// percent-decoded once; names, references and digests are then checked
+// against the OCI grammar (route_check.h) before anything uses them.
 #pragma once
 
 #include <map>

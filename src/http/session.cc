@@ -18,6 +18,7 @@
 #include <limits>
 #include <optional>
 
+#include "base/log.h"
 #include "http/oci_errors.h"
 
 namespace ep::http {
@@ -32,6 +33,11 @@ namespace {
 constexpr size_t kChunk = 1 << 20;
 constexpr size_t kSendfileSlice = 4 << 20;
 constexpr uint64_t kYieldAfter = 64 << 20;  // let other connections run on this thread
+
+// The guard at the HTTP boundary. Called only inside a catch block: the
+// exception a handler threw ends its one request with a 500 OCI error and
+// one log line, and the node keeps serving.
+Reply internal_error_reply(const char* where) { return error_reply(internal_error(where)); }
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -82,7 +88,12 @@ class Session : public std::enable_shared_from_this<Session> {
     head_request_ = head.method() == bhttp::verb::head;
     keep_alive_ = parser_->get().keep_alive();
     version_ = parser_->get().version() == 10 ? 10 : 11;
-    handling_ = api_.handle(head);
+    try {
+      handling_ = api_.handle(head);
+    } catch (...) {
+      handling_ = Handling{};
+      handling_.reply = internal_error_reply("a request handler");
+    }
     route_ = handling_.route;
     if (parser_->is_done()) return finish();
     if (handling_.reply && bhttp::token_list(head[bhttp::field::expect]).exists("100-continue")) {
@@ -141,7 +152,13 @@ class Session : public std::enable_shared_from_this<Session> {
     consumed_ += got;
     if (raw_remaining_ >= got) raw_remaining_ -= got;
     if (handling_.mode == BodyMode::upload && !handling_.reply) {
-      if (auto s = handling_.appender->write(chunk_.data(), got); !s) return reject(s), false;
+      Status s;
+      try {
+        s = handling_.appender->write(chunk_.data(), got);
+      } catch (...) {
+        return reject(internal_error_reply("an upload")), false;
+      }
+      if (!s) return reject(s), false;
     } else if (consumed_ > handling_.buffer_limit) {
       if (handling_.reply) {  // an answer is ready; stop reading what it ignores
         handling_.reply->close = true;
@@ -164,9 +181,10 @@ class Session : public std::enable_shared_from_this<Session> {
     read_body();
   }
 
-  void reject(const Status& status) {
+  void reject(const Status& status) { reject(error_reply(status)); }
+  void reject(Reply reply) {
     handling_ = Handling{};
-    reply_ = error_reply(status);
+    reply_ = std::move(reply);
     reply_.close = true;
     write_reply();
   }
@@ -181,8 +199,8 @@ class Session : public std::enable_shared_from_this<Session> {
         std::shared_ptr<Reply> reply;
         try {
           reply = std::make_shared<Reply>(work());
-        } catch (const std::exception& e) {  // never take the process down with one request
-          reply = std::make_shared<Reply>(error_reply(Status{Errc::io_error, std::string("internal error: ") + e.what()}));
+        } catch (...) {
+          reply = std::make_shared<Reply>(internal_error_reply("a request handler"));
         }
         net::post(self->stream_.get_executor(), [self, reply] {
           self->reply_ = std::move(*reply);
@@ -193,7 +211,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (handling_.reply)
       reply_ = std::move(*handling_.reply);
     else if (handling_.finish)
-      reply_ = handling_.finish(std::move(body_), std::move(handling_.appender));
+      try {
+        reply_ = handling_.finish(std::move(body_), std::move(handling_.appender));
+      } catch (...) {
+        reply_ = internal_error_reply("a request handler");
+      }
     else
       reply_ = error_reply(Status{Errc::io_error, "no handler"});
     handling_ = Handling{};

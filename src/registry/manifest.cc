@@ -1,6 +1,7 @@
 #include "registry/manifest.h"
 
 #include <nlohmann/json.hpp>
+#include "base/json_text.h"
 
 namespace ep {
 
@@ -31,6 +32,20 @@ Result<Digest> descriptor_digest(const json& d, const std::string& where) {
   return digest;
 }
 
+// RFC 6838 type "/" subtype (parameters are not stored): the media type is
+// sent back as a Content-Type header, so nothing else may pass.
+bool is_media_type(std::string_view text) {
+  auto name_char = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("!#$&-^_.+").find(c) != std::string_view::npos;
+  };
+  auto slash = text.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 >= text.size() || text.size() > 255) return false;
+  for (size_t i = 0; i < text.size(); ++i)
+    if (i != slash && !name_char(text[i])) return false;
+  return true;
+}
+
 std::string string_field(const json& j, const char* key) {
   auto it = j.find(key);
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
@@ -59,6 +74,8 @@ Result<ManifestInfo> parse_manifest(std::string_view body, std::string_view cont
     info.media_type = std::string(media::kOciIndex);
   else
     info.media_type = std::string(media::kOciManifest);
+
+  if (!is_media_type(info.media_type)) return invalid("not a valid media type: " + info.media_type.substr(0, 100));
 
   const bool index = info.media_type == media::kOciIndex || info.media_type == media::kDockerList;
   const bool image = info.media_type == media::kOciManifest || info.media_type == media::kDockerManifest;
@@ -100,7 +117,7 @@ Result<ManifestInfo> parse_manifest(std::string_view body, std::string_view cont
   if (auto at = string_field(doc, "artifactType"); !at.empty()) info.artifact_type = at;
   if (auto ann = doc.find("annotations"); ann != doc.end()) {
     if (!ann->is_object()) return invalid("annotations must be an object");
-    info.annotations_json = ann->dump();
+    info.annotations_json = json_text(*ann);
   }
   return info;
 }

@@ -1,4 +1,6 @@
 #include "registry/mirror.h"
+
+#include "base/log.h"
 #include "base/file_io.h"
 #include "registry/site_blob.h"
 
@@ -115,16 +117,30 @@ Result<StoredManifest> Mirror::manifest(Upstream& up, const std::string& repo, c
       slot = std::make_shared<Revalidation>();
       rv = slot;
       ++running_;
-      std::thread([this, &up, local, repo, reference, key, known = *known, rv] {
-        auto result = revalidate_tag(up, local, repo, reference, known);
-        std::lock_guard lock(mu_);
+      // Called once, with the mutex held: releases the slot and its waiters.
+      auto settle = [this, key, rv](Result<StoredManifest> result) {
         rv->result = std::move(result);
         rv->done = true;
         rv->cv.notify_all();
         revalidations_.erase(key);
         --running_;
         idle_.notify_all();
-      }).detach();
+      };
+      try {
+        std::thread([this, &up, local, repo, reference, known = *known, settle] {
+          Result<StoredManifest> result = Status{Errc::io_error, "tag revalidation failed"};
+          if (auto s = guarded("a tag revalidation", [&] {
+                result = revalidate_tag(up, local, repo, reference, known);
+                return Status::Ok();
+              });
+              !s)
+            result = s;
+          std::lock_guard lock(mu_);
+          settle(std::move(result));
+        }).detach();
+      } catch (...) {  // no thread: this request fails, later ones try again
+        settle(internal_error("starting a tag revalidation"));
+      }
     } else {
       rv = slot;
     }
@@ -312,12 +328,31 @@ std::shared_ptr<InflightBlob> Mirror::start_fetch(Upstream& up, const std::strin
   auto fetch = std::make_shared<InflightBlob>(digest, std::move(*fd));
   inflight_[digest.str()] = fetch;
   ++running_;
-  std::thread([this, &up, local, repo, fetch, staging_id] { run_fetch(up, local, repo, fetch, staging_id); }).detach();
+  auto run = [this, &up, local, repo, fetch, staging_id] {
+    Status outcome = guarded("a blob fetch", [&] { return fetch_whole_blob(up, local, repo, *fetch, staging_id); });
+    if (!outcome) blobs_.remove_staging(staging_id);
+    finish_fetch(fetch, outcome);
+  };
+  if (!spawn_fetch(std::move(run), fetch)) blobs_.remove_staging(staging_id);
   return fetch;
 }
 
-void Mirror::run_fetch(Upstream& up, std::string local, std::string repo, std::shared_ptr<InflightBlob> blob,
-                       std::string staging_id) {
+bool Mirror::spawn_fetch(std::function<void()> run, const std::shared_ptr<InflightBlob>& fetch) {
+  try {
+    std::thread(std::move(run)).detach();
+    return true;
+  } catch (...) {  // no thread: the waiting clients get the error at once
+    Status failed = internal_error("starting a blob fetch");
+    inflight_.erase(fetch->digest().str());
+    --running_;
+    fetch->finish(failed);
+    return false;
+  }
+}
+
+Status Mirror::fetch_whole_blob(Upstream& up, const std::string& local, const std::string& repo, InflightBlob& blob_ref,
+                                const std::string& staging_id) {
+  InflightBlob* blob = &blob_ref;
   Sha256 hash;
   uint64_t written = 0;
   std::optional<uint64_t> size;
@@ -357,8 +392,7 @@ void Mirror::run_fetch(Upstream& up, std::string local, std::string repo, std::s
     if (outcome && !size) blob->begin(written);
     if (outcome) note_completed(digest);
   }
-  if (!outcome) blobs_.remove_staging(staging_id);
-  finish_fetch(blob, outcome);
+  return outcome;
 }
 
 void Mirror::finish_fetch(const std::shared_ptr<InflightBlob>& blob, const Status& outcome) {

@@ -108,8 +108,12 @@ class Mirror {
                                         const std::string& reference, const std::string& tag);
   std::shared_ptr<InflightBlob> start_fetch(Upstream& upstream, const std::string& local, const std::string& repo,
                                             const Digest& digest);
-  void run_fetch(Upstream& upstream, std::string local, std::string repo, std::shared_ptr<InflightBlob> blob,
-                 std::string staging_id);
+  // One GET of the whole blob into its staging file, verified and committed.
+  Status fetch_whole_blob(Upstream& upstream, const std::string& local, const std::string& repo, InflightBlob& blob,
+                          const std::string& staging_id);
+  // Starts `run` on its own thread (mu_ held). false when no thread could be
+  // started: `fetch` is then finished with the error and forgotten.
+  bool spawn_fetch(std::function<void()> run, const std::shared_ptr<InflightBlob>& fetch);
   void finish_fetch(const std::shared_ptr<InflightBlob>& blob, const Status& outcome);
 
   struct SiteBlob;

@@ -8,6 +8,7 @@
 #include "base/names.h"
 #include "registry/manifest.h"
 #include "storage/keys.h"
+#include "base/json_text.h"
 
 namespace ep {
 
@@ -132,7 +133,7 @@ Result<PutManifestResult> Registry::put_manifest(std::string_view repo, std::str
     nlohmann::json desc = {{"mediaType", info->media_type}, {"digest", digest.str()}, {"size", body.size()}};
     if (!info->artifact_type.empty()) desc["artifactType"] = info->artifact_type;
     if (!info->annotations_json.empty()) desc["annotations"] = nlohmann::json::parse(info->annotations_json);
-    batch.put(keys::referrer(repo, info->subject->str(), digest.str()), desc.dump());
+    batch.put(keys::referrer(repo, info->subject->str(), digest.str()), json_text(desc));
   }
   if (auto s = kv_.write(batch); !s) return s;
   if (!by_digest && observer_)
@@ -339,7 +340,7 @@ Result<std::string> Registry::referrers(std::string_view repo, std::string_view 
   });
   if (!s) return s;
   nlohmann::json index = {{"schemaVersion", 2}, {"mediaType", media::kOciIndex}, {"manifests", manifests}};
-  return index.dump();
+  return json_text(index);
 }
 
 }  // namespace ep

@@ -1,5 +1,7 @@
 #include "registry/replicator.h"
 
+#include "base/log.h"
+
 #include <algorithm>
 #include <set>
 
@@ -21,7 +23,14 @@ Replicator::~Replicator() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Replicator::start() { thread_ = std::thread([this] { run(); }); }
+void Replicator::start() {
+  thread_ = std::thread([this] {
+    guarded("the replicator", [&] {
+      run();
+      return Status::Ok();
+    });
+  });
+}
 
 bool Replicator::assigned(const crdt::PinView& pin, const std::string& self, std::vector<std::string> members) {
   if (pin.replicas == 0) return true;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "base/file_io.h"
+#include "base/log.h"
 #include "registry/site_blob.h"
 #include "site/chunk_plan.h"
 
@@ -175,7 +176,7 @@ std::shared_ptr<InflightBlob> Mirror::start_chunked(const Digest& digest, uint64
   fetch->begin(size);
   inflight_[digest.str()] = fetch;
   ++running_;
-  std::thread([body = std::move(body), fetch, sb] { body(fetch, sb); }).detach();
+  spawn_fetch([body = std::move(body), fetch, sb] { body(fetch, sb); }, fetch);
   return fetch;
 }
 
@@ -221,7 +222,7 @@ void Mirror::assemble(std::shared_ptr<InflightBlob> blob, std::shared_ptr<SiteBl
           std::lock_guard lock(sb->mu);
           if (sb->have[i]) continue;  // resumed, or brought by a peer's request meanwhile
         }
-        auto s = obtain(i);
+        auto s = guarded("a chunk fetch", [&] { return obtain(i); });
         std::lock_guard lock(sb->mu);
         if (s) sb->have[i] = 1;
         if (!s) {

@@ -11,6 +11,7 @@
 
 #include "base/file_io.h"
 #include "storage/keys.h"
+#include "base/json_text.h"
 
 namespace ep {
 
@@ -52,7 +53,7 @@ Status Uploads::save(const UploadState& state) {
   auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
   nlohmann::json record = {{"repo", state.repo}, {"offset", state.offset}, {"updated", now.count()}};
   KvBatch batch;
-  batch.put(keys::upload(state.id), record.dump());
+  batch.put(keys::upload(state.id), json_text(record));
   return kv_.write(batch);
 }
 

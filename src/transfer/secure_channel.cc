@@ -1,5 +1,7 @@
 #include "transfer/secure_channel.h"
 
+#include "base/log.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -131,7 +134,12 @@ Result<std::pair<UniqueFd, uint16_t>> listen_tcp(const std::string& address, con
   std::string host = address.substr(0, colon);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(std::stoul(address.substr(colon + 1))));
+  unsigned port = 0;
+  const char* digits = address.data() + colon + 1;
+  auto [end, ec] = std::from_chars(digits, address.data() + address.size(), port);
+  if (ec != std::errc() || end != address.data() + address.size() || end == digits || port > 65535)
+    return Status{Errc::config_invalid, what + " port must be a number up to 65535: " + address};
+  addr.sin_port = htons(static_cast<uint16_t>(port));
   if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1)
     return Status{Errc::config_invalid, what + " host must be an IPv4 address: " + host};
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -157,10 +165,19 @@ void accept_connections(int listener, const std::atomic<bool>& stopping, std::at
       continue;
     }
     ++connections;
-    std::thread([&connections, serve, fd = std::move(fd)]() mutable {
-      serve(std::move(fd));
+    try {
+      std::thread([&connections, serve, fd = std::move(fd)]() mutable {
+        guarded("a peer connection", [&] {  // one bad frame ends this stream, never the node
+          serve(std::move(fd));
+          return Status::Ok();
+        });
+        --connections;
+      }).detach();
+    } catch (...) {  // no thread to spare: refuse this connection
+      internal_error("accepting a peer connection");
       --connections;
-    }).detach();
+      ++refused;
+    }
   }
 }
 

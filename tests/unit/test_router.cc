@@ -1,6 +1,7 @@
 // Router: routes are recognised from the end of the path; names with slashes.
 #include <catch2/catch.hpp>
 
+#include "http/route_check.h"
 #include "http/router.h"
 
 using namespace ep::http;
@@ -39,9 +40,16 @@ TEST_CASE("unknown or undecodable targets are not routes") {
   CHECK(parse_route("/v3/a/manifests/x").kind == RouteKind::unknown);
   CHECK(parse_route("/v2/manifests/x").kind == RouteKind::unknown);
   CHECK(parse_route("/v2/a/manifests/%zz").kind == RouteKind::unknown);
-  CHECK(parse_route("/v2/a/manifests/%00").kind == RouteKind::unknown);
   CHECK(parse_route("/v2/a/manifests/%2").kind == RouteKind::unknown);
   CHECK(parse_route("/etc/passwd").kind == RouteKind::unknown);
+}
+
+TEST_CASE("a percent-encoded NUL decodes, and the grammar check refuses it") {
+  auto r = parse_route("/v2/a/manifests/%00");
+  CHECK(r.kind == RouteKind::manifest);
+  CHECK(r.reference == std::string(1, '\0'));
+  CHECK(check_route(r, RouteUse::read).code == ep::Errc::manifest_unknown);
+  CHECK(check_route(parse_route("/v2/a%00b/tags/list"), RouteUse::read).code == ep::Errc::name_invalid);
 }
 
 TEST_CASE("percent-encoded traversal decodes to a name the registry rejects") {
