@@ -61,7 +61,11 @@ Result<CredentialStore> load_credentials(const std::string& path) {
       if (colon == std::string::npos) return Status{Errc::config_invalid, path + ": bad \"auth\" for " + key};
       creds = {decoded->substr(0, colon), decoded->substr(colon + 1)};
     } else {
-      creds = {entry.value("username", ""), entry.value("password", "")};
+      auto text = [&](const char* key) {
+        auto it = entry.find(key);
+        return it != entry.end() && it->is_string() ? it->get<std::string>() : std::string();
+      };
+      creds = {text("username"), text("password")};
     }
     store[normalize_host(key)] = creds;
   }

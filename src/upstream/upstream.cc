@@ -1,5 +1,7 @@
 #include "upstream/upstream.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 namespace ep {
@@ -94,14 +96,23 @@ Status Upstream::authenticate(const HttpResponse& response, const std::string& s
   if (token_response->status == 401 || token_response->status == 403)
     return Status{Errc::unauthorized, "token service of " + describe() + " refused the credentials"};
   auto doc = nlohmann::json::parse(token_response->body, nullptr, false);
+  // Fields of the wrong type count as absent: json::value() would throw.
+  auto field = [&](const char* key) -> const nlohmann::json* {
+    if (doc.is_discarded() || !doc.is_object()) return nullptr;
+    auto it = doc.find(key);
+    return it == doc.end() ? nullptr : &*it;
+  };
   std::string token;
-  if (!doc.is_discarded() && doc.is_object()) token = doc.value("token", doc.value("access_token", ""));
+  for (const char* key : {"token", "access_token"})
+    if (const auto* t = field(key); token.empty() && t && t->is_string()) token = t->get<std::string>();
   if (token_response->status != 200 || token.empty())
     return Status{Errc::unauthorized, "token service of " + describe() + " returned no token (HTTP " +
                                           std::to_string(token_response->status) + ")"};
-  int expires_in = doc.value("expires_in", 60);
+  int64_t expires_in = 60;
+  if (const auto* e = field("expires_in"); e && e->is_number_integer())
+    expires_in = std::clamp<int64_t>(e->get<int64_t>(), 0, 86400);
   std::lock_guard lock(mu_);
-  tokens_[scope] = Token{"Bearer " + token, Clock::now() + std::chrono::seconds(std::max(expires_in - 5, 1))};
+  tokens_[scope] = Token{"Bearer " + token, Clock::now() + std::chrono::seconds(std::max<int64_t>(expires_in - 5, 1))};
   return Status::Ok();
 }
 
