@@ -1,5 +1,7 @@
 // Membership and the site simulation (small sizes; seeds printed on failure).
 #include <algorithm>
+#include <memory>
+#include <random>
 #include <catch2/catch.hpp>
 
 #include "simulation.h"
@@ -241,4 +243,50 @@ TEST_CASE("a node announces what it can serve at once, and peers see it without 
   // It counts as the beat: the next one is a full interval later.
   CHECK(hellos(a.tick(2100)) == 0);
   CHECK(hellos(a.tick(2300)) == 1);
+}
+
+TEST_CASE("a member's envelopes, mutated after authentication, never throw in the core") {
+  // The gateway only lets sealed envelopes from members through, but a member
+  // may run other code: whatever it sends must be an error, not a crash.
+  auto make = [](const std::string& name) {
+    wire::Member self;
+    self.set_name(name);
+    self.set_cluster_address(name + ":7946");
+    self.set_incarnation(1);
+    return std::make_unique<site::SiteCore>(self, site::CoreOptions{}, 7, nullptr);
+  };
+  auto a = make("a"), b = make("b");
+  std::vector<std::string> sent;
+  auto keep = [&](site::Effects fx) {
+    for (auto& out : fx.send) sent.push_back(out.envelope.SerializeAsString());
+  };
+  keep(a->start(0, {"b:7946"}));
+  keep(a->connected("b:7946", 10));
+  wire::Manifest m;
+  m.set_digest("sha256:" + std::string(64, 'a'));
+  m.set_media_type("application/vnd.oci.image.manifest.v1+json");
+  m.set_body("{}");
+  keep(a->put_tag(crdt::TagKey{"", "lib/app", "v1"}, m, 20));
+  keep(a->add_pin("lib/app:v1", 2, 30));
+  for (uint64_t t = 1000; t <= 5000; t += 1000) keep(a->tick(t));
+  REQUIRE_FALSE(sent.empty());
+  std::mt19937_64 rng(17);
+  size_t parsed = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string bytes = sent[rng() % sent.size()];
+    for (int k = 1 + rng() % 4; k > 0 && !bytes.empty(); --k) {
+      size_t pos = rng() % bytes.size();
+      switch (rng() % 3) {
+        case 0: bytes[pos] = static_cast<char>(rng()); break;
+        case 1: bytes.insert(pos, 1, static_cast<char>(rng())); break;
+        default: bytes.erase(pos, 1 + rng() % 8); break;
+      }
+    }
+    wire::Envelope envelope;
+    if (!envelope.ParseFromString(bytes)) continue;
+    ++parsed;
+    INFO("mutation " << i);
+    REQUIRE_NOTHROW(b->receive(envelope, 6000 + i));
+  }
+  CHECK(parsed > 1000);
 }

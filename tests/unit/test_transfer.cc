@@ -195,6 +195,44 @@ TEST_CASE("chunk service answers members and refuses intruders") {
   CHECK(traffic->requests_served == 5);
 }
 
+TEST_CASE("chunk service: garbage frames and a handler that throws end one stream, never the node") {
+  auto traffic = std::make_shared<transfer::PeerTraffic>();
+  UniqueFd file(::memfd_create("chunks", 0));
+  REQUIRE(::write(file.get(), std::string(100, 'x').data(), 100) == 100);
+  transfer::ChunkServer server(key_of(7), [&](const wire::ChunkRequest& r) -> transfer::ChunkReply {
+    if (r.index() == 99) throw std::runtime_error("a bug reached by a peer's request");
+    transfer::ChunkReply reply;
+    reply.fd = UniqueFd(::dup(file.get()));
+    reply.length = 100;
+    return reply;
+  }, traffic);
+  auto port = server.listen("127.0.0.1:0");
+  REQUIRE(port.ok());
+  server.start();
+  const std::string address = "127.0.0.1:" + std::to_string(*port);
+  // A member that sends frames that are not requests: its stream is closed.
+  for (std::string garbage : {std::string("\xff\xfe\x00garbage"), std::string(5000, '\xff')}) {
+    auto fd = transfer::connect_tcp(address, std::chrono::seconds(2));
+    REQUIRE(fd.ok());
+    auto channel = transfer::SecureChannel::client(std::move(*fd), key_of(7), std::chrono::seconds(2));
+    REQUIRE(channel.ok());
+    CHECK(channel->send(garbage).ok());
+    CHECK_FALSE(channel->receive().ok());  // closed, not answered
+  }
+  transfer::ChunkClient member(key_of(7), traffic);
+  wire::ChunkRequest request;
+  request.set_id(1);
+  request.set_chunk_size(100);
+  request.set_index(99);
+  std::string bytes;
+  CHECK_FALSE(fetch_into(member, address, request, bytes).ok());  // the handler threw: that stream ends
+  request.set_index(0);
+  auto r = fetch_into(member, address, request, bytes);
+  REQUIRE(r.ok());
+  CHECK(bytes == std::string(100, 'x'));
+  server.stop();  // returns: every connection thread ended
+}
+
 TEST_CASE("chunk journal: records chunks, survives a torn last line, rejects garbage") {
   UniqueFd fd(::memfd_create("journal", 0));
   auto blob = Digest::of("blob");
