@@ -1,10 +1,13 @@
 #include "transfer/chunk_service.h"
 
 #include "base/file_io.h"
+#include "base/log.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,7 +19,7 @@
 namespace ep::transfer {
 
 namespace {
-constexpr int kMaxConnections = 256;
+constexpr size_t kMaxConnections = 256;
 constexpr auto kHandshakeTimeout = std::chrono::seconds(5);
 constexpr auto kIdleTimeout = std::chrono::seconds(120);
 constexpr auto kWorkingInterval = std::chrono::seconds(3);
@@ -37,21 +40,82 @@ Result<uint16_t> ChunkServer::listen(const std::string& address) {
 }
 
 void ChunkServer::start() {
+  wake_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  // Never block in accept() on a connection that vanished after poll().
+  ::fcntl(listener_.get(), F_SETFL, ::fcntl(listener_.get(), F_GETFL) | O_NONBLOCK);
   acceptor_ = std::thread([this] {
-    accept_connections(listener_.get(), stopping_, connections_, kMaxConnections, traffic_->connections_refused,
-                       [this](UniqueFd fd) { serve(std::move(fd)); });
+    guarded("the chunk server's acceptor", [&] {
+      accept_loop();
+      return Status::Ok();
+    });
   });
+}
+
+void ChunkServer::accept_loop() {
+  while (!stopping_) {
+    pollfd watch[2] = {{listener_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+    if (::poll(watch, 2, -1) < 0 && errno != EINTR) return;
+    if (stopping_) return;
+    join_finished();
+    if (!(watch[0].revents & POLLIN)) continue;
+    UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (fd.valid()) start_connection(std::move(fd));
+  }
+}
+
+void ChunkServer::start_connection(UniqueFd fd) {
+  std::lock_guard lock(mu_);
+  if (connections_.size() >= kMaxConnections) {
+    ++traffic_->connections_refused;  // closed on leaving scope
+    return;
+  }
+  Connection& connection = connections_.emplace_back();
+  try {
+    connection.thread = std::thread([this, &connection, fd = std::move(fd)]() mutable {
+      guarded("a peer connection", [&] {  // one bad frame or handler ends this stream, never the node
+        serve(std::move(fd));
+        return Status::Ok();
+      });
+      std::lock_guard lock(mu_);
+      connection.done = true;  // the last thing this thread does with the server
+    });
+  } catch (...) {  // no thread to spare: refuse this connection
+    connections_.pop_back();
+    ++traffic_->connections_refused;
+    internal_error("starting a peer connection");
+  }
+}
+
+// Joins the threads of connections that ended (acceptor thread).
+void ChunkServer::join_finished() {
+  std::list<Connection> finished;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = connections_.begin(); it != connections_.end();) {
+      auto next = std::next(it);
+      if (it->done) finished.splice(finished.end(), connections_, it);
+      it = next;
+    }
+  }
+  for (auto& c : finished) c.thread.join();
 }
 
 void ChunkServer::stop() {
   stopping_ = true;
+  if (wake_.valid()) {
+    uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_.get(), &one, sizeof one);
+  }
   if (acceptor_.joinable()) acceptor_.join();
-  // Serving threads are detached; wake them (their sockets fail) and wait,
-  // so none outlives the provider it calls.
-  std::unique_lock lock(mu_);
-  idle_.notify_all();  // threads waiting for a send turn see stopping_
-  for (int fd : open_) ::shutdown(fd, SHUT_RDWR);
-  idle_.wait(lock, [&] { return open_.empty(); });
+  // No connection starts any more: wake every serving thread (their sockets
+  // fail, turn waits see stopping_) and join them all.
+  {
+    std::lock_guard lock(mu_);
+    idle_.notify_all();
+    for (int fd : open_) ::shutdown(fd, SHUT_RDWR);
+  }
+  for (auto& c : connections_) c.thread.join();
+  connections_.clear();
 }
 
 void ChunkServer::serve(UniqueFd fd) {
@@ -67,7 +131,6 @@ void ChunkServer::serve(UniqueFd fd) {
     ~Unregister() {
       std::lock_guard lock(server->mu_);
       server->open_.erase(fd);
-      server->idle_.notify_all();
     }
   } unregister{this, raw};
   auto channel = SecureChannel::server(std::move(fd), key_, kHandshakeTimeout);
@@ -83,23 +146,9 @@ void ChunkServer::serve(UniqueFd fd) {
     wire::ChunkRequest request;
     if (!request.ParseFromArray(frame->header.data(), static_cast<int>(frame->header.size()))) return;
     ChunkReply reply;
-    if (request.fetch()) {
-      // The provider may wait on the uplink for long: say so every few
-      // seconds, so the asker keeps waiting for a live peer and gives up
-      // quickly on a dead one.
-      auto pending = std::async(std::launch::async, [&] { return provider_(request); });
-      bool peer_gone = false;
-      while (pending.wait_for(kWorkingInterval) != std::future_status::ready) {
-        wire::ChunkResponse working;
-        working.set_id(request.id());
-        working.set_status(wire::ChunkResponse::WORKING);
-        if (!peer_gone && !channel->send(working.SerializeAsString())) peer_gone = true;
-      }
-      reply = pending.get();
-      if (peer_gone) return;
-    } else {
-      reply = provider_(request);
-    }
+    bool peer_gone = false;
+    reply = answer(*channel, request, peer_gone);
+    if (peer_gone) return;
     reply.header.set_id(request.id());
     traffic_->bytes_served += reply.length;
     ++traffic_->requests_served;
@@ -128,6 +177,24 @@ void ChunkServer::serve(UniqueFd fd) {
     }
     if (!sent) return;
   }
+}
+
+ChunkReply ChunkServer::answer(SecureChannel& channel, const wire::ChunkRequest& request, bool& peer_gone) {
+  if (!request.fetch()) return provider_(request);
+  // The provider may wait on the uplink for long: say so every few seconds,
+  // so the asker keeps waiting for a live peer and gives up quickly on a
+  // dead one. The helper thread is joined before this returns.
+  std::packaged_task<ChunkReply()> task([&] { return provider_(request); });
+  auto pending = task.get_future();
+  std::thread helper(std::move(task));
+  while (pending.wait_for(kWorkingInterval) != std::future_status::ready) {
+    wire::ChunkResponse working;
+    working.set_id(request.id());
+    working.set_status(wire::ChunkResponse::WORKING);
+    if (!peer_gone && !channel.send(working.SerializeAsString())) peer_gone = true;
+  }
+  helper.join();
+  return pending.get();  // rethrows what the provider threw
 }
 
 Result<wire::ChunkResponse> ChunkClient::fetch(const std::string& address, const wire::ChunkRequest& request,

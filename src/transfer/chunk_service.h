@@ -1,6 +1,7 @@
 // Chunk transfer between nodes over SecureChannel.
 //
-// ChunkServer: listens on data-address; one thread per connection (capped),
+// ChunkServer: listens on data-address; one thread per connection (capped,
+// owned and joined: stop() returns only once every one has ended),
 // answering pipelined ChunkRequests in order with ChunkResponses from a
 // ChunkProvider. ChunkClient: fetches chunks from peers, reusing idle
 // connections per address. Chunk bytes travel only here, never in CAF
@@ -9,6 +10,7 @@
 
 #include <atomic>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <condition_variable>
@@ -61,18 +63,27 @@ class ChunkServer {
   void stop();
 
  private:
+  struct Connection {
+    std::thread thread;
+    bool done = false;  // set by the thread as its last step (under mu_)
+  };
+  void accept_loop();
+  void start_connection(UniqueFd fd);
+  void join_finished();
   void serve(UniqueFd fd);
+  ChunkReply answer(SecureChannel& channel, const wire::ChunkRequest& request, bool& peer_gone);
   DataKey key_;
   std::mutex mu_;
   std::condition_variable idle_;
   std::set<int> open_;  // sockets of serving threads, shut down by stop()
+  std::list<Connection> connections_;  // acceptor thread adds, acceptor and stop() join
   int sending_ = 0;     // chunk frames being sent (bounded)
   ChunkProvider provider_;
   std::shared_ptr<PeerTraffic> traffic_;
   UniqueFd listener_;
+  UniqueFd wake_;  // eventfd: stop() wakes the acceptor (no periodic polling)
   std::thread acceptor_;
   std::atomic<bool> stopping_{false};
-  std::atomic<int> connections_{0};
 };
 
 class ChunkClient {

@@ -1,105 +1,222 @@
+// ClusterGate (see cluster_gate.h): an asynchronous checked relay.
+// Boost.Asio is included after <utility>.
+#include <utility>
+
 #include "transfer/cluster_gate.h"
 
 #include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <cerrno>
+#include <array>
+#include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
 #include <cstring>
+#include <set>
+#include <thread>
 #include <vector>
 
-#include "transfer/secure_channel.h"
+#include "base/log.h"
 
 namespace ep::transfer {
 
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using error_code = boost::system::error_code;
+
 namespace {
-constexpr int kMaxConnections = 256;
 constexpr size_t kHeaderSize = 32;
+constexpr auto kConnectTimeout = std::chrono::seconds(2);
+// The middleman's heartbeats keep a live connection busy well within this.
+constexpr auto kIdleTimeout = std::chrono::seconds(30);
 
-bool read_exact(int fd, char* data, size_t size) {
-  while (size > 0) {
-    auto n = ::recv(fd, data, size, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data += n;
-    size -= static_cast<size_t>(n);
+bool parse_endpoint(const std::string& address, tcp::endpoint& out) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos) return false;
+  error_code ec;
+  auto ip = net::ip::make_address(address.substr(0, colon), ec);
+  unsigned port = 0;
+  for (char c : address.substr(colon + 1)) {
+    if (c < '0' || c > '9' || port > 65535) return false;
+    port = port * 10 + static_cast<unsigned>(c - '0');
   }
-  return true;
-}
-
-bool write_exact(int fd, const char* data, size_t size) {
-  while (size > 0) {
-    auto n = ::send(fd, data, size, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
+  if (ec || colon + 1 == address.size() || port > 65535) return false;
+  out = tcp::endpoint(ip, static_cast<unsigned short>(port));
   return true;
 }
 }  // namespace
 
+class Relay;
+
+struct ClusterGate::Impl {
+  std::string backend;
+  std::atomic<uint64_t> refused{0};
+  net::io_context ioc{1};
+  tcp::acceptor acceptor{ioc};
+  std::set<std::shared_ptr<Relay>> relays;  // I/O thread only
+  std::thread thread;
+  bool stopped = false;
+
+  void accept();
+};
+
+// One peer connection and its loopback connection to the middleman.
+class Relay : public std::enable_shared_from_this<Relay> {
+ public:
+  Relay(ClusterGate::Impl& gate, tcp::socket peer)
+      : gate_(gate), peer_(std::move(peer)), backend_(gate.ioc), idle_(gate.ioc) {}
+
+  void start(const tcp::endpoint& backend) {
+    error_code ignored;
+    peer_.set_option(tcp::no_delay(true), ignored);
+    arm_idle(kConnectTimeout);
+    backend_.async_connect(backend, [self = shared_from_this()](error_code ec) {
+      if (ec) return self->close();
+      error_code ignored;
+      self->backend_.set_option(tcp::no_delay(true), ignored);
+      self->read_header();
+      self->pump_back();
+    });
+  }
+
+  // Ends both connections; pending operations complete with an error and
+  // release their hold on this relay.
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    error_code ignored;
+    peer_.close(ignored);
+    backend_.close(ignored);
+    idle_.cancel();
+    gate_.relays.erase(shared_from_this());
+  }
+
+ private:
+  // A completion queued before close() may still run: it must not start
+  // anything new (a fresh timer would hold the gate's thread for its span).
+  void arm_idle(std::chrono::seconds after) {
+    if (closed_) return;
+    idle_.expires_after(after);
+    idle_.async_wait([self = shared_from_this()](error_code ec) {
+      if (!ec) self->close();
+    });
+  }
+
+  // Peer -> middleman, header by header, refusing oversized payloads.
+  void read_header() {
+    net::async_read(peer_, net::buffer(header_), [self = shared_from_this()](error_code ec, size_t) {
+      if (ec || self->closed_) return self->close();
+      self->arm_idle(kIdleTimeout);
+      uint32_t len;
+      std::memcpy(&len, self->header_.data() + 4, 4);
+      len = ntohl(len);
+      if (len > ClusterGate::kMaxPayload) {
+        ++self->gate_.refused;
+        return self->close();
+      }
+      self->inbound_.resize(kHeaderSize + len);
+      std::memcpy(self->inbound_.data(), self->header_.data(), kHeaderSize);
+      self->read_payload();
+    });
+  }
+
+  void read_payload() {
+    net::async_read(peer_, net::buffer(inbound_.data() + kHeaderSize, inbound_.size() - kHeaderSize),
+                    [self = shared_from_this()](error_code ec, size_t) {
+                      if (ec) return self->close();
+                      net::async_write(self->backend_, net::buffer(self->inbound_),
+                                       [self](error_code e, size_t) {
+                                         if (e) return self->close();
+                                         self->read_header();
+                                       });
+                    });
+  }
+
+  // Middleman -> peer: a plain copy.
+  void pump_back() {
+    backend_.async_read_some(net::buffer(outbound_), [self = shared_from_this()](error_code ec, size_t n) {
+      if (ec) return self->close();
+      net::async_write(self->peer_, net::buffer(self->outbound_.data(), n), [self](error_code e, size_t) {
+        if (e) return self->close();
+        self->pump_back();
+      });
+    });
+  }
+
+  ClusterGate::Impl& gate_;
+  tcp::socket peer_, backend_;
+  net::steady_timer idle_;
+  std::array<char, kHeaderSize> header_{};
+  std::vector<char> inbound_;
+  std::array<char, 64 << 10> outbound_{};
+  bool closed_ = false;
+};
+
+void ClusterGate::Impl::accept() {
+  acceptor.async_accept([this](error_code ec, tcp::socket socket) {
+    if (stopped || ec == net::error::operation_aborted) return;
+    tcp::endpoint target;
+    if (!ec && relays.size() < static_cast<size_t>(kMaxConnections) && parse_endpoint(backend, target)) {
+      auto relay = std::make_shared<Relay>(*this, std::move(socket));
+      relays.insert(relay);
+      relay->start(target);
+    } else if (!ec) {
+      ++refused;  // the socket closes as it leaves scope
+    }
+    accept();
+  });
+}
+
+ClusterGate::ClusterGate(std::string backend_address) : impl_(std::make_unique<Impl>()) {
+  impl_->backend = std::move(backend_address);
+}
+
 ClusterGate::~ClusterGate() { stop(); }
 
+void ClusterGate::set_backend(std::string address) { impl_->backend = std::move(address); }
+
+uint64_t ClusterGate::connections_refused() const { return impl_->refused; }
+
 Result<uint16_t> ClusterGate::listen(const std::string& address) {
-  auto bound = listen_tcp(address, "cluster address");
-  if (!bound) return bound.status();
-  listener_ = std::move(bound->first);
-  return bound->second;
+  tcp::endpoint endpoint;
+  if (!parse_endpoint(address, endpoint)) return Status{Errc::config_invalid, "cluster address must be ip:port: " + address};
+  error_code ec;
+  auto& acc = impl_->acceptor;
+  acc.open(endpoint.protocol(), ec);
+  if (!ec) acc.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acc.bind(endpoint, ec);
+  if (!ec) acc.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return Status{Errc::io_error, "cannot listen on cluster address " + address + ": " + ec.message()};
+  return acc.local_endpoint().port();
 }
 
 void ClusterGate::start() {
-  acceptor_ = std::thread([this] {
-    accept_connections(listener_.get(), stopping_, connections_, kMaxConnections, refused_,
-                       [this](UniqueFd fd) { relay(std::move(fd)); });
+  impl_->accept();
+  impl_->thread = std::thread([impl = impl_.get()] {
+    guarded("the cluster gate", [&] {
+      impl->ioc.run();
+      return Status::Ok();
+    });
   });
 }
 
 void ClusterGate::stop() {
-  stopping_ = true;
-  if (acceptor_.joinable()) acceptor_.join();
-}
-
-void ClusterGate::relay(UniqueFd client) {
-  auto backend = connect_tcp(backend_, std::chrono::milliseconds(2000));
-  if (!backend) return;
-  int one = 1;
-  ::setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  ::setsockopt(backend->get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  timeval idle{30, 0};  // the middleman's heartbeats keep a live connection busy
-  ::setsockopt(client.get(), SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof idle);
-  const int in = client.get(), out = backend->get();
-  // Backend -> peer: plain copy on its own thread.
-  std::thread back([in, out] {
-    std::vector<char> buf(64 << 10);
-    while (true) {
-      auto n = ::recv(out, buf.data(), buf.size(), 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0 || !write_exact(in, buf.data(), static_cast<size_t>(n))) break;
-    }
-    ::shutdown(in, SHUT_RDWR);
+  if (!impl_->thread.joinable()) return;
+  // On the gate's thread: stop accepting and close every relay. The
+  // context then runs out of work and its thread returns.
+  net::post(impl_->ioc, [impl = impl_.get()] {
+    impl->stopped = true;
+    error_code ignored;
+    impl->acceptor.close(ignored);
+    auto relays = impl->relays;
+    for (const auto& relay : relays) relay->close();
   });
-  // Peer -> backend: header by header, refusing oversized payloads.
-  std::vector<char> payload;
-  char header[kHeaderSize];
-  while (read_exact(in, header, kHeaderSize)) {
-    uint32_t len;
-    std::memcpy(&len, header + 4, 4);
-    len = ntohl(len);
-    if (len > kMaxPayload) {
-      ++refused_;
-      break;
-    }
-    payload.resize(len);
-    if (!read_exact(in, payload.data(), len)) break;
-    if (!write_exact(out, header, kHeaderSize) || !write_exact(out, payload.data(), len)) break;
-  }
-  ::shutdown(out, SHUT_RDWR);
-  ::shutdown(in, SHUT_RDWR);
-  back.join();
+  impl_->thread.join();
 }
 
 }  // namespace ep::transfer

@@ -7,37 +7,37 @@
 // BASP header on the way in (payload at most kMaxPayload) and dropping the
 // connection otherwise. Messages themselves are still sealed and signed
 // (site/security.h); the gate only keeps the unauthenticated parser safe.
-// Two threads per connection, capped; owned by the Node.
+//
+// Ownership: owned by the Node. All relays are asynchronous on the gate's one
+// I/O thread (no thread per connection); their state is touched only on that
+// thread. stop() closes the listener and every relay and joins the thread:
+// once it returns nothing of the gate runs any more.
 #pragma once
 
-#include <atomic>
+#include <memory>
 #include <string>
-#include <thread>
 
 #include "base/error.h"
-#include "base/fd.h"
 
 namespace ep::transfer {
 
 class ClusterGate {
  public:
   static constexpr uint32_t kMaxPayload = 16 << 20;
-  explicit ClusterGate(std::string backend_address) : backend_(std::move(backend_address)) {}
-  void set_backend(std::string address) { backend_ = std::move(address); }  // before start()
+  static constexpr int kMaxConnections = 256;
+
+  explicit ClusterGate(std::string backend_address);
   ~ClusterGate();
+  void set_backend(std::string address);  // before start()
   Result<uint16_t> listen(const std::string& address);
   void start();
   void stop();
-  uint64_t connections_refused() const { return refused_; }
+  uint64_t connections_refused() const;
+
+  struct Impl;  // defined in cluster_gate.cc, with its relays
 
  private:
-  void relay(UniqueFd client);
-  std::string backend_;
-  UniqueFd listener_;
-  std::thread acceptor_;
-  std::atomic<bool> stopping_{false};
-  std::atomic<int> connections_{0};
-  std::atomic<uint64_t> refused_{0};
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace ep::transfer

@@ -1,6 +1,5 @@
 #include "transfer/secure_channel.h"
 
-#include "base/log.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -150,35 +149,6 @@ Result<std::pair<UniqueFd, uint16_t>> listen_tcp(const std::string& address, con
   socklen_t len = sizeof addr;
   ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
   return std::make_pair(std::move(fd), ntohs(addr.sin_port));
-}
-
-void accept_connections(int listener, const std::atomic<bool>& stopping, std::atomic<int>& connections,
-                        int max_connections, std::atomic<uint64_t>& refused,
-                        const std::function<void(UniqueFd)>& serve) {
-  while (!stopping) {
-    pollfd p{listener, POLLIN, 0};
-    if (::poll(&p, 1, 200) != 1) continue;
-    UniqueFd fd(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
-    if (!fd.valid()) continue;
-    if (connections >= max_connections) {
-      ++refused;  // closed on leaving scope
-      continue;
-    }
-    ++connections;
-    try {
-      std::thread([&connections, serve, fd = std::move(fd)]() mutable {
-        guarded("a peer connection", [&] {  // one bad frame ends this stream, never the node
-          serve(std::move(fd));
-          return Status::Ok();
-        });
-        --connections;
-      }).detach();
-    } catch (...) {  // no thread to spare: refuse this connection
-      internal_error("accepting a peer connection");
-      --connections;
-      ++refused;
-    }
-  }
 }
 
 Result<SecureChannel> SecureChannel::client(UniqueFd fd, const DataKey& key, std::chrono::milliseconds timeout) {

@@ -82,11 +82,4 @@ Result<UniqueFd> connect_tcp(const std::string& address, std::chrono::millisecon
 // errors); returns the socket and the bound port.
 Result<std::pair<UniqueFd, uint16_t>> listen_tcp(const std::string& address, const std::string& what);
 
-// Accepts until `stopping`, handing each connection to `serve` on its own
-// detached thread; at most `max_connections` at once (more are closed and
-// counted in `refused`).
-void accept_connections(int listener, const std::atomic<bool>& stopping, std::atomic<int>& connections,
-                        int max_connections, std::atomic<uint64_t>& refused,
-                        const std::function<void(UniqueFd)>& serve);
-
 }  // namespace ep::transfer
