@@ -99,7 +99,7 @@ def test_a_site_stopped_at_once_exits_cleanly(env):
 
 def test_nodes_stopped_during_a_concurrent_pull_exit_cleanly_and_resume(env):
     nodes, _ = env.site(6, join_timeout=60)
-    image = sl.Image(env.dir / "images-stop", "edgepier-site-stop", layer_mb=24)
+    image = sl.Image(env.dir / "images-stop", "edgepier-site-stop", layer_mb=160)
     nodes[0].push(image, "team/stop", "v1")
     sl.wait_for(lambda: all(n.manifest_digest("team/stop", "v1") for n in nodes), 30, what="tag everywhere")
     pulls = []
@@ -107,7 +107,7 @@ def test_nodes_stopped_during_a_concurrent_pull_exit_cleanly_and_resume(env):
     def pull(n):
         try:
             env.skopeo(["copy", "--src-tls-verify=false", "docker://%s/team/stop:v1" % n.registry_address,
-                        "oci:%s:v1" % (env.dir / ("pull-" + n.name))], check=False, timeout=60)
+                        "oci:%s:v1" % (env.dir / ("pull-" + n.name))], check=False, timeout=120)
         except Exception:  # noqa: BLE001 - the node may be gone mid-pull; that is the point
             pass
 
@@ -115,9 +115,14 @@ def test_nodes_stopped_during_a_concurrent_pull_exit_cleanly_and_resume(env):
         t = threading.Thread(target=pull, args=(n,))
         t.start()
         pulls.append(t)
-    time.sleep(0.7)  # pulls under way
     victims = nodes[3:]
+    # Stop once the victims are moving chunks between them (a pull under way).
+    sl.wait_for(lambda: all(v.metric("edgepier_peer_bytes_total{direction=\"from_peers\"}") > 0 for v in victims),
+                60, interval=0.02, what="chunks moving")
+    still_pulling = sum(t.is_alive() for t in pulls)
     assert_clean(stop_all_at_once(victims), victims, "mid-pull")
+    sl.record("mid-pull: pulls still running when the victims were stopped", "%d of %d" % (still_pulling, len(pulls)))
+    assert still_pulling >= len(victims), "the pulls ended before the stop: nothing was tested"
     for t in pulls:
         t.join()
     # Restarted, they resume and serve the image whole.
