@@ -36,6 +36,7 @@ struct Config {
   uint32_t replication = 0;  // 0 = "all"
   bool auto_pin = true;
   uint64_t storage_budget = 0;  // 0 = unlimited
+  uint64_t blocking_threads = 32;  // most threads for registry work that must block (extension)
   std::chrono::milliseconds tag_ttl{30000};
   std::chrono::milliseconds gone_after{24 * 3600 * 1000};  // dead/left members dropped after (extension)
 };

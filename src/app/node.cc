@@ -102,6 +102,8 @@ struct Node::Parts {
   std::shared_ptr<transfer::PeerTraffic> traffic = std::make_shared<transfer::PeerTraffic>();
   std::unique_ptr<transfer::ChunkServer> chunk_server;
   std::unique_ptr<transfer::ClusterGate> gate;
+  // Requests that wait (uplink, peers, the site actor): threads on demand.
+  std::unique_ptr<BlockingPool> blocking, admin_blocking;
   http::Metrics metrics, admin_metrics;
   std::unique_ptr<http::Api> api;
   std::unique_ptr<http::AdminApi> admin;
@@ -114,10 +116,12 @@ Node::~Node() {
   auto& p = *parts_;
   if (p.mirror) p.mirror->stop();  // fetches give up, so handlers waiting on them return
   if (p.server) p.server->stop();
+  if (p.blocking) p.blocking->stop();  // every deferred handler has returned
   p.replicator.reset();
   if (p.chunk_server) p.chunk_server->stop();  // and every serving thread is gone
   if (p.gate) p.gate->stop();
   if (p.admin_server) p.admin_server->stop();
+  if (p.admin_blocking) p.admin_blocking->stop();
   if (p.registry) p.registry->set_observer(nullptr);
   if (p.site) {
     caf::anon_send_exit(p.site, caf::exit_reason::user_shutdown);
@@ -173,7 +177,7 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
   auto sealer = std::make_shared<const site::Sealer>(site_key, *identity, config.node_name);
 
   caf_config.load<caf::io::middleman>();
-  caf_config.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(500)});
+  caf_config.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(2000)});
   caf_config.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(4)});
   caf_config.set("scheduler.max-threads", static_cast<size_t>(2));
   // Work sharing: idle workers sleep instead of polling (work stealing kept
@@ -216,7 +220,8 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
            "edgepier_peer_handshakes_refused_total " + std::to_string(traffic->handshakes_refused) + "\n" +
            per_peer_metrics(mirror->peer_stats());
   });
-  p->server = std::make_unique<http::Server>(*p->api, p->metrics);
+  p->blocking = std::make_unique<BlockingPool>(config.blocking_threads);
+  p->server = std::make_unique<http::Server>(*p->api, p->metrics, *p->blocking);
   auto port = p->server->listen(config.registry_address);
   if (!port) return port.status();
 
@@ -229,9 +234,10 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
   p->admin = std::make_unique<http::AdminApi>(*p->system, caf::actor{}, *p->registry, *p->blobs, p->metrics, *p->mirror,
                                               p->traffic, token);
   http::ServerLimits admin_limits;
-  admin_limits.workers = 2;
   admin_limits.max_connections = 64;
-  p->admin_server = std::make_unique<http::Server>(*p->admin, p->admin_metrics, admin_limits);
+  // Its own small pool: an operator gets answers while registry work waits.
+  p->admin_blocking = std::make_unique<BlockingPool>(2);
+  p->admin_server = std::make_unique<http::Server>(*p->admin, p->admin_metrics, *p->admin_blocking, admin_limits);
   auto admin_port = p->admin_server->listen(config.admin_address);
   if (!admin_port) return admin_port.status();
 

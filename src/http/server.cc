@@ -8,7 +8,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
@@ -35,8 +34,8 @@ bool split_host_port(const std::string& address, std::string& host, unsigned sho
 
 
 struct Server::Impl {
-  Impl(RequestHandler& a, Metrics& m, ServerLimits l)
-      : api(a), metrics(m), limits(l), acceptor(net::make_strand(ioc)), workers(l.workers) {}
+  Impl(RequestHandler& a, Metrics& m, BlockingPool& b, ServerLimits l)
+      : api(a), metrics(m), limits(l), acceptor(net::make_strand(ioc)), workers(b) {}
 
   void accept() {
     acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
@@ -64,12 +63,12 @@ struct Server::Impl {
   net::io_context ioc;
   tcp::acceptor acceptor;
   net::steady_timer retry{acceptor.get_executor()};
-  net::thread_pool workers;
+  BlockingPool& workers;
   std::vector<std::thread> threads;
 };
 
-Server::Server(RequestHandler& api, Metrics& metrics, ServerLimits limits)
-    : impl_(std::make_unique<Impl>(api, metrics, limits)) {}
+Server::Server(RequestHandler& api, Metrics& metrics, BlockingPool& blocking, ServerLimits limits)
+    : impl_(std::make_unique<Impl>(api, metrics, blocking, limits)) {}
 
 Server::~Server() { stop(); }
 
@@ -98,8 +97,6 @@ void Server::start(size_t threads) {
 
 void Server::stop() {
   impl_->ioc.stop();
-  impl_->workers.stop();
-  impl_->workers.join();  // no handler may still run once the server is gone
   for (auto& t : impl_->threads)
     if (t.joinable()) t.join();
   impl_->threads.clear();

@@ -1,6 +1,6 @@
 // Server: the HTTP/1.1 listener (Boost.Beast) in front of Api.
 //
-// Owns the io_context and its worker threads. Each connection is a Session
+// Owns the io_context and its I/O threads. Each connection is a Session
 // on its own strand. Bounds: 16 KiB of headers, Api-chosen body limits,
 // a 60 s deadline for a request header (idle and slowloris clients), 60 s
 // without progress while reading a body or writing a reply. Blob bytes go
@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/blocking_pool.h"
 #include "base/error.h"
 #include "http/api.h"
 #include "http/metrics.h"
@@ -23,12 +24,13 @@ struct ServerLimits {
   int header_timeout_s = 60;
   int transfer_timeout_s = 60;
   size_t max_connections = 8192;
-  size_t workers = 32;  // pool for blocking (deferred) work such as upstream fetches
 };
 
 class Server {
  public:
-  Server(RequestHandler& handler, Metrics& metrics, ServerLimits limits = {});
+  // Deferred work (handlers that wait, e.g. on the uplink) runs on
+  // `blocking`, which the caller owns and stops after this server.
+  Server(RequestHandler& handler, Metrics& metrics, BlockingPool& blocking, ServerLimits limits = {});
   ~Server();
   // Binds "host:port" (port 0 picks one); returns the bound port.
   Result<unsigned short> listen(const std::string& address);

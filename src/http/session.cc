@@ -41,7 +41,7 @@ Reply internal_error_reply(const char* where) { return error_reply(internal_erro
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, RequestHandler& api, Metrics& metrics, const ServerLimits& limits, net::thread_pool& workers)
+  Session(tcp::socket socket, RequestHandler& api, Metrics& metrics, const ServerLimits& limits, BlockingPool& workers)
       : stream_(std::move(socket)), send_timer_(stream_.get_executor()), api_(api), metrics_(metrics),
         limits_(limits), workers_(workers) {
     metrics_.connection_opened();
@@ -195,7 +195,7 @@ class Session : public std::enable_shared_from_this<Session> {
       // is written back on this connection's strand.
       auto work = std::move(handling_.deferred);
       handling_ = Handling{};
-      return net::post(workers_, [self = shared_from_this(), work = std::move(work)]() mutable {
+      const bool queued = workers_.post([self = shared_from_this(), work = std::move(work)]() mutable {
         std::shared_ptr<Reply> reply;
         try {
           reply = std::make_shared<Reply>(work());
@@ -207,6 +207,10 @@ class Session : public std::enable_shared_from_this<Session> {
           self->write_reply();
         });
       });
+      if (queued) return;
+      reply_ = error_reply(Status{Errc::upstream_unavailable, "the node is shutting down"});
+      reply_.close = true;
+      return write_reply();
     }
     if (handling_.reply)
       reply_ = std::move(*handling_.reply);
@@ -368,13 +372,13 @@ class Session : public std::enable_shared_from_this<Session> {
   RequestHandler& api_;
   Metrics& metrics_;
   const ServerLimits& limits_;
-  net::thread_pool& workers_;
+  BlockingPool& workers_;
 };
 
 }  // namespace
 
 void start_session(tcp::socket socket, RequestHandler& api, Metrics& metrics, const ServerLimits& limits,
-                   net::thread_pool& workers) {
+                   BlockingPool& workers) {
   std::make_shared<Session>(std::move(socket), api, metrics, limits, workers)->start();
 }
 

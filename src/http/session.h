@@ -7,13 +7,12 @@
 #include <utility>
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/thread_pool.hpp>
 
 #include "http/server.h"
 
 namespace ep::http {
 
 void start_session(boost::asio::ip::tcp::socket socket, RequestHandler& api, Metrics& metrics,
-                   const ServerLimits& limits, boost::asio::thread_pool& workers);
+                   const ServerLimits& limits, BlockingPool& workers);
 
 }  // namespace ep::http
