@@ -103,7 +103,8 @@ double chunked(const std::string& src, const std::string& dst, uint64_t size, co
   transfer::DataKey key;
   key.fill(7);
   auto traffic = std::make_shared<transfer::PeerTraffic>();
-  transfer::ChunkServer server(key, [&](const wire::ChunkRequest& r) {
+  IoPool io(1);  // the node's I/O pool, here of one thread
+  transfer::ChunkServer server(io, key, [&](const wire::ChunkRequest& r) {
     transfer::ChunkReply reply;
     reply.fd = UniqueFd(::dup(in.get()));
     reply.offset = r.index() * chunk;
@@ -113,6 +114,7 @@ double chunked(const std::string& src, const std::string& dst, uint64_t size, co
   }, traffic);
   auto port = server.listen("127.0.0.1:0");
   server.start();
+  io.start();
   transfer::ChunkClient client(key, traffic);
   const std::string address = "127.0.0.1:" + std::to_string(*port);
   UniqueFd out(::open(dst.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0600));
@@ -142,6 +144,7 @@ double chunked(const std::string& src, const std::string& dst, uint64_t size, co
     });
   for (auto& w : workers) w.join();
   double s = seconds_since(start);
+  io.stop();  // as the Node does: I/O first, then the server
   server.stop();
   if (failed) std::fprintf(stderr, "edgepier: a chunk failed\n"), std::exit(1);
   return size / s / 1e6;

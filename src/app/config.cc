@@ -48,6 +48,7 @@ const Key kKeys[] = {
     {"gone-after", Kind::duration, "how long a dead or departed member's state is kept (default 24h)"},
     {"blocking-threads", Kind::size, "most threads for registry requests that wait (on the uplink, peers); "
                                      "started when needed, ended when idle (default 32)"},
+    {"io-threads", Kind::size, "I/O threads shared by the registry, admin, cluster and data listeners (default 2)"},
 };
 
 Status bad(const std::string& key, const std::string& why) {
@@ -111,10 +112,12 @@ Status apply(Config& config, const Key& key, const config_value& value) {
         if (ec != std::errc() || ptr != str->data() + str->size()) n = -1;
       }
       if (n < 0) return bad(name, "expected a non-negative number of bytes, got " + caf::to_string(value));
-      if (name == "blocking-threads" && (n < 1 || n > 4096)) return bad(name, "expected 1 to 4096 threads");
+      if ((name == "blocking-threads" || name == "io-threads") && (n < 1 || n > 4096))
+        return bad(name, "expected 1 to 4096 threads");
       static const std::map<std::string, uint64_t Config::*> kSizes = {{"chunk-size", &Config::chunk_size},
                                                                          {"storage-budget", &Config::storage_budget},
-                                                                         {"blocking-threads", &Config::blocking_threads}};
+                                                                         {"blocking-threads", &Config::blocking_threads},
+                                                                         {"io-threads", &Config::io_threads}};
       config.*kSizes.at(name) = static_cast<uint64_t>(n);
       return Status::Ok();
     }

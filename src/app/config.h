@@ -37,6 +37,7 @@ struct Config {
   bool auto_pin = true;
   uint64_t storage_budget = 0;  // 0 = unlimited
   uint64_t blocking_threads = 32;  // most threads for registry work that must block (extension)
+  uint64_t io_threads = 2;         // Asio I/O threads shared by every listener (extension)
   std::chrono::milliseconds tag_ttl{30000};
   std::chrono::milliseconds gone_after{24 * 3600 * 1000};  // dead/left members dropped after (extension)
 };

@@ -102,7 +102,9 @@ struct Node::Parts {
   std::shared_ptr<transfer::PeerTraffic> traffic = std::make_shared<transfer::PeerTraffic>();
   std::unique_ptr<transfer::ChunkServer> chunk_server;
   std::unique_ptr<transfer::ClusterGate> gate;
-  // Requests that wait (uplink, peers, the site actor): threads on demand.
+  // Every listener's I/O; requests that wait (uplink, peers, the site
+  // actor) run on threads started on demand.
+  std::unique_ptr<IoPool> io;
   std::unique_ptr<BlockingPool> blocking, admin_blocking;
   http::Metrics metrics, admin_metrics;
   std::unique_ptr<http::Api> api;
@@ -115,13 +117,20 @@ Node::Node(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 Node::~Node() {
   auto& p = *parts_;
   if (p.mirror) p.mirror->stop();  // fetches give up, so handlers waiting on them return
-  if (p.server) p.server->stop();
+  if (p.io) p.io->stop();          // no I/O handler runs from here on
   if (p.blocking) p.blocking->stop();  // every deferred handler has returned
+  if (p.admin_blocking) p.admin_blocking->stop();
   p.replicator.reset();
   if (p.chunk_server) p.chunk_server->stop();  // and every serving thread is gone
   if (p.gate) p.gate->stop();
-  if (p.admin_server) p.admin_server->stop();
-  if (p.admin_blocking) p.admin_blocking->stop();
+  // Listeners go before the I/O pool they were made on; the pool then frees
+  // the connections its queued handlers still hold (they use the metrics
+  // and handlers, which live on).
+  p.server.reset();
+  p.admin_server.reset();
+  p.gate.reset();
+  p.chunk_server.reset();
+  p.io.reset();
   if (p.registry) p.registry->set_observer(nullptr);
   if (p.site) {
     caf::anon_send_exit(p.site, caf::exit_reason::user_shutdown);
@@ -184,10 +193,11 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
   // every node at ~3% CPU when idle, which a 50-node site on one host felt).
   caf_config.set("scheduler.policy", caf::atom("sharing"));
   p->system = std::make_unique<caf::actor_system>(caf_config);
+  p->io = std::make_unique<IoPool>(config.io_threads);
   // Every listener is bound before the node joins the site, so a taken port
   // fails the start without the site ever seeing this node alive.
   if (!config.site_key_file.empty()) {
-    p->gate = std::make_unique<transfer::ClusterGate>("");
+    p->gate = std::make_unique<transfer::ClusterGate>(*p->io, "");
     auto gate_port = p->gate->listen(config.cluster_address);
     if (!gate_port) return gate_port.status();
   }
@@ -195,7 +205,7 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
   if (!config.site_key_file.empty()) {
     auto data_key = site::derive_site_subkey(site_key, "edgepier data plane v1");
     auto mirror = p->mirror.get();
-    p->chunk_server = std::make_unique<transfer::ChunkServer>(
+    p->chunk_server = std::make_unique<transfer::ChunkServer>(*p->io,
         data_key, [mirror](const wire::ChunkRequest& r) { return mirror->serve_chunk(r); }, p->traffic);
     auto data_port = p->chunk_server->listen(config.data_address);
     if (!data_port) return data_port.status();
@@ -221,7 +231,7 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
            per_peer_metrics(mirror->peer_stats());
   });
   p->blocking = std::make_unique<BlockingPool>(config.blocking_threads);
-  p->server = std::make_unique<http::Server>(*p->api, p->metrics, *p->blocking);
+  p->server = std::make_unique<http::Server>(*p->io, *p->api, p->metrics, *p->blocking);
   auto port = p->server->listen(config.registry_address);
   if (!port) return port.status();
 
@@ -237,7 +247,8 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
   admin_limits.max_connections = 64;
   // Its own small pool: an operator gets answers while registry work waits.
   p->admin_blocking = std::make_unique<BlockingPool>(2);
-  p->admin_server = std::make_unique<http::Server>(*p->admin, p->admin_metrics, *p->admin_blocking, admin_limits);
+  p->admin_server =
+      std::make_unique<http::Server>(*p->io, *p->admin, p->admin_metrics, *p->admin_blocking, admin_limits);
   auto admin_port = p->admin_server->listen(config.admin_address);
   if (!admin_port) return admin_port.status();
 
@@ -269,9 +280,9 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
   p->replicator->set_storage_budget(config.storage_budget);
   p->replicator->start();
 
-  const size_t threads = std::max(2u, std::thread::hardware_concurrency());
-  p->server->start(threads);
-  p->admin_server->start(1);
+  p->server->start();
+  p->admin_server->start();
+  p->io->start();
   std::cerr << "edgepier: node " << config.node_name << " serving the registry on " << config.registry_address
             << " (port " << *port << "), admin on " << config.admin_address << ", data in " << config.data_dir
             << (config.site_key_file.empty() ? ", single node (no site key)"

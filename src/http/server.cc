@@ -1,5 +1,5 @@
-// Server (see server.h): the acceptor and its threads; each connection is a
-// Session (session.cc). Boost.Asio is included after <utility>.
+// Server (see server.h): the acceptor; each connection is a Session
+// (session.cc). Boost.Asio is included after <utility>.
 #include <utility>
 
 #include "http/server.h"
@@ -7,6 +7,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -34,11 +35,11 @@ bool split_host_port(const std::string& address, std::string& host, unsigned sho
 
 
 struct Server::Impl {
-  Impl(RequestHandler& a, Metrics& m, BlockingPool& b, ServerLimits l)
-      : api(a), metrics(m), limits(l), acceptor(net::make_strand(ioc)), workers(b) {}
+  Impl(IoPool& io, RequestHandler& a, Metrics& m, BlockingPool& b, ServerLimits l)
+      : api(a), metrics(m), limits(l), acceptor(net::make_strand(io.context())), workers(b), io(io) {}
 
   void accept() {
-    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    acceptor.async_accept(net::make_strand(io.context()), [this](beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted) return;
       if (ec) {  // e.g. out of file descriptors: back off instead of spinning
         retry.expires_after(std::chrono::milliseconds(100));
@@ -60,17 +61,16 @@ struct Server::Impl {
   RequestHandler& api;
   Metrics& metrics;
   ServerLimits limits;
-  net::io_context ioc;
   tcp::acceptor acceptor;
   net::steady_timer retry{acceptor.get_executor()};
   BlockingPool& workers;
-  std::vector<std::thread> threads;
+  IoPool& io;
 };
 
-Server::Server(RequestHandler& api, Metrics& metrics, BlockingPool& blocking, ServerLimits limits)
-    : impl_(std::make_unique<Impl>(api, metrics, blocking, limits)) {}
+Server::Server(IoPool& io, RequestHandler& api, Metrics& metrics, BlockingPool& blocking, ServerLimits limits)
+    : impl_(std::make_unique<Impl>(io, api, metrics, blocking, limits)) {}
 
-Server::~Server() { stop(); }
+Server::~Server() = default;
 
 Result<unsigned short> Server::listen(const std::string& address) {
   std::string host;
@@ -90,16 +90,8 @@ Result<unsigned short> Server::listen(const std::string& address) {
   return acc.local_endpoint().port();
 }
 
-void Server::start(size_t threads) {
-  impl_->accept();
-  for (size_t i = 0; i < threads; ++i) impl_->threads.emplace_back([this] { impl_->ioc.run(); });
-}
-
-void Server::stop() {
-  impl_->ioc.stop();
-  for (auto& t : impl_->threads)
-    if (t.joinable()) t.join();
-  impl_->threads.clear();
+void Server::start() {
+  net::post(impl_->acceptor.get_executor(), [impl = impl_.get()] { impl->accept(); });
 }
 
 }  // namespace ep::http

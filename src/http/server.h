@@ -1,6 +1,6 @@
 // Server: the HTTP/1.1 listener (Boost.Beast) in front of Api.
 //
-// Owns the io_context and its I/O threads. Each connection is a Session
+// Runs on the node's I/O pool. Each connection is a Session
 // on its own strand. Bounds: 16 KiB of headers, Api-chosen body limits,
 // a 60 s deadline for a request header (idle and slowloris clients), 60 s
 // without progress while reading a body or writing a reply. Blob bytes go
@@ -9,10 +9,9 @@
 
 #include <memory>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "base/blocking_pool.h"
+#include "base/io_pool.h"
 #include "base/error.h"
 #include "http/api.h"
 #include "http/metrics.h"
@@ -28,14 +27,15 @@ struct ServerLimits {
 
 class Server {
  public:
-  // Deferred work (handlers that wait, e.g. on the uplink) runs on
-  // `blocking`, which the caller owns and stops after this server.
-  Server(RequestHandler& handler, Metrics& metrics, BlockingPool& blocking, ServerLimits limits = {});
+  // Connections run on `io`; deferred work (handlers that wait, e.g. on the
+  // uplink) on `blocking`. The caller owns both: it stops the I/O pool
+  // before destroying this server, and destroys the pool (and with it the
+  // open connections) before the handler and metrics.
+  Server(IoPool& io, RequestHandler& handler, Metrics& metrics, BlockingPool& blocking, ServerLimits limits = {});
   ~Server();
   // Binds "host:port" (port 0 picks one); returns the bound port.
   Result<unsigned short> listen(const std::string& address);
-  void start(size_t threads);
-  void stop();
+  void start();  // accepts on the I/O pool
 
  private:
   struct Impl;

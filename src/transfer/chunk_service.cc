@@ -7,16 +7,19 @@
 #include <netinet/in.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <cerrno>
 #include <cstring>
 #include <future>
 #include <iostream>
 
 namespace ep::transfer {
+
+namespace net = boost::asio;
 
 namespace {
 constexpr size_t kMaxConnections = 256;
@@ -27,40 +30,42 @@ constexpr int kMaxChunkSends = 6;
 constexpr auto kChunkSendTimeout = std::chrono::seconds(10);
 }  // namespace
 
-ChunkServer::ChunkServer(DataKey key, ChunkProvider provider, std::shared_ptr<PeerTraffic> traffic)
-    : key_(key), provider_(std::move(provider)), traffic_(std::move(traffic)) {}
+struct ChunkServer::Acceptor {
+  explicit Acceptor(IoPool& io) : acceptor(io.context()) {}
+  net::ip::tcp::acceptor acceptor;
+};
+
+ChunkServer::ChunkServer(IoPool& io, DataKey key, ChunkProvider provider, std::shared_ptr<PeerTraffic> traffic)
+    : key_(key), provider_(std::move(provider)), traffic_(std::move(traffic)), acceptor_(std::make_unique<Acceptor>(io)) {}
 
 ChunkServer::~ChunkServer() { stop(); }
 
 Result<uint16_t> ChunkServer::listen(const std::string& address) {
   auto bound = listen_tcp(address, "data address");
   if (!bound) return bound.status();
-  listener_ = std::move(bound->first);
+  boost::system::error_code ec;
+  acceptor_->acceptor.assign(net::ip::tcp::v4(), bound->first.release(), ec);
+  if (ec) return Status{Errc::io_error, "data address: " + ec.message()};
   return bound->second;
 }
 
 void ChunkServer::start() {
-  wake_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  // Never block in accept() on a connection that vanished after poll().
-  ::fcntl(listener_.get(), F_SETFL, ::fcntl(listener_.get(), F_GETFL) | O_NONBLOCK);
-  acceptor_ = std::thread([this] {
-    guarded("the chunk server's acceptor", [&] {
-      accept_loop();
-      return Status::Ok();
-    });
-  });
+  net::post(acceptor_->acceptor.get_executor(), [this] { accept(); });
 }
 
-void ChunkServer::accept_loop() {
-  while (!stopping_) {
-    pollfd watch[2] = {{listener_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
-    if (::poll(watch, 2, -1) < 0 && errno != EINTR) return;
-    if (stopping_) return;
+// On the I/O pool: each connection gets its own (owned) thread.
+void ChunkServer::accept() {
+  acceptor_->acceptor.async_accept([this](boost::system::error_code ec, net::ip::tcp::socket socket) {
+    if (ec == net::error::operation_aborted || stopping_) return;
     join_finished();
-    if (!(watch[0].revents & POLLIN)) continue;
-    UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (fd.valid()) start_connection(std::move(fd));
-  }
+    if (!ec) {
+      UniqueFd fd(socket.release(ec));
+      // Serving threads use blocking reads bounded by socket timeouts.
+      if (fd.valid()) ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
+      if (fd.valid()) start_connection(std::move(fd));
+    }
+    accept();
+  });
 }
 
 void ChunkServer::start_connection(UniqueFd fd) {
@@ -86,7 +91,8 @@ void ChunkServer::start_connection(UniqueFd fd) {
   }
 }
 
-// Joins the threads of connections that ended (acceptor thread).
+// Joins the threads of connections that ended; they have returned, so
+// this never waits (I/O pool).
 void ChunkServer::join_finished() {
   std::list<Connection> finished;
   {
@@ -102,11 +108,8 @@ void ChunkServer::join_finished() {
 
 void ChunkServer::stop() {
   stopping_ = true;
-  if (wake_.valid()) {
-    uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wake_.get(), &one, sizeof one);
-  }
-  if (acceptor_.joinable()) acceptor_.join();
+  boost::system::error_code ignored;
+  acceptor_->acceptor.close(ignored);
   // No connection starts any more: wake every serving thread (their sockets
   // fail, turn waits see stopping_) and join them all.
   {
@@ -114,8 +117,12 @@ void ChunkServer::stop() {
     idle_.notify_all();
     for (int fd : open_) ::shutdown(fd, SHUT_RDWR);
   }
-  for (auto& c : connections_) c.thread.join();
-  connections_.clear();
+  std::list<Connection> connections;
+  {
+    std::lock_guard lock(mu_);
+    connections.swap(connections_);
+  }
+  for (auto& c : connections) c.thread.join();
 }
 
 void ChunkServer::serve(UniqueFd fd) {

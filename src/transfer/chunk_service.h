@@ -1,7 +1,8 @@
 // Chunk transfer between nodes over SecureChannel.
 //
-// ChunkServer: listens on data-address; one thread per connection (capped,
-// owned and joined: stop() returns only once every one has ended),
+// ChunkServer: accepts on data-address on the node's I/O pool; one thread per
+// connection (capped, owned and joined: stop() returns only once every one
+// has ended),
 // answering pipelined ChunkRequests in order with ChunkResponses from a
 // ChunkProvider. ChunkClient: fetches chunks from peers, reusing idle
 // connections per address. Chunk bytes travel only here, never in CAF
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "proto/edgepier.pb.h"
+#include "base/io_pool.h"
 #include "transfer/secure_channel.h"
 
 namespace ep {
@@ -56,7 +58,8 @@ struct PeerTraffic {
 
 class ChunkServer {
  public:
-  ChunkServer(DataKey key, ChunkProvider provider, std::shared_ptr<PeerTraffic> traffic);
+  // Accepts on `io`; the Node stops the I/O pool before stop().
+  ChunkServer(IoPool& io, DataKey key, ChunkProvider provider, std::shared_ptr<PeerTraffic> traffic);
   ~ChunkServer();
   Result<uint16_t> listen(const std::string& address);
   void start();
@@ -67,7 +70,8 @@ class ChunkServer {
     std::thread thread;
     bool done = false;  // set by the thread as its last step (under mu_)
   };
-  void accept_loop();
+  struct Acceptor;  // Asio, kept out of this header
+  void accept();
   void start_connection(UniqueFd fd);
   void join_finished();
   void serve(UniqueFd fd);
@@ -80,9 +84,7 @@ class ChunkServer {
   int sending_ = 0;     // chunk frames being sent (bounded)
   ChunkProvider provider_;
   std::shared_ptr<PeerTraffic> traffic_;
-  UniqueFd listener_;
-  UniqueFd wake_;  // eventfd: stop() wakes the acceptor (no periodic polling)
-  std::thread acceptor_;
+  std::unique_ptr<Acceptor> acceptor_;
   std::atomic<bool> stopping_{false};
 };
 

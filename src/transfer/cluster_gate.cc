@@ -12,13 +12,13 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
 #include <cstring>
 #include <set>
-#include <thread>
 #include <vector>
 
 #include "base/log.h"
@@ -54,12 +54,13 @@ bool parse_endpoint(const std::string& address, tcp::endpoint& out) {
 class Relay;
 
 struct ClusterGate::Impl {
+  explicit Impl(IoPool& io) : strand(net::make_strand(io.context())), acceptor(strand) {}
+
   std::string backend;
   std::atomic<uint64_t> refused{0};
-  net::io_context ioc{1};
-  tcp::acceptor acceptor{ioc};
-  std::set<std::shared_ptr<Relay>> relays;  // I/O thread only
-  std::thread thread;
+  net::strand<net::io_context::executor_type> strand;  // every relay and the set below
+  tcp::acceptor acceptor;
+  std::set<std::shared_ptr<Relay>> relays;
   bool stopped = false;
 
   void accept();
@@ -69,7 +70,7 @@ struct ClusterGate::Impl {
 class Relay : public std::enable_shared_from_this<Relay> {
  public:
   Relay(ClusterGate::Impl& gate, tcp::socket peer)
-      : gate_(gate), peer_(std::move(peer)), backend_(gate.ioc), idle_(gate.ioc) {}
+      : gate_(gate), peer_(std::move(peer)), backend_(gate.strand), idle_(gate.strand) {}
 
   void start(const tcp::endpoint& backend) {
     error_code ignored;
@@ -98,7 +99,7 @@ class Relay : public std::enable_shared_from_this<Relay> {
 
  private:
   // A completion queued before close() may still run: it must not start
-  // anything new (a fresh timer would hold the gate's thread for its span).
+  // anything new (a fresh timer would keep this relay alive for its span).
   void arm_idle(std::chrono::seconds after) {
     if (closed_) return;
     idle_.expires_after(after);
@@ -158,7 +159,7 @@ class Relay : public std::enable_shared_from_this<Relay> {
 };
 
 void ClusterGate::Impl::accept() {
-  acceptor.async_accept([this](error_code ec, tcp::socket socket) {
+  acceptor.async_accept(strand, [this](error_code ec, tcp::socket socket) {
     if (stopped || ec == net::error::operation_aborted) return;
     tcp::endpoint target;
     if (!ec && relays.size() < static_cast<size_t>(kMaxConnections) && parse_endpoint(backend, target)) {
@@ -172,7 +173,7 @@ void ClusterGate::Impl::accept() {
   });
 }
 
-ClusterGate::ClusterGate(std::string backend_address) : impl_(std::make_unique<Impl>()) {
+ClusterGate::ClusterGate(IoPool& io, std::string backend_address) : impl_(std::make_unique<Impl>(io)) {
   impl_->backend = std::move(backend_address);
 }
 
@@ -196,27 +197,17 @@ Result<uint16_t> ClusterGate::listen(const std::string& address) {
 }
 
 void ClusterGate::start() {
-  impl_->accept();
-  impl_->thread = std::thread([impl = impl_.get()] {
-    guarded("the cluster gate", [&] {
-      impl->ioc.run();
-      return Status::Ok();
-    });
-  });
+  net::post(impl_->strand, [impl = impl_.get()] { impl->accept(); });
 }
 
 void ClusterGate::stop() {
-  if (!impl_->thread.joinable()) return;
-  // On the gate's thread: stop accepting and close every relay. The
-  // context then runs out of work and its thread returns.
-  net::post(impl_->ioc, [impl = impl_.get()] {
-    impl->stopped = true;
-    error_code ignored;
-    impl->acceptor.close(ignored);
-    auto relays = impl->relays;
-    for (const auto& relay : relays) relay->close();
-  });
-  impl_->thread.join();
+  auto& impl = *impl_;
+  if (impl.stopped) return;
+  impl.stopped = true;
+  error_code ignored;
+  impl.acceptor.close(ignored);
+  auto relays = impl.relays;
+  for (const auto& relay : relays) relay->close();
 }
 
 }  // namespace ep::transfer

@@ -8,16 +8,18 @@
 // connection otherwise. Messages themselves are still sealed and signed
 // (site/security.h); the gate only keeps the unauthenticated parser safe.
 //
-// Ownership: owned by the Node. All relays are asynchronous on the gate's one
-// I/O thread (no thread per connection); their state is touched only on that
-// thread. stop() closes the listener and every relay and joins the thread:
-// once it returns nothing of the gate runs any more.
+// Ownership: owned by the Node. All relays are asynchronous on the node's
+// I/O pool (no thread per connection); the relay set is touched only on one
+// strand. The Node stops the I/O pool first, then calls stop(), which closes
+// the listener and every relay; the pool, destroyed after the gate, frees
+// what its queued handlers still hold.
 #pragma once
 
 #include <memory>
 #include <string>
 
 #include "base/error.h"
+#include "base/io_pool.h"
 
 namespace ep::transfer {
 
@@ -26,12 +28,12 @@ class ClusterGate {
   static constexpr uint32_t kMaxPayload = 16 << 20;
   static constexpr int kMaxConnections = 256;
 
-  explicit ClusterGate(std::string backend_address);
+  ClusterGate(IoPool& io, std::string backend_address);
   ~ClusterGate();
   void set_backend(std::string address);  // before start()
   Result<uint16_t> listen(const std::string& address);
   void start();
-  void stop();
+  void stop();  // after the I/O pool stopped
   uint64_t connections_refused() const;
 
   struct Impl;  // defined in cluster_gate.cc, with its relays

@@ -163,7 +163,8 @@ TEST_CASE("chunk service answers members and refuses intruders") {
   for (int i = 0; i < 5; ++i) content += std::string(1000, static_cast<char>('a' + i));
   UniqueFd file(::memfd_create("chunks", 0));
   REQUIRE(::write(file.get(), content.data(), content.size()) == static_cast<ssize_t>(content.size()));
-  transfer::ChunkServer server(key_of(7), [&](const wire::ChunkRequest& r) {
+  IoPool io(1);  // the node's I/O pool, here of one thread
+  transfer::ChunkServer server(io, key_of(7), [&](const wire::ChunkRequest& r) {
     transfer::ChunkReply reply;
     reply.fd = UniqueFd(::dup(file.get()));
     reply.offset = r.index() * r.chunk_size();
@@ -173,6 +174,7 @@ TEST_CASE("chunk service answers members and refuses intruders") {
   auto port = server.listen("127.0.0.1:0");
   REQUIRE(port.ok());
   server.start();
+  io.start();
   std::string address = "127.0.0.1:" + std::to_string(*port);
   transfer::ChunkClient member(key_of(7), traffic);
   for (uint32_t i = 0; i < 5; ++i) {  // reuses one connection
@@ -190,6 +192,7 @@ TEST_CASE("chunk service answers members and refuses intruders") {
   request.set_id(1);
   request.set_chunk_size(10);
   CHECK_FALSE(intruder.fetch(address, request, std::chrono::seconds(2)).ok());
+  io.stop();  // as the Node does: I/O first, then the server
   server.stop();
   CHECK(traffic->handshakes_refused >= 1);
   CHECK(traffic->requests_served == 5);
@@ -199,7 +202,8 @@ TEST_CASE("chunk service: garbage frames and a handler that throws end one strea
   auto traffic = std::make_shared<transfer::PeerTraffic>();
   UniqueFd file(::memfd_create("chunks", 0));
   REQUIRE(::write(file.get(), std::string(100, 'x').data(), 100) == 100);
-  transfer::ChunkServer server(key_of(7), [&](const wire::ChunkRequest& r) -> transfer::ChunkReply {
+  IoPool io(1);  // the node's I/O pool, here of one thread
+  transfer::ChunkServer server(io, key_of(7), [&](const wire::ChunkRequest& r) -> transfer::ChunkReply {
     if (r.index() == 99) throw std::runtime_error("a bug reached by a peer's request");
     transfer::ChunkReply reply;
     reply.fd = UniqueFd(::dup(file.get()));
@@ -209,6 +213,7 @@ TEST_CASE("chunk service: garbage frames and a handler that throws end one strea
   auto port = server.listen("127.0.0.1:0");
   REQUIRE(port.ok());
   server.start();
+  io.start();
   const std::string address = "127.0.0.1:" + std::to_string(*port);
   // A member that sends frames that are not requests: its stream is closed.
   for (std::string garbage : {std::string("\xff\xfe\x00garbage"), std::string(5000, '\xff')}) {
@@ -230,6 +235,7 @@ TEST_CASE("chunk service: garbage frames and a handler that throws end one strea
   auto r = fetch_into(member, address, request, bytes);
   REQUIRE(r.ok());
   CHECK(bytes == std::string(100, 'x'));
+  io.stop();  // as the Node does: I/O first, then the server
   server.stop();  // returns: every connection thread ended
 }
 
@@ -263,7 +269,8 @@ TEST_CASE("a designated fetcher that waits on the uplink longer than the asker's
   auto traffic = std::make_shared<transfer::PeerTraffic>();
   UniqueFd file(::memfd_create("chunk", 0));
   REQUIRE(::write(file.get(), "abcd", 4) == 4);
-  transfer::ChunkServer server(key_of(9), [&](const wire::ChunkRequest& r) {
+  IoPool io(1);  // the node's I/O pool, here of one thread
+  transfer::ChunkServer server(io, key_of(9), [&](const wire::ChunkRequest& r) {
     if (r.fetch()) std::this_thread::sleep_for(std::chrono::milliseconds(7000));  // a slow uplink
     transfer::ChunkReply reply;
     reply.fd = UniqueFd(::dup(file.get()));
@@ -273,6 +280,7 @@ TEST_CASE("a designated fetcher that waits on the uplink longer than the asker's
   auto port = server.listen("127.0.0.1:0");
   REQUIRE(port.ok());
   server.start();
+  io.start();
   transfer::ChunkClient client(key_of(9), traffic);
   wire::ChunkRequest request;
   request.set_id(1);
@@ -284,5 +292,6 @@ TEST_CASE("a designated fetcher that waits on the uplink longer than the asker's
   REQUIRE(r.ok());
   CHECK(r->status() == wire::ChunkResponse::OK);
   CHECK(bytes == "abcd");
+  io.stop();  // as the Node does: I/O first, then the server
   server.stop();
 }

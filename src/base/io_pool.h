@@ -1,0 +1,36 @@
+// IoPool: the node's Asio I/O threads, shared by every listener (registry
+// and admin HTTP, the cluster gate, the chunk server's acceptor).
+//
+// Ownership: owned by the Node, sized by the io-threads setting. Handlers run
+// on these threads only and never block. stop() stops the context and joins
+// every thread; handlers still queued are destroyed (not run) when the pool
+// is destroyed, so everything a handler refers to must outlive the pool.
+#pragma once
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <thread>
+#include <vector>
+
+namespace ep {
+
+class IoPool {
+ public:
+  explicit IoPool(size_t threads) : threads_wanted_(threads ? threads : 1), ioc_(static_cast<int>(threads_wanted_)) {}
+  ~IoPool() { stop(); }
+  IoPool(const IoPool&) = delete;
+  IoPool& operator=(const IoPool&) = delete;
+
+  boost::asio::io_context& context() { return ioc_; }
+  void start();
+  // No handler runs once this returns.
+  void stop();
+
+ private:
+  size_t threads_wanted_;
+  boost::asio::io_context ioc_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> keep_{ioc_.get_executor()};
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace ep
