@@ -31,7 +31,7 @@ struct BlockingPool::Impl {
       const bool ran = ioc.run_one_for(idle_timeout) > 0;
       std::lock_guard lock(mu);
       // Idle for a whole timeout and more threads than work: this one ends.
-      if (ioc.stopped() || (!ran && pending < alive)) {
+      if (ioc.stopped() || (!ran && !stopped && pending < alive)) {
         --alive;
         self.done = true;
         return;
@@ -110,8 +110,9 @@ void BlockingPool::stop() {
     if (s.stopped) return;
     s.stopped = true;
   }
+  // Without the guard the context stops once the queue is empty; no thread
+  // retires before then (pending >= alive while work is queued).
   s.keep.reset();
-  s.ioc.stop();  // queued work is dropped; running work finishes
   std::list<Impl::Worker> workers;
   {
     std::lock_guard lock(s.mu);

@@ -5,8 +5,13 @@
 // start only when work waits and none is free, never more than max_threads,
 // and a thread idle for idle_timeout ends, so an idle node holds none. Every
 // thread is joined: by a later post() once it ended, or by stop().
-// Thread-safe. Invariant: work posted before stop() either runs or is
-// dropped by stop() without running; nothing runs once stop() returned.
+// Thread-safe. Invariant: work accepted by post() always runs, stop()
+// included (it drains the queue), so whoever waits on that work is always
+// released; nothing runs once stop() returned. Work posted while the owner
+// stops should therefore notice it and end quickly.
+//
+// Work that waits for other work must not share a bounded pool with it (the
+// waiters could fill every thread): each role has its own pool.
 #pragma once
 
 #include <chrono>
@@ -25,7 +30,7 @@ class BlockingPool {
   // Queues `work` (an exception it throws is logged, never fatal); false
   // once the pool is stopping.
   bool post(std::function<void()> work);
-  // Drops queued work, waits for running work and joins every thread.
+  // Refuses new work, runs what is queued, joins every thread.
   void stop();
   size_t threads() const;
 

@@ -92,6 +92,7 @@ Handling AdminApi::handle(const RequestHead& head) {
   } else if (path == "/admin/v1/pins" && method == verb::verb::post) {
     h.mode = BodyMode::buffer;
     h.buffer_limit = 64 * 1024;
+    h.finish_waits = true;  // asks the site actor
     h.finish = [this](std::string body, std::unique_ptr<UploadAppender>) {
       auto doc = json::parse(body, nullptr, false);
       if (doc.is_discarded() || !doc.is_object() || !doc.contains("ref") || !doc["ref"].is_string() ||
@@ -112,7 +113,6 @@ Handling AdminApi::handle(const RequestHead& head) {
       if (reply.status == 200) reply.status = 201;
       return reply;
     };
-    // finish runs on an I/O thread; the actor answers at once, and pins are rare.
   } else if (path == "/admin/v1/pins" && method == verb::verb::delete_) {
     std::string ref = route.param("ref");
     if (ref.empty()) return now(error_json(400, "missing ?ref="));

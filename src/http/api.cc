@@ -217,6 +217,7 @@ Handling Api::manifests(const Route& route, const RequestHead& head) {
       Handling h;
       h.mode = BodyMode::buffer;
       h.buffer_limit = kMaxManifestBytes;
+      h.finish_waits = true;  // a database write and the site's index
       std::string content_type(head[field::content_type]);
       h.finish = [this, route, content_type](std::string body, std::unique_ptr<UploadAppender>) {
         auto put = registry_.put_manifest(route.name, route.reference, content_type, body);

@@ -32,6 +32,7 @@ struct Handling {
   std::unique_ptr<UploadAppender> appender;  // for BodyMode::upload
   std::optional<Reply> reply;                // answer without reading the body
   std::function<Reply(std::string body, std::unique_ptr<UploadAppender> appender)> finish;
+  bool finish_waits = false;  // finish may block (disk sync, the site actor): run it on the blocking pool
   // Work that may block on the network (mirror): run on a worker pool.
   std::function<Reply()> deferred;
 };

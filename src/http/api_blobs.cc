@@ -202,6 +202,7 @@ Handling Api::upload_start(const Route& route, const RequestHead& head) {
   Handling h;
   h.mode = BodyMode::upload;
   h.appender = std::move(*appender);
+  h.finish_waits = true;  // commit: verify, sync and publish the blob
   h.finish = [this, repo = route.name, id = state->id, d = digest->str()](std::string,
                                                                             std::unique_ptr<UploadAppender> a) {
     if (auto committed = a->commit(); !committed) return error_reply(committed.status());
@@ -266,6 +267,7 @@ Handling Api::upload(const Route& route, const RequestHead& head) {
   Handling h;
   h.mode = BodyMode::upload;
   h.appender = std::move(*appender);
+  h.finish_waits = true;  // commit: verify, sync and publish the blob
   h.finish = [this, repo = route.name, id = route.reference, digest](std::string,
                                                                      std::unique_ptr<UploadAppender> a) {
     auto committed = a->commit();

@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <chrono>
 #include <limits>
+#include <functional>
 #include <optional>
 
 #include "base/log.h"
@@ -190,27 +191,23 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void finish() {
+    if (handling_.finish && handling_.finish_waits) {
+      // The request is complete; what it does may wait (a database write,
+      // the site actor): off the I/O thread.
+      struct Pending {
+        std::function<Reply(std::string, std::unique_ptr<UploadAppender>)> finish;
+        std::string body;
+        std::unique_ptr<UploadAppender> appender;
+      };
+      auto pending = std::make_shared<Pending>(
+          Pending{std::move(handling_.finish), std::move(body_), std::move(handling_.appender)});
+      handling_ = Handling{};
+      return run_on_pool([pending] { return pending->finish(std::move(pending->body), std::move(pending->appender)); });
+    }
     if (handling_.deferred) {
-      // Blocking work (upstream I/O) runs on the worker pool, then the reply
-      // is written back on this connection's strand.
       auto work = std::move(handling_.deferred);
       handling_ = Handling{};
-      const bool queued = workers_.post([self = shared_from_this(), work = std::move(work)]() mutable {
-        std::shared_ptr<Reply> reply;
-        try {
-          reply = std::make_shared<Reply>(work());
-        } catch (...) {
-          reply = std::make_shared<Reply>(internal_error_reply("a request handler"));
-        }
-        net::post(self->stream_.get_executor(), [self, reply] {
-          self->reply_ = std::move(*reply);
-          self->write_reply();
-        });
-      });
-      if (queued) return;
-      reply_ = error_reply(Status{Errc::upstream_unavailable, "the node is shutting down"});
-      reply_.close = true;
-      return write_reply();
+      return run_on_pool(std::move(work));
     }
     if (handling_.reply)
       reply_ = std::move(*handling_.reply);
@@ -223,6 +220,27 @@ class Session : public std::enable_shared_from_this<Session> {
     else
       reply_ = error_reply(Status{Errc::io_error, "no handler"});
     handling_ = Handling{};
+    write_reply();
+  }
+
+  // Work that may block runs on the blocking pool; its reply is written
+  // back on this connection's strand.
+  void run_on_pool(std::function<Reply()> work) {
+    const bool queued = workers_.post([self = shared_from_this(), work = std::move(work)]() mutable {
+      std::shared_ptr<Reply> reply;
+      try {
+        reply = std::make_shared<Reply>(work());
+      } catch (...) {
+        reply = std::make_shared<Reply>(internal_error_reply("a request handler"));
+      }
+      net::post(self->stream_.get_executor(), [self, reply] {
+        self->reply_ = std::move(*reply);
+        self->write_reply();
+      });
+    });
+    if (queued) return;
+    reply_ = error_reply(Status{Errc::upstream_unavailable, "the node is shutting down"});
+    reply_.close = true;
     write_reply();
   }
 

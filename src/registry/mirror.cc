@@ -44,6 +44,9 @@ const std::vector<std::pair<std::string, std::string>> kManifestAccept = {
 // Manifests and HEADs are small: a stalled upstream is given up on sooner.
 constexpr std::chrono::milliseconds kMetadataTimeout{5000};
 
+// Fetches from upstream running at once on this node; more wait their turn.
+constexpr size_t kMaxFetchThreads = 64;
+
 Status not_cached(const Upstream& up, const std::string& what, const std::string& why) {
   return Status{Errc::manifest_unknown, what + " is not cached and upstream " + up.describe() + " is unavailable: " + why};
 }
@@ -52,10 +55,11 @@ Status not_cached(const Upstream& up, const std::string& what, const std::string
 Mirror::Mirror(Registry& registry, BlobStore& blobs, std::map<std::string, std::unique_ptr<Upstream>> upstreams,
                std::string default_ns, std::chrono::milliseconds tag_ttl)
     : registry_(registry), blobs_(blobs), upstreams_(std::move(upstreams)), default_ns_(std::move(default_ns)),
-      tag_ttl_(tag_ttl) {}
+      tag_ttl_(tag_ttl), fetches_(std::make_unique<BlockingPool>(kMaxFetchThreads)) {}
 
 Mirror::~Mirror() {
   stopping_ = true;
+  fetches_->stop();  // queued fetches run, see stopping_ and end
   std::unique_lock lock(mu_);
   idle_.wait(lock, [&] { return running_ == 0; });
 }
@@ -126,21 +130,19 @@ Result<StoredManifest> Mirror::manifest(Upstream& up, const std::string& repo, c
         --running_;
         idle_.notify_all();
       };
-      try {
-        std::thread([this, &up, local, repo, reference, known = *known, settle] {
-          Result<StoredManifest> result = Status{Errc::io_error, "tag revalidation failed"};
-          if (auto s = guarded("a tag revalidation", [&] {
-                result = revalidate_tag(up, local, repo, reference, known);
-                return Status::Ok();
-              });
-              !s)
-            result = s;
-          std::lock_guard lock(mu_);
-          settle(std::move(result));
-        }).detach();
-      } catch (...) {  // no thread: this request fails, later ones try again
-        settle(internal_error("starting a tag revalidation"));
-      }
+      const bool queued = fetches_->post([this, &up, local, repo, reference, known = *known, settle] {
+        Result<StoredManifest> result = Status{Errc::io_error, "tag revalidation failed"};
+        if (auto s = guarded("a tag revalidation", [&] {
+              result = stopping_ ? Result<StoredManifest>(Status{Errc::upstream_unavailable, "node is stopping"})
+                                 : revalidate_tag(up, local, repo, reference, known);
+              return Status::Ok();
+            });
+            !s)
+          result = s;
+        std::lock_guard lock(mu_);
+        settle(std::move(result));
+      });
+      if (!queued) settle(Status{Errc::upstream_unavailable, "node is stopping"});
     } else {
       rv = slot;
     }
@@ -329,7 +331,8 @@ std::shared_ptr<InflightBlob> Mirror::start_fetch(Upstream& up, const std::strin
   inflight_[digest.str()] = fetch;
   ++running_;
   auto run = [this, &up, local, repo, fetch, staging_id] {
-    Status outcome = guarded("a blob fetch", [&] { return fetch_whole_blob(up, local, repo, *fetch, staging_id); });
+    Status outcome = stopping_ ? Status{Errc::upstream_unavailable, "node is stopping"}
+                               : guarded("a blob fetch", [&] { return fetch_whole_blob(up, local, repo, *fetch, staging_id); });
     if (!outcome) blobs_.remove_staging(staging_id);
     finish_fetch(fetch, outcome);
   };
@@ -338,16 +341,11 @@ std::shared_ptr<InflightBlob> Mirror::start_fetch(Upstream& up, const std::strin
 }
 
 bool Mirror::spawn_fetch(std::function<void()> run, const std::shared_ptr<InflightBlob>& fetch) {
-  try {
-    std::thread(std::move(run)).detach();
-    return true;
-  } catch (...) {  // no thread: the waiting clients get the error at once
-    Status failed = internal_error("starting a blob fetch");
-    inflight_.erase(fetch->digest().str());
-    --running_;
-    fetch->finish(failed);
-    return false;
-  }
+  if (fetches_->post(std::move(run))) return true;
+  inflight_.erase(fetch->digest().str());
+  --running_;
+  fetch->finish(Status{Errc::upstream_unavailable, "node is stopping"});
+  return false;
 }
 
 Status Mirror::fetch_whole_blob(Upstream& up, const std::string& local, const std::string& repo, InflightBlob& blob_ref,

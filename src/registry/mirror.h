@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 
+#include "base/blocking_pool.h"
 #include "registry/chunk_digests.h"
 #include "registry/inflight_blob.h"
 #include "site/peer_directory.h"
@@ -42,6 +43,7 @@ class Mirror {
          std::string default_ns, std::chrono::milliseconds tag_ttl);
   ~Mirror();  // stops and waits for running fetches
   // Makes running and future fetches give up at their next read.
+  // Fetches give up (waiting clients get an error); queued ones end at once.
   void stop() { stopping_ = true; }
 
   // The upstream serving a request with this ?ns= (empty: the default), or null.
@@ -111,8 +113,8 @@ class Mirror {
   // One GET of the whole blob into its staging file, verified and committed.
   Status fetch_whole_blob(Upstream& upstream, const std::string& local, const std::string& repo, InflightBlob& blob,
                           const std::string& staging_id);
-  // Starts `run` on its own thread (mu_ held). false when no thread could be
-  // started: `fetch` is then finished with the error and forgotten.
+  // Queues `run` on the fetch pool (mu_ held). false when the pool refused
+  // it (the node stops): `fetch` is then finished with an error and forgotten.
   bool spawn_fetch(std::function<void()> run, const std::shared_ptr<InflightBlob>& fetch);
   void finish_fetch(const std::shared_ptr<InflightBlob>& blob, const Status& outcome);
 
@@ -201,6 +203,11 @@ class Mirror {
   std::map<std::string, std::shared_ptr<Revalidation>> revalidations_;  // "<repo>:<tag>"
   int running_ = 0;
   std::atomic<bool> stopping_{false};
+  // Upstream fetches, site assemblies and tag revalidations: each blocks on
+  // the network for its whole span, so they get their own bounded pool
+  // (clients wait on them from the registry's pool). Declared last: stopped
+  // and joined first when the Mirror goes.
+  std::unique_ptr<BlockingPool> fetches_;
   std::atomic<uint64_t> bytes_from_upstream_{0};
   std::shared_ptr<site::PeerDirectory> peers_;
   std::shared_ptr<transfer::ChunkClient> chunk_client_;

@@ -157,17 +157,15 @@ Result<HttpResponse> HttpClient::send(const HttpRequest& req, BodySink* sink) co
   net::io_context ioc;
   tcp::resolver resolver(ioc);
   tcp::socket socket(ioc);
+  // Resolved here, on the caller's (pool) thread: Asio's async_resolve
+  // would start a thread of its own for every request. A numeric host needs
+  // no lookup; a name waits at most what resolv.conf allows.
   tcp::resolver::results_type endpoints;
-  auto ec = run_with_deadline(
-      ioc, options_.connect_timeout,
-      [&](auto handler) {
-        resolver.async_resolve(req.url.host, std::to_string(req.url.port),
-                               [handler, &endpoints](beast::error_code e, tcp::resolver::results_type r) {
-                                 endpoints = std::move(r);
-                                 handler(e);
-                               });
-      },
-      [&] { resolver.cancel(); });
+  beast::error_code ec;
+  net::ip::make_address(req.url.host, ec);
+  const auto flags = ec ? tcp::resolver::flags() : tcp::resolver::numeric_host;
+  ec = {};
+  endpoints = resolver.resolve(req.url.host, std::to_string(req.url.port), flags, ec);
   if (ec) return Status{Errc::io_error, "cannot resolve " + req.url.host + ": " + ec.message()};
   ec = run_with_deadline(
       ioc, options_.connect_timeout,

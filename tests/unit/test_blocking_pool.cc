@@ -59,7 +59,7 @@ TEST_CASE("a pool runs work again after its threads ended idle") {
   CHECK(eventually([&] { return done == 2; }));
 }
 
-TEST_CASE("stop waits for running work, drops queued work and refuses more") {
+TEST_CASE("stop runs running and queued work to the end, then refuses more") {
   BlockingPool pool(1, 5000ms);
   std::atomic<bool> first_started{false}, first_finished{false}, second_ran{false};
   REQUIRE(pool.post([&] {
@@ -71,7 +71,7 @@ TEST_CASE("stop waits for running work, drops queued work and refuses more") {
   REQUIRE(eventually([&] { return first_started.load(); }));
   pool.stop();
   CHECK(first_finished);
-  CHECK_FALSE(second_ran);
+  CHECK(second_ran);  // whoever waits on queued work is released
   CHECK(pool.threads() == 0);
   CHECK_FALSE(pool.post([] {}));
 }
