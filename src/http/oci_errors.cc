@@ -30,6 +30,7 @@ OciError oci_error_for(Errc code) {
     case Errc::denied: return {403, "DENIED"};
     case Errc::upstream_unavailable: return {503, "UNAVAILABLE"};
     case Errc::io_error: return {500, "UNKNOWN"};
+    case Errc::timed_out: return {503, "UNAVAILABLE"};
     case Errc::config_invalid: return {500, "UNKNOWN"};
   }
   return {500, "UNKNOWN"};

@@ -5,7 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <future>
+#include <system_error>
+#include <thread>
 #include <iostream>
 
 #include "registry/site_blob.h"
@@ -30,14 +31,31 @@ Mirror::Holders Mirror::find_holders(const std::string& repo, const Digest& dige
   auto ask = [&](const std::vector<site::PeerAddress>& peers) {
     constexpr size_t kParallelAsks = 32;
     for (size_t first = 0; first < peers.size(); first += kParallelAsks) {
-      std::vector<std::pair<site::PeerAddress, std::future<Result<wire::ChunkResponse>>>> asks;
-      for (size_t i = first; i < std::min(peers.size(), first + kParallelAsks); ++i)
-        asks.emplace_back(peers[i], std::async(std::launch::async, [this, address = peers[i].data_address, &probe] {
-                            return chunk_client_->fetch(address, probe, std::chrono::seconds(5));
-                          }));
-      for (auto& [peer, pending] : asks) {
-        auto r = pending.get();
+      const size_t last = std::min(peers.size(), first + kParallelAsks);
+      std::vector<Result<wire::ChunkResponse>> answers(last - first, Status{Errc::io_error, "not asked"});
+      auto ask_one = [&](size_t i) {
+        answers[i - first] = chunk_client_->fetch(peers[i].data_address, probe, std::chrono::seconds(5));
+      };
+      {
+        std::vector<std::thread> askers;  // joined below, whatever happens
+        struct JoinAll {
+          std::vector<std::thread>& threads;
+          ~JoinAll() {
+            for (auto& t : threads) t.join();
+          }
+        } join_all{askers};
+        for (size_t i = first; i < last; ++i) {
+          try {
+            askers.emplace_back(ask_one, i);
+          } catch (const std::system_error&) {  // no thread to spare: ask from here
+            ask_one(i);
+          }
+        }
+      }
+      for (size_t i = first; i < last; ++i) {
+        const auto& r = answers[i - first];
         if (!r || r->status() != wire::ChunkResponse::OK) continue;
+        const auto& peer = peers[i];
         found.peers.push_back(peer);
         found.size = r->blob_size();
         if (found.chunk_digests.empty()) found.chunk_digests.assign(r->chunk_digests().begin(), r->chunk_digests().end());

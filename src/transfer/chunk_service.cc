@@ -255,7 +255,7 @@ Result<wire::ChunkResponse> ChunkClient::fetch(const std::string& address, const
       // A pooled connection that had gone stale fails at once: retry once on
       // a fresh one. A peer that stalled past the bound is not asked again,
       // nor one whose answer had begun (the sink has seen its bytes).
-      if (reused && !answered && got.message.find("timed out") == std::string::npos) continue;
+      if (reused && !answered && got.code != Errc::timed_out) continue;
       return got;
     }
     std::lock_guard lock(mu_);

@@ -43,7 +43,7 @@ Status read_all(int fd, void* data, size_t size) {
     auto n = ::recv(fd, p, size, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n == 0) return Status{Errc::io_error, "peer closed the stream"};
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Status{Errc::io_error, "peer stream read timed out"};
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Status{Errc::timed_out, "peer stream read timed out"};
     if (n < 0) return io_failure("peer stream read");
     p += n;
     size -= static_cast<size_t>(n);
@@ -117,7 +117,7 @@ Result<UniqueFd> connect_tcp(const std::string& address, std::chrono::millisecon
   if (rc != 0 && errno != EINPROGRESS) return Status{Errc::io_error, "cannot connect to " + address + ": " + std::strerror(errno)};
   pollfd p{fd.get(), POLLOUT, 0};
   if (rc != 0) {
-    if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return Status{Errc::io_error, "connect to " + address + " timed out"};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return Status{Errc::timed_out, "connect to " + address + " timed out"};
     int err = 0;
     socklen_t len = sizeof err;
     ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
