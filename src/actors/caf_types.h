@@ -22,5 +22,7 @@ using leave_atom = caf::atom_constant<caf::atom("leave")>;         // admin: lea
 using metrics_atom = caf::atom_constant<caf::atom("metrics")>;     // Prometheus lines
 using ready_atom = caf::atom_constant<caf::atom("ready")>;         // joined? (bool)
 using holds_atom = caf::atom_constant<caf::atom("holds")>;         // which pinned images are complete here
+using store_atom = caf::atom_constant<caf::atom("store")>;         // writes for the store actor
+using stop_atom = caf::atom_constant<caf::atom("stop")>;           // the store actor ends (after what is queued)
 
 }  // namespace ep::actors

@@ -13,6 +13,7 @@
 
 #include "actors/admin_views.h"
 #include "actors/caf_types.h"
+#include "actors/store_actor.h"
 #include "base/log.h"
 #include "storage/keys.h"
 
@@ -33,7 +34,6 @@ struct SiteState {
   std::shared_ptr<site::PeerDirectory> peers;
   std::shared_ptr<site::IndexSnapshot> snapshot;
   bool auto_pin = true;
-  KvStore* kv = nullptr;
   Registry* registry = nullptr;
   uint32_t default_replicas = 0;
   std::function<std::vector<wire::BlobHolding>()> holdings;
@@ -45,7 +45,7 @@ struct SiteState {
   std::map<caf::actor_addr, std::string> name_of;
   std::set<std::string> connecting;
   uint64_t ticks = 0;
-  caf::actor store_reader;     // blocking store reads, off this actor's thread
+  caf::actor store;            // disk writes and blob stats, off this actor's thread (store_actor.h)
   bool holds_pending = false;  // a holds request is out
   site::SiteCore::Memory persisted;
   static inline const char* name = "edgepier.site";
@@ -110,16 +110,15 @@ void publish_peers(SiteState& st) {
 void carry_out(SiteActor* self, site::Effects fx) {
   auto& st = self->state;
   const auto& index = st.core->index();
-  if (!fx.persist.empty()) {
-    KvBatch batch;
-    for (const auto& key : fx.persist) {
-      auto encoded = index.encode_entry(key);
-      if (encoded.empty())
-        batch.del(keys::index_entry(key));
-      else
-        batch.put(keys::index_entry(key), std::move(encoded));
+  StoreWrites writes;  // done by the store actor, in this order
+  for (const auto& key : fx.persist) {
+    auto encoded = index.encode_entry(key);
+    if (encoded.empty()) {
+      writes.deletes.push_back(keys::index_entry(key));
+    } else {
+      writes.puts.push_back(keys::index_entry(key));
+      writes.puts.push_back(std::move(encoded));
     }
-    if (auto s = st.kv->write(batch); !s) std::cerr << "edgepier: cannot persist the index: " << s.message << "\n";
   }
   if (!fx.persist.empty()) {
     std::map<std::string, site::IndexSnapshot::Origin> origins;
@@ -128,15 +127,12 @@ void carry_out(SiteActor* self, site::Effects fx) {
                                                                                                     view.key.repo};
     st.snapshot->update(index.pins(), std::move(origins));
   }
-  for (const auto& m : fx.manifests) st.registry->store_manifest_content(m.digest(), m.media_type(), m.body());
+  for (const auto& m : fx.manifests) writes.manifests.insert(writes.manifests.end(), {m.digest(), m.media_type(), m.body()});
   for (const auto& key : fx.changed_tags) {
     auto value = index.tag(key);
-    std::optional<Digest> digest;
-    if (value)
-      if (auto d = Digest::parse(value->digest)) digest = *d;
-    if (auto s = st.registry->apply_replicated_tag(key.ns, key.repo, key.tag, digest); !s)
-      std::cerr << "edgepier: cannot apply replicated tag " << key.repo << ":" << key.tag << ": " << s.message << "\n";
+    writes.tags.insert(writes.tags.end(), {key.ns, key.repo, key.tag, value ? value->digest : std::string()});
   }
+  send_writes(st.store, std::move(writes));
   for (const auto& address : fx.connect) connect(self, address);
   // A heartbeat goes to every member unchanged: it is signed and sealed once
   // (an Ed25519 signature per member and second was most of an idle node's
@@ -236,7 +232,7 @@ caf::behavior site_behavior(SiteActor* self) {
             std::vector<std::string> refs;
             for (const auto& pin : st.core->index().pins()) refs.push_back(pin.ref);
             st.holds_pending = true;
-            self->request(st.store_reader, std::chrono::seconds(30), holds_atom::value, std::move(refs))
+            self->request(st.store, std::chrono::seconds(30), holds_atom::value, std::move(refs))
                 .then(
                     [=](std::vector<std::string>& holds) {
                       self->state.holds_pending = false;
@@ -246,10 +242,11 @@ caf::behavior site_behavior(SiteActor* self) {
           }
           auto memory = st.core->memory();  // survives a restart (see SiteCore::Memory)
           if (memory.last_contact_ms != st.persisted.last_contact_ms || memory.collected_ms != st.persisted.collected_ms) {
-            KvBatch batch;
-            batch.put(std::string(keys::kLastContact), std::to_string(memory.last_contact_ms));
-            batch.put(std::string(keys::kCollected), std::to_string(memory.collected_ms));
-            if (st.kv->write(batch)) st.persisted = memory;
+            StoreWrites writes;
+            writes.puts = {std::string(keys::kLastContact), std::to_string(memory.last_contact_ms),
+                           std::string(keys::kCollected), std::to_string(memory.collected_ms)};
+            send_writes(st.store, std::move(writes));
+            st.persisted = memory;
           }
         }
         // What we can serve goes out with every heartbeat, and within a tick
@@ -352,21 +349,13 @@ Result<std::pair<caf::actor, uint16_t>> start_site_actor(caf::actor_system& syst
     st.peers = deps.peers;
     st.snapshot = deps.index;
     st.auto_pin = config.auto_pin;
-    st.kv = &deps.kv;
     st.registry = &deps.registry;
     st.default_replicas = config.default_replicas;
     st.holdings = deps.holdings;
     st.holdings_version = deps.holdings_version;
-    // Checking an image stats every blob of it: done by a detached helper,
-    // linked so it ends with this actor.
-    st.store_reader = self->spawn<caf::detached + caf::linked>([registry = &deps.registry]() -> caf::behavior {
-      return {[=](holds_atom, const std::vector<std::string>& refs) {
-        std::vector<std::string> holds;
-        for (const auto& ref : refs)
-          if (registry->holds_image(ref)) holds.push_back(ref);
-        return holds;
-      }};
-    });
+    st.store = spawn_store_actor(self, deps.kv, deps.registry);
+    // The store ends after the writes this actor queued for it.
+    self->attach_functor([store = st.store](const caf::error&) { caf::anon_send(store, stop_atom::value); });
     carry_out(self, std::move(start));
     std::map<std::string, site::IndexSnapshot::Origin> origins;
     for (const auto& view : st.core->index().tags())
