@@ -64,6 +64,12 @@ Mirror::~Mirror() {
   idle_.wait(lock, [&] { return running_ == 0; });
 }
 
+void Mirror::stop() {
+  stopping_ = true;
+  for (const auto& [ns, upstream] : upstreams_) upstream->cancel_requests();
+  if (chunk_client_) chunk_client_->cancel_all();
+}
+
 Upstream* Mirror::upstream_for(const std::string& ns) const {
   auto it = upstreams_.find(ns.empty() ? default_ns_ : ns);
   return it == upstreams_.end() ? nullptr : it->second.get();

@@ -43,8 +43,9 @@ class Mirror {
          std::string default_ns, std::chrono::milliseconds tag_ttl);
   ~Mirror();  // stops and waits for running fetches
   // Makes running and future fetches give up at their next read.
-  // Fetches give up (waiting clients get an error); queued ones end at once.
-  void stop() { stopping_ = true; }
+  // Fetches give up at once, requests to upstreams included (waiting
+  // clients get an error); queued ones end as they start.
+  void stop();
 
   // The upstream serving a request with this ?ns= (empty: the default), or null.
   Upstream* upstream_for(const std::string& ns) const;

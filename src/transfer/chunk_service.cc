@@ -204,6 +204,13 @@ ChunkReply ChunkServer::answer(SecureChannel& channel, const wire::ChunkRequest&
   return pending.get();  // rethrows what the provider threw
 }
 
+void ChunkClient::cancel_all() {
+  std::lock_guard lock(mu_);
+  cancelled_ = true;
+  for (int fd : busy_) ::shutdown(fd, SHUT_RDWR);
+  idle_.clear();
+}
+
 Result<wire::ChunkResponse> ChunkClient::fetch(const std::string& address, const wire::ChunkRequest& request,
                                                std::chrono::milliseconds timeout, const ChunkSink* sink) {
   std::unique_ptr<SecureChannel> channel;
@@ -235,6 +242,17 @@ Result<wire::ChunkResponse> ChunkClient::fetch(const std::string& address, const
                      received += size;
                      return sink->bytes ? sink->bytes(data, size) : Status::Ok();
                    }};
+  // While a fetch runs its socket is listed, so cancel_all() can end it.
+  int listed = -1;
+  auto unlist = [&] {
+    std::lock_guard lock(mu_);
+    busy_.erase(listed);
+    listed = -1;
+  };
+  struct Unlist {
+    std::function<void()> run;
+    ~Unlist() { run(); }
+  } unlist_at_exit{unlist};
   for (int attempt = 0; attempt < 2; ++attempt) {
     bool reused = channel != nullptr;
     if (!channel) {
@@ -244,12 +262,18 @@ Result<wire::ChunkResponse> ChunkClient::fetch(const std::string& address, const
       if (!ch) return ch.status();
       channel = std::make_unique<SecureChannel>(std::move(*ch));
     }
+    {
+      std::lock_guard lock(mu_);
+      if (cancelled_) return Status{Errc::io_error, "the node is stopping"};
+      busy_.insert(listed = channel->socket());
+    }
     channel->set_timeout(timeout);  // pooled channels serve callers with different stall bounds
     Status got = channel->send(request.SerializeAsString());  // requests carry no payload
     do {
       if (got) got = channel->receive(frames);
     } while (got && note);
     traffic_->bytes_fetched += received;
+    unlist();
     if (!got) {
       channel.reset();
       // A pooled connection that had gone stale fails at once: retry once on

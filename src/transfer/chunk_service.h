@@ -95,8 +95,13 @@ class ChunkClient {
   // bytes go to `sink` (an answer with bytes and no sink is an error).
   Result<wire::ChunkResponse> fetch(const std::string& address, const wire::ChunkRequest& request,
                                     std::chrono::milliseconds timeout, const ChunkSink* sink = nullptr);
+  // Ends every fetch in flight at once (their sockets are shut down) and
+  // refuses new ones: the node is stopping.
+  void cancel_all();
 
  private:
+  std::set<int> busy_;  // sockets of fetches in flight (mu_)
+  bool cancelled_ = false;
   DataKey key_;
   std::shared_ptr<PeerTraffic> traffic_;
   std::mutex mu_;

@@ -58,6 +58,9 @@ struct FrameSink {
 class SecureChannel {
  public:
   static Result<SecureChannel> client(UniqueFd fd, const DataKey& key, std::chrono::milliseconds timeout);
+  // The socket, for shutdown(2) from another thread (which ends a blocked
+  // read or write at once); the channel still owns it.
+  int socket() const { return fd_.get(); }
   static Result<SecureChannel> server(UniqueFd fd, const DataKey& key, std::chrono::milliseconds timeout);
 
   Status send(std::string_view header, size_t payload_size = 0, const PayloadFill& fill = {});

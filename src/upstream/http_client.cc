@@ -4,12 +4,14 @@
 #include "upstream/http_client.h"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <charconv>
 #include <limits>
+#include <mutex>
 
 namespace ep {
 
@@ -153,10 +155,46 @@ Result<HttpResponse> exchange(net::io_context& ioc, Stream& stream, tcp::socket&
 
 }  // namespace
 
+struct HttpClient::InFlight {
+  std::mutex mu;
+  bool cancelled = false;
+  uint64_t next_id = 0;
+  std::map<uint64_t, std::function<void()>> cancels;
+};
+
+HttpClient::HttpClient(Options options) : options_(std::move(options)), in_flight_(std::make_shared<InFlight>()) {}
+
+void HttpClient::cancel_all() const {
+  std::lock_guard lock(in_flight_->mu);
+  in_flight_->cancelled = true;
+  for (auto& [id, cancel] : in_flight_->cancels) cancel();
+}
+
 Result<HttpResponse> HttpClient::send(const HttpRequest& req, BodySink* sink) const {
   net::io_context ioc;
   tcp::resolver resolver(ioc);
   tcp::socket socket(ioc);
+  // Registered while it runs, so cancel_all() can close its socket (on this
+  // request's own io_context, run by this thread).
+  struct Registration {
+    InFlight& in_flight;
+    uint64_t id = 0;
+    ~Registration() {
+      std::lock_guard lock(in_flight.mu);
+      in_flight.cancels.erase(id);
+    }
+  } registration{*in_flight_};
+  {
+    std::lock_guard lock(in_flight_->mu);
+    if (in_flight_->cancelled) return Status{Errc::upstream_unavailable, "the node is stopping"};
+    registration.id = ++in_flight_->next_id;
+    in_flight_->cancels[registration.id] = [&ioc, &socket] {
+      net::post(ioc, [&socket] {
+        beast::error_code ignored;
+        socket.close(ignored);
+      });
+    };
+  }
   // Resolved here, on the caller's (pool) thread: Asio's async_resolve
   // would start a thread of its own for every request. A numeric host needs
   // no lookup; a name waits at most what resolv.conf allows.

@@ -2,8 +2,9 @@
 //
 // Used only from mirror worker threads, never from the HTTP server's
 // threads. Each request runs its own private io_context, so every step
-// (resolve, connect, TLS handshake, each read and write) has a deadline:
-// a dead uplink costs connect_timeout, a stalled one io_timeout. HTTPS uses
+// (connect, TLS handshake, each read and write) has a deadline: a dead
+// uplink costs connect_timeout, a stalled one io_timeout; cancel_all() ends
+// them all at once when the node stops. HTTPS uses
 // the system CAs plus an optional CA file and verifies the host name.
 // No redirects or auth here: Upstream (upstream.h) layers those on top.
 #pragma once
@@ -12,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -64,13 +66,19 @@ class HttpClient {
     std::chrono::milliseconds io_timeout{15000};
     std::string ca_file;  // extra trusted CAs (PEM), optional
   };
-  explicit HttpClient(Options options) : options_(std::move(options)) {}
+  explicit HttpClient(Options options);
   // Errors: io_error naming the host for network/TLS failures and timeouts.
   Result<HttpResponse> send(const HttpRequest& request, BodySink* sink = nullptr) const;
   const Options& options() const { return options_; }
+  // Ends every request in flight at once (its socket is closed on its own
+  // thread, so the request fails instead of waiting out its deadlines) and
+  // refuses new ones: the node is stopping. Thread-safe.
+  void cancel_all() const;
 
  private:
+  struct InFlight;  // requests running now, by id (http_client.cc)
   Options options_;
+  std::shared_ptr<InFlight> in_flight_;
 };
 
 }  // namespace ep

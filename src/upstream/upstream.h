@@ -29,6 +29,9 @@ class Upstream {
   const Url& base() const { return base_; }
   // False while backing off after a failure.
   bool available() const;
+  // Ends every request to this upstream in flight and refuses new ones (the
+  // node is stopping).
+  void cancel_requests() const { client_.cancel_all(); }
   std::string describe() const { return ns_ + " (" + base_.origin() + ")"; }
 
   // `path` is relative to /v2/<repository>/, e.g. "manifests/latest".
