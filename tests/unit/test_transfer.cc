@@ -11,7 +11,7 @@
 #include <set>
 #include <thread>
 
-#include "registry/chunk_journal.h"
+#include "dataplane/chunk_journal.h"
 #include "site/chunk_plan.h"
 #include "transfer/chunk_service.h"
 

@@ -9,7 +9,7 @@
 #include <thread>
 #include <iostream>
 
-#include "registry/site_blob.h"
+#include "dataplane/site_blob.h"
 #include "site/chunk_plan.h"
 
 namespace ep {

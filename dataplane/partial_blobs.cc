@@ -7,7 +7,7 @@
 #include <set>
 
 #include "base/file_io.h"
-#include "registry/site_blob.h"
+#include "dataplane/site_blob.h"
 #include "site/chunk_plan.h"
 
 namespace ep {

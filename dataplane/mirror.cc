@@ -1,8 +1,8 @@
-#include "registry/mirror.h"
+#include "dataplane/mirror.h"
 
 #include "base/log.h"
 #include "base/file_io.h"
-#include "registry/site_blob.h"
+#include "dataplane/site_blob.h"
 
 #include <sys/random.h>
 #include <unistd.h>

@@ -4,7 +4,7 @@
 // is fetching. Each chunk's SHA-256 is recorded as its bytes pass, so peers
 // can check what we serve.
 #include "base/file_io.h"
-#include "registry/site_blob.h"
+#include "dataplane/site_blob.h"
 #include "site/chunk_plan.h"
 
 namespace ep {

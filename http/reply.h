@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "registry/inflight_blob.h"
+#include "dataplane/inflight_blob.h"
 #include "storage/blob_store.h"
 
 namespace ep::http {

@@ -1,4 +1,4 @@
-#include "registry/inflight_blob.h"
+#include "dataplane/inflight_blob.h"
 
 namespace ep {
 

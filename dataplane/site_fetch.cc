@@ -14,7 +14,7 @@
 
 #include "base/file_io.h"
 #include "base/log.h"
-#include "registry/site_blob.h"
+#include "dataplane/site_blob.h"
 #include "site/chunk_plan.h"
 
 namespace ep {

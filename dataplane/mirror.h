@@ -21,8 +21,8 @@
 #include <string>
 
 #include "base/blocking_pool.h"
-#include "registry/chunk_digests.h"
-#include "registry/inflight_blob.h"
+#include "dataplane/chunk_digests.h"
+#include "dataplane/inflight_blob.h"
 #include "site/peer_directory.h"
 #include "transfer/chunk_service.h"
 #include "registry/registry.h"

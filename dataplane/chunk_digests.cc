@@ -1,4 +1,4 @@
-#include "registry/chunk_digests.h"
+#include "dataplane/chunk_digests.h"
 
 #include <algorithm>
 #include <iostream>

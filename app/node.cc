@@ -22,8 +22,8 @@
 #include "transfer/cluster_gate.h"
 #include "http/api.h"
 #include "http/server.h"
-#include "registry/mirror.h"
-#include "registry/replicator.h"
+#include "dataplane/mirror.h"
+#include "dataplane/replicator.h"
 #include "registry/uploads.h"
 
 namespace ep {

@@ -1,4 +1,4 @@
-#include "registry/replicator.h"
+#include "dataplane/replicator.h"
 
 #include "base/log.h"
 

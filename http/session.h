@@ -1,5 +1,5 @@
 // start_session: serves one accepted connection of the registry's HTTP
-// server (session.cc); internal to src/http. The session owns itself until
+// server (session.cc); internal to http/. The session owns itself until
 // the connection closes; `api`, `metrics`, `limits` and `workers` must
 // outlive it (the Server stops its threads and workers before they go).
 #pragma once

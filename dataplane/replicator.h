@@ -15,7 +15,7 @@
 #include <string>
 #include <thread>
 
-#include "registry/mirror.h"
+#include "dataplane/mirror.h"
 #include "storage/blob_store.h"
 #include "registry/registry.h"
 #include "site/index_snapshot.h"

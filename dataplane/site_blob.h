@@ -13,8 +13,8 @@
 #include <string_view>
 #include <vector>
 
-#include "registry/chunk_journal.h"
-#include "registry/mirror.h"
+#include "dataplane/chunk_journal.h"
+#include "dataplane/mirror.h"
 #include "site/chunk_plan.h"
 
 namespace ep {

@@ -15,7 +15,7 @@
 #include "http/metrics.h"
 #include "http/reply.h"
 #include "http/router.h"
-#include "registry/mirror.h"
+#include "dataplane/mirror.h"
 #include "registry/registry.h"
 #include "registry/uploads.h"
 

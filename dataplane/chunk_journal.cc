@@ -1,4 +1,4 @@
-#include "registry/chunk_journal.h"
+#include "dataplane/chunk_journal.h"
 
 #include <fcntl.h>
 #include <unistd.h>
