@@ -91,15 +91,17 @@ bool BlockingPool::post(std::function<void()> work) {
         }
       }
     }
-  }
-  net::post(s.ioc, [&s, work = std::move(work)] {
-    guarded("pool work", [&] {
-      work();
-      return Status::Ok();
+    // Queued under the lock: stop() cannot slip in between the check above
+    // and the queueing, so whatever post() accepted, stop() drains.
+    net::post(s.ioc, [&s, work = std::move(work)] {
+      guarded("pool work", [&] {
+        work();
+        return Status::Ok();
+      });
+      std::lock_guard lock(s.mu);
+      --s.pending;
     });
-    std::lock_guard lock(s.mu);
-    --s.pending;
-  });
+  }
   return true;
 }
 

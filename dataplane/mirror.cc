@@ -68,6 +68,9 @@ void Mirror::stop() {
   stopping_ = true;
   for (const auto& [ns, upstream] : upstreams_) upstream->cancel_requests();
   if (chunk_client_) chunk_client_->cancel_all();
+  // Every fetch ends now, while the I/O pool that the clients waiting on
+  // them post to still exists (the Node destroys it before the Mirror).
+  fetches_->stop();
 }
 
 Upstream* Mirror::upstream_for(const std::string& ns) const {

@@ -43,8 +43,9 @@ class Mirror {
          std::string default_ns, std::chrono::milliseconds tag_ttl);
   ~Mirror();  // stops and waits for running fetches
   // Makes running and future fetches give up at their next read.
-  // Fetches give up at once, requests to upstreams included (waiting
-  // clients get an error); queued ones end as they start.
+  // Fetches give up at once, requests to upstreams and peers included
+  // (waiting clients get an error), and every fetch has ended when this
+  // returns. Call before the I/O pool goes.
   void stop();
 
   // The upstream serving a request with this ?ns= (empty: the default), or null.

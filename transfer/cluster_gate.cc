@@ -80,6 +80,7 @@ class Relay : public std::enable_shared_from_this<Relay> {
       if (ec) return self->close();
       error_code ignored;
       self->backend_.set_option(tcp::no_delay(true), ignored);
+      self->arm_idle(kIdleTimeout);  // connected: from now on the peer's silence counts
       self->read_header();
       self->pump_back();
     });
