@@ -97,7 +97,8 @@ def test_a_site_stopped_at_once_exits_cleanly(env):
         assert_clean(results, nodes, "round %d (%s)" % (r, "SIGTERM" if r % 2 == 0 else "SIGINT"))
 
 
-def test_nodes_stopped_during_a_concurrent_pull_exit_cleanly_and_resume(env):
+@pytest.mark.parametrize("moment", ["starting", "moving"])
+def test_nodes_stopped_during_a_concurrent_pull_exit_cleanly_and_resume(env, moment):
     nodes, _ = env.site(6, join_timeout=60)
     image = sl.Image(env.dir / "images-stop", "edgepier-site-stop", layer_mb=160)
     nodes[0].push(image, "team/stop", "v1")
@@ -116,12 +117,16 @@ def test_nodes_stopped_during_a_concurrent_pull_exit_cleanly_and_resume(env):
         t.start()
         pulls.append(t)
     victims = nodes[3:]
-    # Stop once the victims are moving chunks between them (a pull under way).
-    sl.wait_for(lambda: all(v.metric("edgepier_peer_bytes_total{direction=\"from_peers\"}") > 0 for v in victims),
-                60, interval=0.02, what="chunks moving")
+    if moment == "moving":  # once the victims are moving chunks between them
+        sl.wait_for(lambda: all(v.metric("edgepier_peer_bytes_total{direction=\"from_peers\"}") > 0
+                                for v in victims), 60, interval=0.02, what="chunks moving")
+    else:  # as soon as each victim answered its client's manifest: its blob fetches are starting
+        sl.wait_for(lambda: all(v.metric('edgepier_http_requests_total{route="manifest",status="200"}')
+                                for v in victims), 30, interval=0.01, what="pulls starting")
     still_pulling = sum(t.is_alive() for t in pulls)
-    assert_clean(stop_all_at_once(victims), victims, "mid-pull")
-    sl.record("mid-pull: pulls still running when the victims were stopped", "%d of %d" % (still_pulling, len(pulls)))
+    assert_clean(stop_all_at_once(victims), victims, "mid-pull (%s)" % moment)
+    sl.record("mid-pull (%s): pulls still running when the victims were stopped" % moment,
+              "%d of %d" % (still_pulling, len(pulls)))
     assert still_pulling >= len(victims), "the pulls ended before the stop: nothing was tested"
     for t in pulls:
         t.join()
