@@ -45,7 +45,9 @@ const std::vector<std::pair<std::string, std::string>> kManifestAccept = {
 constexpr std::chrono::milliseconds kMetadataTimeout{5000};
 
 // Fetches from upstream running at once on this node; more wait their turn.
-constexpr size_t kMaxFetchThreads = 64;
+// Generous: the clients waiting on fetches are bounded by blocking-threads
+// already, and a lower bound measured slower (bench/cold-blobs).
+constexpr size_t kMaxFetchThreads = 512;
 
 Status not_cached(const Upstream& up, const std::string& what, const std::string& why) {
   return Status{Errc::manifest_unknown, what + " is not cached and upstream " + up.describe() + " is unavailable: " + why};
