@@ -74,13 +74,14 @@ std::string per_peer_metrics(const std::map<std::string, Mirror::PeerStats>& pee
       "# HELP edgepier_peer_chunk_bytes_total Chunk bytes exchanged with each member.\n"
       "# TYPE edgepier_peer_chunk_bytes_total counter\n";
   for (const auto& [name, p] : peers) {
-    out += "edgepier_peer_chunk_bytes_total{peer=\"" + name + "\",direction=\"from\"} " + std::to_string(p.bytes_from) + "\n";
-    out += "edgepier_peer_chunk_bytes_total{peer=\"" + name + "\",direction=\"to\"} " + std::to_string(p.bytes_to) + "\n";
+    const auto peer = http::prometheus_label(name);
+    out += "edgepier_peer_chunk_bytes_total{peer=\"" + peer + "\",direction=\"from\"} " + std::to_string(p.bytes_from) + "\n";
+    out += "edgepier_peer_chunk_bytes_total{peer=\"" + peer + "\",direction=\"to\"} " + std::to_string(p.bytes_to) + "\n";
   }
   out += "# HELP edgepier_peer_bad_chunks_total Chunks from a member that failed verification.\n"
          "# TYPE edgepier_peer_bad_chunks_total counter\n";
   for (const auto& [name, p] : peers)
-    out += "edgepier_peer_bad_chunks_total{peer=\"" + name + "\"} " + std::to_string(p.bad_chunks) + "\n";
+    out += "edgepier_peer_bad_chunks_total{peer=\"" + http::prometheus_label(name) + "\"} " + std::to_string(p.bad_chunks) + "\n";
   return out;
 }
 

@@ -1,6 +1,9 @@
 #include "base/digest.h"
 
 #include <openssl/evp.h>
+#include <sys/random.h>
+
+#include <cerrno>
 
 #include <regex>
 
@@ -42,6 +45,23 @@ Digest Digest::of(std::string_view content) {
   Sha256 h;
   h.update(content.data(), content.size());
   return h.finish();
+}
+
+std::optional<std::string> random_hex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  for (size_t got = 0; got < bytes;) {
+    auto n = ::getrandom(raw.data() + got, bytes - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return std::nullopt;
+    got += static_cast<size_t>(n);
+  }
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
 }
 
 bool looks_like_digest(std::string_view text) {

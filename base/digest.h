@@ -37,6 +37,10 @@ class Digest {
 // whether or not we support the algorithm. Used to tell digests from tags.
 bool looks_like_digest(std::string_view text);
 
+// `bytes` bytes from the kernel's random source as lowercase hex, or
+// nullopt if it failed: an id is never predictable (or all zeros).
+std::optional<std::string> random_hex(size_t bytes);
+
 class Sha256 {
  public:
   Sha256();

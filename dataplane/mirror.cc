@@ -4,7 +4,6 @@
 #include "base/file_io.h"
 #include "dataplane/site_blob.h"
 
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,16 +18,10 @@
 namespace ep {
 
 namespace site_fetch {
-std::string random_id(const std::string& prefix) {
-  unsigned char raw[12];
-  if (::getrandom(raw, sizeof raw, 0) != sizeof raw) std::memset(raw, 0, sizeof raw);
-  static const char* kHex = "0123456789abcdef";
-  std::string id = prefix;
-  for (unsigned char c : raw) {
-    id.push_back(kHex[c >> 4]);
-    id.push_back(kHex[c & 15]);
-  }
-  return id;
+std::optional<std::string> random_id(const std::string& prefix) {
+  auto hex = random_hex(12);
+  if (!hex) return std::nullopt;
+  return prefix + *hex;
 }
 }  // namespace site_fetch
 
@@ -335,7 +328,9 @@ std::shared_ptr<InflightBlob> Mirror::start_fetch(Upstream& up, const std::strin
   std::lock_guard lock(mu_);
   if (auto it = inflight_.find(digest.str()); it != inflight_.end())
     if (auto existing = it->second.lock()) return existing;
-  auto staging_id = random_id("fetch-");
+  auto random = random_id("fetch-");
+  if (!random) return nullptr;  // the caller reports that it cannot stage the fetch
+  const std::string staging_id = *random;
   auto fd = blobs_.open_staging(staging_id, /*create=*/true);
   if (!fd) return nullptr;
   auto fetch = std::make_shared<InflightBlob>(digest, std::move(*fd));

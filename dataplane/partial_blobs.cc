@@ -76,8 +76,10 @@ std::shared_ptr<Mirror::SiteBlob> Mirror::site_blob(const Digest& digest, uint64
     return slot->size == size ? slot : nullptr;
   }
   auto sb = std::make_shared<SiteBlob>(digest);
-  sb->staging_id = random_id(staging_prefix_for(digest));
-  auto fd = blobs_.open_staging(sb->staging_id, /*create=*/true);
+  auto staging_id = random_id(staging_prefix_for(digest));
+  if (staging_id) sb->staging_id = *staging_id;
+  auto fd = staging_id ? blobs_.open_staging(sb->staging_id, /*create=*/true)
+                       : Result<UniqueFd>(Status{Errc::io_error, "no random staging id"});
   if (!fd) {
     site_blobs_.erase(digest.str());
     return nullptr;

@@ -71,7 +71,8 @@ inline bool is_journal_id(const std::string& id) {
 }
 // "<prefix><24 random hex digits>": staging ids never reused, so a blob
 // published (its files renamed or removed) cannot race a new fetch of it.
-std::string random_id(const std::string& prefix);
+// prefix + 24 random hex digits; nullopt if the kernel's random source failed.
+std::optional<std::string> random_id(const std::string& prefix);
 
 wire::ChunkRequest chunk_request(const Digest& digest, uint64_t index, uint64_t chunk_size, uint64_t blob_size);
 }  // namespace site_fetch

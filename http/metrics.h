@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "http/router.h"
 
@@ -36,5 +37,9 @@ class Metrics {
   std::atomic<uint64_t> bytes_in_{0}, bytes_out_{0};
   std::atomic<int64_t> connections_{0};
 };
+
+// A label value as the text format wants it: backslash, double quote and
+// newline escaped, so a peer's name can never break the page.
+std::string prometheus_label(std::string_view value);
 
 }  // namespace ep::http

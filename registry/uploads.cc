@@ -1,6 +1,5 @@
 #include "registry/uploads.h"
 
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,17 +15,13 @@
 namespace ep {
 
 namespace {
-std::string new_upload_id() {
-  unsigned char raw[16];
-  if (::getrandom(raw, sizeof raw, 0) != sizeof raw) std::memset(raw, 0, sizeof raw);
-  static const char* kHex = "0123456789abcdef";
-  std::string id;
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) id.push_back('-');
-    id.push_back(kHex[raw[i] >> 4]);
-    id.push_back(kHex[raw[i] & 0xf]);
-  }
-  return id;
+// 8-4-4-4-12 hex digits, random; nullopt if the kernel's random source
+// failed (an upload id must never be guessable or shared).
+std::optional<std::string> new_upload_id() {
+  auto hex = random_hex(16);
+  if (!hex) return std::nullopt;
+  for (size_t at : {8, 13, 18, 23}) hex->insert(at, 1, '-');
+  return hex;
 }
 
 Status unknown_upload() { return Status{Errc::blob_upload_unknown, "blob upload unknown"}; }
@@ -42,7 +37,9 @@ void Uploads::recover() {
 
 Result<UploadState> Uploads::start(std::string_view repo) {
   if (auto s = registry_.validate_repo(repo); !s) return s;
-  UploadState state{new_upload_id(), std::string(repo), 0};
+  auto id = new_upload_id();
+  if (!id) return Status{Errc::io_error, "cannot start an upload: no random upload id"};
+  UploadState state{*id, std::string(repo), 0};
   auto fd = blobs_.open_staging(state.id, /*create=*/true);
   if (!fd) return fd.status();
   if (auto s = save(state); !s) return s;

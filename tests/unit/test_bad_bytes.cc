@@ -7,6 +7,8 @@
 
 #include "base/json_text.h"
 #include "base/log.h"
+#include "base/digest.h"
+#include "http/metrics.h"
 #include "http/oci_errors.h"
 #include "http/route_check.h"
 
@@ -93,4 +95,18 @@ TEST_CASE("only host names are echoed as a namespace") {
   CHECK_FALSE(is_registry_host(""));
   CHECK_FALSE(is_registry_host("a\r\nX-Injected: 1"));
   CHECK_FALSE(is_registry_host("a\xff"));
+}
+
+TEST_CASE("a Prometheus label value cannot break the page") {
+  CHECK(prometheus_label("edge-1") == "edge-1");
+  CHECK(prometheus_label("a\"b\\c\nd") == "a\\\"b\\\\c\\nd");
+}
+
+TEST_CASE("random ids are random hex, never a fixed value") {
+  auto a = random_hex(16), b = random_hex(16);
+  REQUIRE(a);
+  REQUIRE(b);
+  CHECK(a->size() == 32);
+  CHECK(*a != *b);
+  CHECK(a->find_first_not_of("0123456789abcdef") == std::string::npos);
 }
