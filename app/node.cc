@@ -21,7 +21,9 @@
 #include "http/admin_api.h"
 #include "transfer/cluster_gate.h"
 #include "http/api.h"
+#include "http/node_metrics.h"
 #include "http/server.h"
+#include "base/log.h"
 #include "dataplane/mirror.h"
 #include "dataplane/replicator.h"
 #include "registry/uploads.h"
@@ -67,22 +69,6 @@ uint64_t wall_ms() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count());
-}
-
-std::string per_peer_metrics(const std::map<std::string, Mirror::PeerStats>& peers) {
-  std::string out =
-      "# HELP edgepier_peer_chunk_bytes_total Chunk bytes exchanged with each member.\n"
-      "# TYPE edgepier_peer_chunk_bytes_total counter\n";
-  for (const auto& [name, p] : peers) {
-    const auto peer = http::prometheus_label(name);
-    out += "edgepier_peer_chunk_bytes_total{peer=\"" + peer + "\",direction=\"from\"} " + std::to_string(p.bytes_from) + "\n";
-    out += "edgepier_peer_chunk_bytes_total{peer=\"" + peer + "\",direction=\"to\"} " + std::to_string(p.bytes_to) + "\n";
-  }
-  out += "# HELP edgepier_peer_bad_chunks_total Chunks from a member that failed verification.\n"
-         "# TYPE edgepier_peer_bad_chunks_total counter\n";
-  for (const auto& [name, p] : peers)
-    out += "edgepier_peer_bad_chunks_total{peer=\"" + http::prometheus_label(name) + "\"} " + std::to_string(p.bad_chunks) + "\n";
-  return out;
 }
 
 }  // namespace
@@ -141,51 +127,64 @@ Node::~Node() {
   p.mirror.reset();
 }
 
-Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& config) {
-  // Owned by a Node from the start, so every early error return stops what
-  // was started (the site actor above all, else the actor system waits forever).
-  std::unique_ptr<Node> node(new Node(std::make_unique<Parts>()));
-  Parts* p = node->parts_.get();
+namespace {
+
+using Parts = Node::Parts;
+
+// Storage, the content model and the data plane over them.
+Status open_store(Parts& p, const Config& config) {
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
   if (ec) return Status{Errc::io_error, "cannot create data-dir " + config.data_dir + ": " + ec.message()};
   auto blobs = open_fs_blob_store(config.data_dir);
   if (!blobs) return blobs.status();
-  p->blobs = std::move(*blobs);
+  p.blobs = std::move(*blobs);
   auto kv = open_rocks_kv_store((std::filesystem::path(config.data_dir) / "meta").string());
   if (!kv) return kv.status();
-  p->kv = std::move(*kv);
-  p->registry = std::make_unique<Registry>(*p->kv, *p->blobs);
-  p->uploads = std::make_unique<Uploads>(*p->kv, *p->blobs, *p->registry);
-  p->uploads->recover();
+  p.kv = std::move(*kv);
+  p.registry = std::make_unique<Registry>(*p.kv, *p.blobs);
+  p.uploads = std::make_unique<Uploads>(*p.kv, *p.blobs, *p.registry);
+  p.uploads->recover();
   auto upstreams = build_upstreams(config);
   if (!upstreams) return upstreams.status();
-  p->mirror = std::make_unique<Mirror>(*p->registry, *p->blobs, std::move(upstreams->by_namespace),
-                                       upstreams->default_ns, config.tag_ttl);
+  p.mirror = std::make_unique<Mirror>(*p.registry, *p.blobs, std::move(upstreams->by_namespace),
+                                      upstreams->default_ns, config.tag_ttl);
   // Pushed blobs are announced to peers like assembled ones.
-  p->uploads->on_stored([mirror = p->mirror.get()](const Digest& d) { mirror->note_completed(d); });
+  p.uploads->on_stored([mirror = p.mirror.get()](const Digest& d) { mirror->note_completed(d); });
+  return Status::Ok();
+}
 
-  // The site: identity, key, and the actor around the protocol core.
+// Who this node is to the site: its member record, the site key, its signer.
+struct SiteIdentity {
+  wire::Member self;
+  std::string site_key;
+  std::shared_ptr<const site::Sealer> sealer;
+};
+
+Result<SiteIdentity> load_site_identity(const Config& config) {
   if (sodium_init() < 0) return Status{Errc::io_error, "libsodium failed to initialise"};
   auto identity = site::load_or_create_identity(config.data_dir);
   if (!identity) return identity.status();
-  std::string site_key(32, '\0');
+  SiteIdentity out;
+  out.site_key.assign(32, '\0');
   if (!config.site_key_file.empty()) {
     auto key = site::load_site_key(config.site_key_file);
     if (!key) return key.status();
-    site_key = *key;
+    out.site_key = *key;
   } else {
-    randombytes_buf(site_key.data(), site_key.size());  // single node: nobody else can talk to us
+    randombytes_buf(out.site_key.data(), out.site_key.size());  // single node: nobody else can talk to us
   }
-  wire::Member self;
-  self.set_name(config.node_name);
-  self.set_cluster_address(advertised(config.cluster_address, config.advertise_host));
-  self.set_registry_address(advertised(config.registry_address, config.advertise_host));
-  self.set_data_address(advertised(config.data_address, config.advertise_host));
-  self.set_incarnation(wall_ms());
-  self.set_identity_key(identity->public_key);
-  auto sealer = std::make_shared<const site::Sealer>(site_key, *identity, config.node_name);
+  out.self.set_name(config.node_name);
+  out.self.set_cluster_address(advertised(config.cluster_address, config.advertise_host));
+  out.self.set_registry_address(advertised(config.registry_address, config.advertise_host));
+  out.self.set_data_address(advertised(config.data_address, config.advertise_host));
+  out.self.set_incarnation(wall_ms());
+  out.self.set_identity_key(identity->public_key);
+  out.sealer = std::make_shared<const site::Sealer>(out.site_key, *identity, config.node_name);
+  return out;
+}
 
+void start_actor_system(Parts& p, NodeConfig& caf_config) {
   caf_config.load<caf::io::middleman>();
   caf_config.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(2000)});
   caf_config.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(4)});
@@ -193,102 +192,110 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
   // Work sharing: idle workers sleep instead of polling (work stealing kept
   // every node at ~3% CPU when idle, which a 50-node site on one host felt).
   caf_config.set("scheduler.policy", caf::atom("sharing"));
-  p->system = std::make_unique<caf::actor_system>(caf_config);
-  p->io = std::make_unique<IoPool>(config.io_threads);
-  // Every listener is bound before the node joins the site, so a taken port
-  // fails the start without the site ever seeing this node alive.
-  if (!config.site_key_file.empty()) {
-    p->gate = std::make_unique<transfer::ClusterGate>(*p->io, "");
-    auto gate_port = p->gate->listen(config.cluster_address);
-    if (!gate_port) return gate_port.status();
-  }
-  // The data plane: chunks between members over encrypted streams.
-  if (!config.site_key_file.empty()) {
-    auto data_key = site::derive_site_subkey(site_key, "edgepier data plane v1");
-    auto mirror = p->mirror.get();
-    p->chunk_server = std::make_unique<transfer::ChunkServer>(*p->io,
-        data_key, [mirror](const wire::ChunkRequest& r) { return mirror->serve_chunk(r); }, p->traffic);
-    auto data_port = p->chunk_server->listen(config.data_address);
-    if (!data_port) return data_port.status();
-    p->mirror->enable_site(p->peers, std::make_shared<transfer::ChunkClient>(data_key, p->traffic), config.node_name,
-                           config.chunk_size);
-  }
-  p->api = std::make_unique<http::Api>(*p->registry, *p->uploads, *p->blobs, p->metrics, p->mirror.get());
-  auto stats = p->stats;
-  auto traffic = p->traffic;
-  auto mirror = p->mirror.get();
-  p->api->set_metrics_source([stats, traffic, mirror] {
-    return stats->render() +
-           "# HELP edgepier_peer_bytes_total Chunk bytes exchanged with peers.\n"
-           "# TYPE edgepier_peer_bytes_total counter\n"
-           "edgepier_peer_bytes_total{direction=\"from_peers\"} " + std::to_string(traffic->bytes_fetched) + "\n" +
-           "edgepier_peer_bytes_total{direction=\"to_peers\"} " + std::to_string(traffic->bytes_served) + "\n" +
-           "# HELP edgepier_upstream_bytes_total Blob bytes fetched from upstream registries.\n"
-           "# TYPE edgepier_upstream_bytes_total counter\n"
-           "edgepier_upstream_bytes_total " + std::to_string(mirror->bytes_from_upstream()) + "\n" +
-           "# HELP edgepier_peer_handshakes_refused_total Peer streams refused for lacking the site key.\n"
-           "# TYPE edgepier_peer_handshakes_refused_total counter\n"
-           "edgepier_peer_handshakes_refused_total " + std::to_string(traffic->handshakes_refused) + "\n" +
-           per_peer_metrics(mirror->peer_stats());
-  });
-  p->blocking = std::make_unique<BlockingPool>(config.blocking_threads);
-  p->server = std::make_unique<http::Server>(*p->io, *p->api, p->metrics, *p->blocking);
-  auto port = p->server->listen(config.registry_address);
-  if (!port) return port.status();
+  p.system = std::make_unique<caf::actor_system>(caf_config);
+}
 
+// The cluster gate and the chunk server (site members only). Every listener
+// is bound before the node joins the site, so a taken port fails the start
+// without the site ever seeing this node alive.
+Status bind_site_listeners(Parts& p, const Config& config, const std::string& site_key) {
+  if (config.site_key_file.empty()) return Status::Ok();
+  p.gate = std::make_unique<transfer::ClusterGate>(*p.io, "");
+  if (auto port = p.gate->listen(config.cluster_address); !port) return port.status();
+  auto data_key = site::derive_site_subkey(site_key, "edgepier data plane v1");
+  auto mirror = p.mirror.get();
+  p.chunk_server = std::make_unique<transfer::ChunkServer>(
+      *p.io, data_key, [mirror](const wire::ChunkRequest& r) { return mirror->serve_chunk(r); }, p.traffic);
+  if (auto port = p.chunk_server->listen(config.data_address); !port) return port.status();
+  p.mirror->enable_site(p.peers, std::make_shared<transfer::ChunkClient>(data_key, p.traffic), config.node_name,
+                        config.chunk_size);
+  return Status::Ok();
+}
+
+Result<unsigned short> bind_registry(Parts& p, const Config& config) {
+  p.api = std::make_unique<http::Api>(*p.registry, *p.uploads, *p.blobs, p.metrics, p.mirror.get());
+  p.api->set_metrics_source([stats = p.stats, traffic = p.traffic, mirror = p.mirror.get()] {
+    return http::render_node_metrics(*stats, *traffic, *mirror);
+  });
+  p.blocking = std::make_unique<BlockingPool>(config.blocking_threads);
+  p.server = std::make_unique<http::Server>(*p.io, *p.api, p.metrics, *p.blocking);
+  return p.server->listen(config.registry_address);
+}
+
+Status bind_admin(Parts& p, const Config& config) {
   std::string token;
   if (!config.admin_token_file.empty()) {
     auto t = read_token(config.admin_token_file);
     if (!t) return t.status();
     token = *t;
   }
-  p->admin = std::make_unique<http::AdminApi>(*p->system, caf::actor{}, *p->registry, *p->blobs, p->metrics, *p->mirror,
-                                              p->traffic, token);
+  p.admin = std::make_unique<http::AdminApi>(*p.system, caf::actor{}, *p.registry, *p.blobs, p.metrics, *p.mirror,
+                                             p.traffic, token);
   http::ServerLimits admin_limits;
   admin_limits.max_connections = 64;
   // Its own small pool: an operator gets answers while registry work waits.
-  p->admin_blocking = std::make_unique<BlockingPool>(2);
-  p->admin_server =
-      std::make_unique<http::Server>(*p->io, *p->admin, p->admin_metrics, *p->admin_blocking, admin_limits);
-  auto admin_port = p->admin_server->listen(config.admin_address);
-  if (!admin_port) return admin_port.status();
+  p.admin_blocking = std::make_unique<BlockingPool>(2);
+  p.admin_server = std::make_unique<http::Server>(*p.io, *p.admin, p.admin_metrics, *p.admin_blocking, admin_limits);
+  if (auto port = p.admin_server->listen(config.admin_address); !port) return port.status();
+  return Status::Ok();
+}
 
+// The site actor behind the gate; the registry reports tag writes to it.
+Status start_site(Parts& p, const Config& config, const SiteIdentity& identity) {
   site::CoreOptions core_options;
   core_options.membership.gone_after_ms = static_cast<uint64_t>(config.gone_after.count());
-  actors::SiteActorConfig site_config{self, config.seeds, core_options, config.replication, config.auto_pin};
+  actors::SiteActorConfig site_config{identity.self, config.seeds, core_options, config.replication, config.auto_pin};
+  auto* mirror = p.mirror.get();
+  actors::SiteDeps deps{*p.kv, *p.registry, identity.sealer, p.stats, p.peers, p.index,
+                        [mirror] { return mirror->holdings(); }, [mirror] { return mirror->holdings_version(); }};
   // The middleman listens on loopback only; the gate faces the network.
-  const std::string cluster_host = "127.0.0.1";
-  const uint16_t cluster_port = 0;
-  auto* mirror_for_site = p->mirror.get();
-  actors::SiteDeps deps{*p->kv, *p->registry, sealer, p->stats, p->peers, p->index,
-                        [mirror_for_site] { return mirror_for_site->holdings(); },
-                        [mirror_for_site] { return mirror_for_site->holdings_version(); }};
-  auto site = actors::start_site_actor(*p->system, site_config, deps, cluster_host, cluster_port);
+  auto site = actors::start_site_actor(*p.system, site_config, deps, "127.0.0.1", 0);
   if (!site) return site.status();
-  p->site = site->first;
-  if (p->gate) {
-    p->gate->set_backend("127.0.0.1:" + std::to_string(site->second));
-    p->gate->start();
+  p.site = site->first;
+  if (p.gate) {
+    p.gate->set_backend("127.0.0.1:" + std::to_string(site->second));
+    p.gate->start();
   }
-  p->admin->set_site(p->site);
-  p->observer = std::make_unique<actors::SiteTagObserver>(p->site);
-  p->registry->set_observer(p->observer.get());
+  p.admin->set_site(p.site);
+  p.observer = std::make_unique<actors::SiteTagObserver>(p.site);
+  p.registry->set_observer(p.observer.get());
+  return Status::Ok();
+}
 
-  if (p->chunk_server) p->chunk_server->start();
+// Background work and the listeners' accept loops, then the I/O threads.
+void start_serving(Parts& p, const Config& config) {
+  if (p.chunk_server) p.chunk_server->start();
   // Pinned images to fetch, and the storage budget to keep (single nodes too).
-  p->replicator =
-      std::make_unique<Replicator>(*p->registry, *p->blobs, *p->mirror, p->index, p->peers, config.node_name);
-  p->replicator->set_storage_budget(config.storage_budget);
-  p->replicator->start();
+  p.replicator = std::make_unique<Replicator>(*p.registry, *p.blobs, *p.mirror, p.index, p.peers, config.node_name);
+  p.replicator->set_storage_budget(config.storage_budget);
+  p.replicator->start();
+  p.server->start();
+  p.admin_server->start();
+  p.io->start();
+}
 
-  p->server->start();
-  p->admin_server->start();
-  p->io->start();
-  std::cerr << "edgepier: node " << config.node_name << " serving the registry on " << config.registry_address
-            << " (port " << *port << "), admin on " << config.admin_address << ", data in " << config.data_dir
-            << (config.site_key_file.empty() ? ", single node (no site key)"
-                                             : ", site member at " + self.cluster_address())
-            << std::endl;
+}  // namespace
+
+Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& config) {
+  // Owned by a Node from the start, so every early error return stops what
+  // was started (the site actor above all, else the actor system waits forever).
+  std::unique_ptr<Node> node(new Node(std::make_unique<Parts>()));
+  Parts& p = *node->parts_;
+  if (auto s = open_store(p, config); !s) return s;
+  auto identity = load_site_identity(config);
+  if (!identity) return identity.status();
+  start_actor_system(p, caf_config);
+  p.io = std::make_unique<IoPool>(config.io_threads);
+  if (auto s = bind_site_listeners(p, config, identity->site_key); !s) return s;
+  auto port = bind_registry(p, config);
+  if (!port) return port.status();
+  if (auto s = bind_admin(p, config); !s) return s;
+  if (auto s = start_site(p, config, *identity); !s) return s;
+  start_serving(p, config);
+  log_line("node " + config.node_name + " serving the registry on " + config.registry_address + " (port " +
+           std::to_string(*port) + "), admin on " + config.admin_address + ", data in " + config.data_dir +
+           (config.site_key_file.empty() ? ", single node (no site key)"
+                                         : ", site member at " + identity->self.cluster_address()));
   return node;
 }
 

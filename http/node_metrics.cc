@@ -1,0 +1,42 @@
+#include "http/node_metrics.h"
+
+#include "actors/site_stats.h"
+#include "dataplane/mirror.h"
+#include "http/metrics.h"
+#include "transfer/chunk_service.h"
+
+namespace ep::http {
+
+namespace {
+
+std::string counter(const char* name, const char* help) {
+  return std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n";
+}
+
+std::string per_peer(const std::map<std::string, Mirror::PeerStats>& peers) {
+  std::string out = counter("edgepier_peer_chunk_bytes_total", "Chunk bytes exchanged with each member.");
+  for (const auto& [name, p] : peers) {
+    const auto peer = prometheus_label(name);
+    out += "edgepier_peer_chunk_bytes_total{peer=\"" + peer + "\",direction=\"from\"} " + std::to_string(p.bytes_from) + "\n";
+    out += "edgepier_peer_chunk_bytes_total{peer=\"" + peer + "\",direction=\"to\"} " + std::to_string(p.bytes_to) + "\n";
+  }
+  out += counter("edgepier_peer_bad_chunks_total", "Chunks from a member that failed verification.");
+  for (const auto& [name, p] : peers)
+    out += "edgepier_peer_bad_chunks_total{peer=\"" + prometheus_label(name) + "\"} " + std::to_string(p.bad_chunks) + "\n";
+  return out;
+}
+
+}  // namespace
+
+std::string render_node_metrics(const actors::SiteStats& site, const transfer::PeerTraffic& traffic, Mirror& mirror) {
+  return site.render() + counter("edgepier_peer_bytes_total", "Chunk bytes exchanged with peers.") +
+         "edgepier_peer_bytes_total{direction=\"from_peers\"} " + std::to_string(traffic.bytes_fetched) + "\n" +
+         "edgepier_peer_bytes_total{direction=\"to_peers\"} " + std::to_string(traffic.bytes_served) + "\n" +
+         counter("edgepier_upstream_bytes_total", "Blob bytes fetched from upstream registries.") +
+         "edgepier_upstream_bytes_total " + std::to_string(mirror.bytes_from_upstream()) + "\n" +
+         counter("edgepier_peer_handshakes_refused_total", "Peer streams refused for lacking the site key.") +
+         "edgepier_peer_handshakes_refused_total " + std::to_string(traffic.handshakes_refused) + "\n" +
+         per_peer(mirror.peer_stats());
+}
+
+}  // namespace ep::http
