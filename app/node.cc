@@ -13,8 +13,6 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
-#include <thread>
 
 #include "actors/site_actor.h"
 #include "app/upstreams.h"

@@ -27,19 +27,17 @@ struct BlockingPool::Impl {
   Impl(size_t max, std::chrono::milliseconds idle) : max_threads(std::max<size_t>(max, 1)), idle_timeout(idle) {}
 
   void run(Worker& self) {
-    while (!ioc.stopped()) {
+    for (;;) {
       const bool ran = ioc.run_one_for(idle_timeout) > 0;
       std::lock_guard lock(mu);
-      // Idle for a whole timeout and more threads than work: this one ends.
+      // Drained at stop, or idle for a whole timeout with more threads than
+      // work: this one ends.
       if (ioc.stopped() || (!ran && !stopped && pending < alive)) {
         --alive;
         self.done = true;
         return;
       }
     }
-    std::lock_guard lock(mu);
-    --alive;
-    self.done = true;
   }
 
   // Joins the threads that ended (mu held; they no longer take it).

@@ -15,6 +15,15 @@ bool is_lower_hex(std::string_view s) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   return true;
 }
+
+// Appends `size` bytes to `out` as lowercase hex.
+void append_hex(std::string& out, const unsigned char* data, size_t size) {
+  static const char* kHex = "0123456789abcdef";
+  for (size_t i = 0; i < size; ++i) {
+    out.push_back(kHex[data[i] >> 4]);
+    out.push_back(kHex[data[i] & 0xf]);
+  }
+}
 }  // namespace
 
 Result<Digest> Digest::parse(std::string_view text) {
@@ -31,13 +40,9 @@ Result<Digest> Digest::parse(std::string_view text) {
 }
 
 Digest Digest::from_raw_sha256(const unsigned char raw[32]) {
-  static const char* kHex = "0123456789abcdef";
   std::string out = "sha256:";
   out.reserve(7 + 64);
-  for (int i = 0; i < 32; ++i) {
-    out.push_back(kHex[raw[i] >> 4]);
-    out.push_back(kHex[raw[i] & 0xf]);
-  }
+  append_hex(out, raw, 32);
   return Digest(std::move(out));
 }
 
@@ -55,12 +60,8 @@ std::optional<std::string> random_hex(size_t bytes) {
     if (n <= 0) return std::nullopt;
     got += static_cast<size_t>(n);
   }
-  static const char* kHex = "0123456789abcdef";
   std::string out;
-  for (unsigned char c : raw) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
+  append_hex(out, reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
   return out;
 }
 

@@ -9,8 +9,12 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <string>
 #include <thread>
 #include <vector>
+
+#include "base/error.h"
 
 namespace ep {
 
@@ -32,5 +36,14 @@ class IoPool {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> keep_{ioc_.get_executor()};
   std::vector<std::thread> threads_;
 };
+
+// "ip:port" (an IPv6 address in brackets) as an endpoint; config_invalid
+// otherwise. `what` names the setting in the error (may be empty).
+Result<boost::asio::ip::tcp::endpoint> tcp_endpoint(const std::string& address, const std::string& what);
+
+// Opens `acceptor` on "ip:port" (port 0 picks one), binds and listens; the
+// one way every listener of the node is bound. Returns the bound port.
+Result<unsigned short> listen_on(boost::asio::ip::tcp::acceptor& acceptor, const std::string& address,
+                                 const std::string& what);
 
 }  // namespace ep

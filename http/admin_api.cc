@@ -8,7 +8,7 @@
 #include <set>
 
 #include "actors/caf_types.h"
-#include "base/digest.h"
+#include "http/route_check.h"
 #include "base/names.h"
 #include "base/json_text.h"
 
@@ -32,21 +32,14 @@ Reply error_json(unsigned status, const std::string& message) {
   return json_reply(status, json_text(json({{"error", message}})));
 }
 
-// A pin names an image as repository:tag or repository@digest.
+// A pin names an image as repository:tag or repository@digest, read as the
+// replicator reads it (split_reference); the reference must be explicit.
 Status check_pin_ref(const std::string& ref) {
-  auto at = ref.find('@');
-  auto colon = ref.rfind(':', at == std::string::npos ? std::string::npos : at);
-  Status s;
-  if (at != std::string::npos) {
-    s = validate_repository(std::string_view(ref).substr(0, at));
-    if (s) s = Digest::parse(std::string_view(ref).substr(at + 1)).status();
-  } else if (colon == std::string::npos) {
-    s = Status{Errc::bad_request, "a pin is repository:tag or repository@digest: " + ref};
-  } else {
-    s = validate_repository(std::string_view(ref).substr(0, colon));
-    if (s) s = validate_tag(std::string_view(ref).substr(colon + 1));
-  }
-  return s;
+  if (ref.find_first_of(":@") == std::string::npos)
+    return Status{Errc::bad_request, "a pin is repository:tag or repository@digest: " + ref};
+  auto [repo, reference] = split_reference(ref);
+  if (auto s = validate_repository(repo); !s) return s;
+  return check_reference(reference);
 }
 
 Handling now(Reply reply) {

@@ -16,14 +16,17 @@ bool is_upload_id(std::string_view id) {
 }
 
 Status check_manifest_reference(std::string_view reference, RouteUse use) {
-  const bool digest_form = looks_like_digest(reference);
-  Status status = digest_form ? Digest::parse(reference).status() : validate_tag(reference);
+  Status status = check_reference(reference);
   if (status || use == RouteUse::write) return status;
   // Reading or deleting something that cannot exist: it is unknown.
   return Status{Errc::manifest_unknown, "manifest unknown: " + status.message};
 }
 
 }  // namespace
+
+Status check_reference(std::string_view reference) {
+  return looks_like_digest(reference) ? Digest::parse(reference).status() : validate_tag(reference);
+}
 
 Status check_route(const Route& route, RouteUse use) {
   switch (route.kind) {

@@ -23,6 +23,9 @@ enum class RouteUse { read, write, remove };
 // BLOB_UPLOAD_UNKNOWN for an upload id that no upload could have.
 Status check_route(const Route& route, RouteUse use);
 
+// A manifest reference: a tag (TAG_INVALID) or a digest (DIGEST_INVALID).
+Status check_reference(std::string_view reference);
+
 // True for a registry host as `?ns=` names it (host[:port], ASCII), which is
 // safe to echo in a header.
 bool is_registry_host(std::string_view ns);

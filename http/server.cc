@@ -11,7 +11,6 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <charconv>
 #include <chrono>
 
 namespace ep::http {
@@ -19,20 +18,6 @@ namespace ep::http {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 using tcp = net::ip::tcp;
-
-bool split_host_port(const std::string& address, std::string& host, unsigned short& port) {
-  auto colon = address.rfind(':');
-  if (colon == std::string::npos || colon + 1 >= address.size()) return false;
-  host = address.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  auto p = address.substr(colon + 1);
-  unsigned value = 0;
-  auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
-  if (ec != std::errc() || ptr != p.data() + p.size() || value > 65535 || host.empty()) return false;
-  port = static_cast<unsigned short>(value);
-  return true;
-}
-
 
 struct Server::Impl {
   Impl(IoPool& io, RequestHandler& a, Metrics& m, BlockingPool& b, ServerLimits l)
@@ -73,21 +58,7 @@ Server::Server(IoPool& io, RequestHandler& api, Metrics& metrics, BlockingPool& 
 Server::~Server() = default;
 
 Result<unsigned short> Server::listen(const std::string& address) {
-  std::string host;
-  unsigned short port = 0;
-  if (!split_host_port(address, host, port))
-    return Status{Errc::config_invalid, "not a host:port address: " + address};
-  beast::error_code ec;
-  auto ip = net::ip::make_address(host, ec);
-  if (ec) return Status{Errc::config_invalid, "not an IP address: " + host};
-  tcp::endpoint endpoint(ip, port);
-  auto& acc = impl_->acceptor;
-  acc.open(endpoint.protocol(), ec);
-  if (!ec) acc.set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) acc.bind(endpoint, ec);
-  if (!ec) acc.listen(net::socket_base::max_listen_connections, ec);
-  if (ec) return Status{Errc::io_error, "cannot listen on " + address + ": " + ec.message()};
-  return acc.local_endpoint().port();
+  return listen_on(impl_->acceptor, address, "");
 }
 
 void Server::start() {

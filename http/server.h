@@ -42,7 +42,4 @@ class Server {
   std::unique_ptr<Impl> impl_;
 };
 
-// Splits "host:port" ("[v6]:port" too); false when malformed.
-bool split_host_port(const std::string& address, std::string& host, unsigned short& port);
-
 }  // namespace ep::http

@@ -41,12 +41,7 @@ ChunkServer::ChunkServer(IoPool& io, DataKey key, ChunkProvider provider, std::s
 ChunkServer::~ChunkServer() { stop(); }
 
 Result<uint16_t> ChunkServer::listen(const std::string& address) {
-  auto bound = listen_tcp(address, "data address");
-  if (!bound) return bound.status();
-  boost::system::error_code ec;
-  acceptor_->acceptor.assign(net::ip::tcp::v4(), bound->first.release(), ec);
-  if (ec) return Status{Errc::io_error, "data address: " + ec.message()};
-  return bound->second;
+  return listen_on(acceptor_->acceptor, address, "data address");
 }
 
 void ChunkServer::start() {

@@ -18,6 +18,7 @@
 #include <boost/asio/write.hpp>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -35,20 +36,6 @@ constexpr auto kConnectTimeout = std::chrono::seconds(2);
 // The middleman's heartbeats keep a live connection busy well within this.
 constexpr auto kIdleTimeout = std::chrono::seconds(30);
 
-bool parse_endpoint(const std::string& address, tcp::endpoint& out) {
-  auto colon = address.rfind(':');
-  if (colon == std::string::npos) return false;
-  error_code ec;
-  auto ip = net::ip::make_address(address.substr(0, colon), ec);
-  unsigned port = 0;
-  for (char c : address.substr(colon + 1)) {
-    if (c < '0' || c > '9' || port > 65535) return false;
-    port = port * 10 + static_cast<unsigned>(c - '0');
-  }
-  if (ec || colon + 1 == address.size() || port > 65535) return false;
-  out = tcp::endpoint(ip, static_cast<unsigned short>(port));
-  return true;
-}
 }  // namespace
 
 class Relay;
@@ -56,7 +43,7 @@ class Relay;
 struct ClusterGate::Impl {
   explicit Impl(IoPool& io) : strand(net::make_strand(io.context())), acceptor(strand) {}
 
-  std::string backend;
+  std::optional<tcp::endpoint> backend;  // the middleman's loopback port, once known
   std::atomic<uint64_t> refused{0};
   net::strand<net::io_context::executor_type> strand;  // every relay and the set below
   tcp::acceptor acceptor;
@@ -162,11 +149,10 @@ class Relay : public std::enable_shared_from_this<Relay> {
 void ClusterGate::Impl::accept() {
   acceptor.async_accept(strand, [this](error_code ec, tcp::socket socket) {
     if (stopped || ec == net::error::operation_aborted) return;
-    tcp::endpoint target;
-    if (!ec && relays.size() < static_cast<size_t>(kMaxConnections) && parse_endpoint(backend, target)) {
+    if (!ec && relays.size() < static_cast<size_t>(kMaxConnections) && backend) {
       auto relay = std::make_shared<Relay>(*this, std::move(socket));
       relays.insert(relay);
-      relay->start(target);
+      relay->start(*backend);
     } else if (!ec) {
       ++refused;  // the socket closes as it leaves scope
     }
@@ -175,26 +161,20 @@ void ClusterGate::Impl::accept() {
 }
 
 ClusterGate::ClusterGate(IoPool& io, std::string backend_address) : impl_(std::make_unique<Impl>(io)) {
-  impl_->backend = std::move(backend_address);
+  set_backend(std::move(backend_address));
 }
 
 ClusterGate::~ClusterGate() { stop(); }
 
-void ClusterGate::set_backend(std::string address) { impl_->backend = std::move(address); }
+void ClusterGate::set_backend(std::string address) {
+  auto endpoint = tcp_endpoint(address, "");
+  impl_->backend = endpoint ? std::optional<tcp::endpoint>(*endpoint) : std::nullopt;
+}
 
 uint64_t ClusterGate::connections_refused() const { return impl_->refused; }
 
 Result<uint16_t> ClusterGate::listen(const std::string& address) {
-  tcp::endpoint endpoint;
-  if (!parse_endpoint(address, endpoint)) return Status{Errc::config_invalid, "cluster address must be ip:port: " + address};
-  error_code ec;
-  auto& acc = impl_->acceptor;
-  acc.open(endpoint.protocol(), ec);
-  if (!ec) acc.set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) acc.bind(endpoint, ec);
-  if (!ec) acc.listen(net::socket_base::max_listen_connections, ec);
-  if (ec) return Status{Errc::io_error, "cannot listen on cluster address " + address + ": " + ec.message()};
-  return acc.local_endpoint().port();
+  return listen_on(impl_->acceptor, address, "cluster address");
 }
 
 void ClusterGate::start() {
