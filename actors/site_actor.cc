@@ -7,13 +7,13 @@
 #include <caf/io/all.hpp>
 #include <algorithm>
 #include <chrono>
-#include <iostream>
 #include <map>
 #include <set>
 
 #include "actors/admin_views.h"
 #include "actors/caf_types.h"
 #include "actors/store_actor.h"
+#include "base/json_text.h"
 #include "base/log.h"
 #include "storage/keys.h"
 
@@ -161,8 +161,8 @@ void carry_out(SiteActor* self, site::Effects fx) {
   }
   if (!fx.membership.empty()) publish_peers(st);
   for (const auto& ev : fx.membership)
-    std::cerr << "edgepier: member " << ev.name << " is " << (ev.gone ? "gone" : site::liveness_name(ev.liveness))
-              << (ev.restarted ? " (restarted)" : "") << "\n";
+    log_info("site", "member " + printable(ev.name) + " is " + (ev.gone ? "gone" : site::liveness_name(ev.liveness)) +
+                         (ev.restarted ? " (restarted)" : ""));
   st.stats->joined = !st.core->membership().live_peers().empty();
   publish_stats(st);
 }

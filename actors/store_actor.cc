@@ -19,16 +19,16 @@ void write_all(KvStore& kv, Registry& registry, const std::vector<std::string>& 
     KvBatch batch;
     for (size_t i = 0; i + 1 < puts.size(); i += 2) batch.put(puts[i], puts[i + 1]);
     for (const auto& key : deletes) batch.del(key);
-    if (auto s = kv.write(batch); !s) log_line("cannot persist the site index: " + s.message);
+    if (auto s = kv.write(batch); !s) log_error("store", "cannot persist the site index: " + s.message);
   }
   for (size_t i = 0; i + 2 < manifests.size(); i += 3)
     if (auto s = registry.store_manifest_content(manifests[i], manifests[i + 1], manifests[i + 2]); !s)
-      log_line("cannot store replicated manifest " + manifests[i] + ": " + s.message);
+      log_error("store", "cannot store replicated manifest " + manifests[i] + ": " + s.message);
   for (size_t i = 0; i + 3 < tags.size(); i += 4) {
     std::optional<Digest> digest;
     if (auto d = Digest::parse(tags[i + 3])) digest = *d;
     if (auto s = registry.apply_replicated_tag(tags[i], tags[i + 1], tags[i + 2], digest); !s)
-      log_line("cannot apply replicated tag " + tags[i + 1] + ":" + tags[i + 2] + ": " + s.message);
+      log_error("store", "cannot apply replicated tag " + tags[i + 1] + ":" + tags[i + 2] + ": " + s.message);
   }
 }
 

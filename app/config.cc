@@ -49,6 +49,8 @@ const Key kKeys[] = {
     {"blocking-threads", Kind::size, "most threads for registry requests that wait (on the uplink, peers); "
                                      "started when needed, ended when idle (default 32)"},
     {"io-threads", Kind::size, "I/O threads shared by the registry, admin, cluster and data listeners (default 2)"},
+    {"log-level", Kind::string, "trace, debug (adds one access-log line per request), info, warning or error"},
+    {"log-format", Kind::string, "\"text\" or \"json\" (one JSON object per line on standard error)"},
 };
 
 Status bad(const std::string& key, const std::string& why) {
@@ -87,7 +89,9 @@ Status apply(Config& config, const Key& key, const config_value& value) {
           {"default-upstream", &Config::default_upstream},
           {"upstream-credentials-file", &Config::upstream_credentials_file},
           {"advertise-host", &Config::advertise_host},
-          {"admin-token-file", &Config::admin_token_file}};
+          {"admin-token-file", &Config::admin_token_file},
+          {"log-level", &Config::log_level},
+          {"log-format", &Config::log_format}};
       config.*kFields.at(name) = *str;
       return Status::Ok();
     }

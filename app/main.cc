@@ -3,10 +3,9 @@
 #include <malloc.h>
 #include <signal.h>
 
-#include <iostream>
-
 #include "app/config.h"
 #include "app/node.h"
+#include "base/log.h"
 
 int main(int argc, char** argv) {
   // Chunk frames are 4 MiB buffers allocated on many threads. A fixed mmap
@@ -27,17 +26,22 @@ int main(int argc, char** argv) {
   auto config = ep::load_config(caf_config, argc, argv);
   if (caf_config.cli_helptext_printed) return 0;
   if (!config) {
-    std::cerr << "edgepier: " << config.status().message << std::endl;
+    ep::log_error("node", config.status().message);
+    return 2;
+  }
+  if (auto s = ep::configure_logging(config->log_level, config->log_format); !s) {
+    ep::log_error("node", s.message);
     return 2;
   }
   auto node = ep::Node::start(caf_config, *config);
   if (!node) {
-    std::cerr << "edgepier: " << node.status().message << std::endl;
+    ep::log_error("node", node.status().message);
     return node.status().code == ep::Errc::config_invalid ? 2 : 1;
   }
   int sig = 0;
   sigwait(&signals, &sig);
-  std::cerr << "edgepier: shutting down" << std::endl;
+  ep::log_info("node", std::string("shutting down (") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ")");
   node->reset();
+  ep::log_info("node", "stopped");
   return 0;
 }

@@ -290,7 +290,7 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
   if (auto s = bind_admin(p, config); !s) return s;
   if (auto s = start_site(p, config, *identity); !s) return s;
   start_serving(p, config);
-  log_line("node " + config.node_name + " serving the registry on " + config.registry_address + " (port " +
+  log_info("node", "node " + config.node_name + " serving the registry on " + config.registry_address + " (port " +
            std::to_string(*port) + "), admin on " + config.admin_address + ", data in " + config.data_dir +
            (config.site_key_file.empty() ? ", single node (no site key)"
                                          : ", site member at " + identity->self.cluster_address()));

@@ -1,9 +1,13 @@
-// The node's one logger (one line per event on standard error) and the
-// guard every thread entry point and handler boundary uses.
+// The node's one logger (spdlog, standard error) and the guard every thread
+// entry point and handler boundary uses.
 //
-// Thread-safe: each line is written with a single write(2), so lines from
-// different threads never interleave. Text that came from the network goes
-// through ep::printable() before it is logged.
+// One line per event, naming its component ("site", "mirror", "peer",
+// "store", "http", "node", "access"). Format and threshold are set once by
+// configure_logging() in main(), before any other thread starts; after that
+// every function here is safe from any thread (spdlog's stderr sink writes
+// each line under its own mutex, so lines never interleave). Text that came
+// from the network goes through ep::printable() before it is logged; the
+// JSON format escapes every field.
 #pragma once
 
 #include <string>
@@ -13,8 +17,27 @@
 
 namespace ep {
 
-// Writes "edgepier: <message>\n".
-void log_line(std::string_view message);
+enum class LogLevel { trace, debug, info, warning, error };
+
+// level: trace|debug|info|warning|error; format: text|json. A bad value is
+// a config_invalid Status naming the accepted values.
+Status configure_logging(std::string_view level, std::string_view format);
+
+bool log_enabled(LogLevel level);
+void log_event(LogLevel level, std::string_view component, std::string_view message) noexcept;
+
+inline void log_debug(std::string_view component, std::string_view message) {
+  log_event(LogLevel::debug, component, message);
+}
+inline void log_info(std::string_view component, std::string_view message) {
+  log_event(LogLevel::info, component, message);
+}
+inline void log_warning(std::string_view component, std::string_view message) {
+  log_event(LogLevel::warning, component, message);
+}
+inline void log_error(std::string_view component, std::string_view message) {
+  log_event(LogLevel::error, component, message);
+}
 
 // The exception being handled, as printable text. Call only in a catch block.
 std::string current_exception_text();

@@ -1,9 +1,9 @@
 #include "dataplane/chunk_digests.h"
 
 #include <algorithm>
-#include <iostream>
 
 #include "base/file_io.h"
+#include "base/log.h"
 
 namespace ep {
 
@@ -67,7 +67,7 @@ Result<std::shared_ptr<const ChunkDigestList>> ChunkDigests::of(const Digest& di
     list->push_back(chunk.finish().str());
   }
   if (whole.finish() != digest) {
-    std::cerr << "edgepier: stored blob " << digest.str() << " no longer matches its digest; removed\n";
+    log_error("blobs", "stored blob " + digest.str() + " no longer matches its digest; removed");
     blobs_.remove(digest);
     return Status{Errc::io_error, "stored blob " + digest.str() + " is corrupt"};
   }

@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <iostream>
 #include <thread>
 
 #include "base/names.h"
@@ -401,7 +400,7 @@ Status Mirror::fetch_whole_blob(Upstream& up, const std::string& local, const st
 
 void Mirror::finish_fetch(const std::shared_ptr<InflightBlob>& blob, const Status& outcome) {
   if (!outcome && !stopping_)  // what the waiting clients were told, for the operator too
-    std::cerr << "edgepier: fetch of " << blob->digest().str() << " failed: " << outcome.message << "\n";
+    log_warning("mirror", "fetch of " + blob->digest().str() + " failed: " + outcome.message);
   {
     std::lock_guard lock(mu_);
     if (auto it = inflight_.find(blob->digest().str()); it != inflight_.end() && it->second.lock() == blob)

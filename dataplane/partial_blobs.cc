@@ -3,9 +3,9 @@
 // a restart every journaled chunk is re-verified and kept, and partial blobs
 // nobody assembles are dropped after a while. Chunked fetches are in
 // site_fetch.cc, peers' blobs in peer_blobs.cc.
-#include <iostream>
 #include <set>
 
+#include "base/log.h"
 #include "base/file_io.h"
 #include "dataplane/site_blob.h"
 #include "site/chunk_plan.h"
@@ -135,8 +135,8 @@ void Mirror::resume_partial_blobs() {
     sb->journal = ChunkJournal::create(std::move(*journal), *digest, sb->size, sb->chunk_size);
     for (uint64_t i = 0; i < n && sb->journal; ++i)
       if (sb->have[i]) sb->journal->record(i, sb->chunk_digests[i]);
-    std::cerr << "edgepier: resuming " << digest->str() << " from " << resumed << " of " << n
-              << " verified chunks\n";
+    log_info("mirror", "resuming " + digest->str() + " from " + std::to_string(resumed) + " of " + std::to_string(n) +
+                           " verified chunks");
     std::lock_guard lock(mu_);
     site_blobs_[digest->str()] = std::move(sb);
   }

@@ -7,8 +7,9 @@
 #include <algorithm>
 #include <system_error>
 #include <thread>
-#include <iostream>
 
+#include "base/json_text.h"
+#include "base/log.h"
 #include "dataplane/site_blob.h"
 #include "site/chunk_plan.h"
 
@@ -226,7 +227,7 @@ std::chrono::milliseconds Mirror::stall_bound(const std::string& peer, std::chro
 }
 
 void Mirror::penalise(const std::string& peer, const std::string& why) {
-  std::cerr << "edgepier: peer " << peer << ": " << why << "; chunk discarded, peer used last for a while\n";
+  log_warning("peer", "peer " + printable(peer) + ": " + why + "; chunk discarded, peer used last for a while");
   std::lock_guard lock(mu_);
   ++peer_stats_[peer].bad_chunks;
   penalised_until_[peer] = std::chrono::steady_clock::now() + kPenalty;

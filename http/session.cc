@@ -19,6 +19,7 @@
 #include <functional>
 #include <optional>
 
+#include "base/json_text.h"
 #include "base/log.h"
 #include "http/oci_errors.h"
 
@@ -86,6 +87,8 @@ class Session : public std::enable_shared_from_this<Session> {
       return write_reply();
     }
     const auto& head = parser_->get().base();
+    if (log_enabled(LogLevel::debug))
+      access_line_ = std::string(head.method_string()) + " " + printable({head.target().data(), head.target().size()});
     head_request_ = head.method() == bhttp::verb::head;
     keep_alive_ = parser_->get().keep_alive();
     version_ = parser_->get().version() == 10 ? 10 : 11;
@@ -325,13 +328,25 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void done() {
-    metrics_.record(route_, reply_.status,
-                    std::chrono::duration<double>(Clock::now() - started_).count());
+    const double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
+    metrics_.record(route_, reply_.status, seconds);
+    if (!access_line_.empty()) log_access(seconds);
     reply_ = Reply{};
     serializer_.reset();
     response_.reset();
     if (!keep_alive_) return linger_close();
     read_header();
+  }
+
+  // The access log, at debug: client, request line, status, bytes, time.
+  void log_access(double seconds) {
+    beast::error_code ec;
+    auto peer = stream_.socket().remote_endpoint(ec);
+    uint64_t length = reply_.file ? reply_.file->length : reply_.head_length.value_or(reply_.body.size());
+    log_debug("access", (ec ? std::string("-") : peer.address().to_string()) + " \"" + access_line_ + "\" " +
+                            std::to_string(reply_.status) + " " + std::to_string(head_request_ ? 0 : length) + " " +
+                            std::to_string(static_cast<uint64_t>(seconds * 1000)) + "ms");
+    access_line_.clear();
   }
 
   // After a complete reply on a connection that ends (often with request
@@ -387,6 +402,7 @@ class Session : public std::enable_shared_from_this<Session> {
   unsigned version_ = 11;
   uint64_t raw_remaining_ = 0;
   Clock::time_point started_;
+  std::string access_line_;  // method and target, kept only when the access log is on
   RequestHandler& api_;
   Metrics& metrics_;
   const ServerLimits& limits_;
