@@ -7,6 +7,7 @@ PKGS=(
   libprotobuf-dev protobuf-compiler libcli11-dev catch2 nlohmann-json3-dev libspdlog-dev libssl-dev
   python3 python3-pytest python3-requests python3-yaml python3-matplotlib libedit-dev curl jq wrk iproute2 util-linux
   skopeo podman containerd docker-registry
+  dpkg-dev kubernetes-client umoci chromium ca-certificates
 )
 missing=()
 for p in "${PKGS[@]}"; do
