@@ -24,13 +24,61 @@ json member_json(const wire::Member& m, const char* state, uint64_t last_seen_ms
           {"blobs_announced", m.blobs_size()}};
 }
 
-json pin_view_json(const crdt::PinView& pin, const site::SiteCore& core, Registry& registry) {
+// The image's blobs with their sizes, as its manifests (stored here) list them.
+struct ImageBlobs {
+  std::vector<Digest> digests;
+  std::vector<uint64_t> sizes;
+  uint64_t total = 0;
+};
+
+// Bytes of the image `m` announced it can serve: whole blobs, or the chunks
+// of blobs it is assembling. Blobs completed long ago are not announced;
+// a member holding the whole image says so in `holds` instead.
+uint64_t announced_bytes(const wire::Member& m, const ImageBlobs& image, uint64_t chunk_size) {
+  uint64_t bytes = 0;
+  for (const auto& holding : m.blobs()) {
+    auto it = std::find_if(image.digests.begin(), image.digests.end(),
+                           [&](const Digest& d) { return d.str() == holding.digest(); });
+    if (it == image.digests.end()) continue;
+    const uint64_t size = image.sizes[static_cast<size_t>(it - image.digests.begin())];
+    if (holding.chunks().empty()) {
+      bytes += size;
+      continue;
+    }
+    uint64_t chunks = 0;
+    for (unsigned char byte : holding.chunks()) chunks += static_cast<uint64_t>(__builtin_popcount(byte));
+    bytes += std::min(size, chunks * chunk_size);
+  }
+  return bytes;
+}
+
+json progress_json(const std::string& node, bool complete, uint64_t bytes, uint64_t total) {
+  return {{"node", node}, {"complete", complete}, {"bytes", complete ? total : std::min(bytes, total)}, {"total", total}};
+}
+
+json pin_view_json(const crdt::PinView& pin, const site::SiteCore& core, Registry& registry, uint64_t chunk_size) {
+  ImageBlobs image;
+  if (auto digests = registry.image_blobs(pin.ref, &image.sizes)) image.digests = std::move(*digests);
+  for (auto size : image.sizes) image.total += size;
   json holders = json::array();
-  if (registry.holds_image(pin.ref)) holders.push_back(core.self().name());
+  json progress = json::array();
+  const bool held_here = registry.holds_image(pin.ref);
+  if (held_here) holders.push_back(core.self().name());
+  uint64_t here = 0;
+  if (!held_here) {
+    const auto repo = split_reference(pin.ref).first;
+    for (size_t i = 0; i < image.digests.size(); ++i)
+      if (registry.stat_blob(repo, image.digests[i].str())) here += image.sizes[i];
+    here = std::max(here, announced_bytes(core.self(), image, chunk_size));
+  }
+  progress.push_back(progress_json(core.self().name(), held_here, here, image.total));
   for (const auto& [name, m] : core.membership().members()) {  // as announced in their heartbeats
     if (m.liveness != site::Liveness::alive) continue;
     const auto& holds = m.info.holds();
-    if (std::find(holds.begin(), holds.end(), pin.ref) != holds.end()) holders.push_back(name);
+    const bool complete = std::find(holds.begin(), holds.end(), pin.ref) != holds.end();
+    if (complete) holders.push_back(name);
+    progress.push_back(
+        progress_json(name, complete, complete ? 0 : announced_bytes(m.info, image, chunk_size), image.total));
   }
   json replicas = pin.replicas == 0 ? json("all") : json(pin.replicas);
   return {{"ref", pin.ref},
@@ -38,7 +86,9 @@ json pin_view_json(const crdt::PinView& pin, const site::SiteCore& core, Registr
           {"pinned_by", pin.pinned_by},
           {"pinned_at_ms", pin.pinned_at.wall_ms},
           {"target", pin.replicas == 0 ? core.membership().live_peers().size() + 1 : pin.replicas},
-          {"holders", holders}};
+          {"holders", holders},
+          {"size", image.total},
+          {"progress", progress}};
 }
 }  // namespace
 
@@ -73,15 +123,15 @@ std::string tags_json(const site::SiteCore& core, const std::string& repo) {
   return json_text(json({{"tags", tags}}));
 }
 
-std::string pins_json(const site::SiteCore& core, Registry& registry) {
+std::string pins_json(const site::SiteCore& core, Registry& registry, uint64_t chunk_size) {
   json pins = json::array();
-  for (const auto& pin : core.index().pins()) pins.push_back(pin_view_json(pin, core, registry));
+  for (const auto& pin : core.index().pins()) pins.push_back(pin_view_json(pin, core, registry, chunk_size));
   return json_text(json({{"pins", pins}}));
 }
 
-std::string pin_json(const site::SiteCore& core, Registry& registry, const std::string& ref) {
+std::string pin_json(const site::SiteCore& core, Registry& registry, const std::string& ref, uint64_t chunk_size) {
   for (const auto& pin : core.index().pins())
-    if (pin.ref == ref) return json_text(json({{"pin", pin_view_json(pin, core, registry)}}));
+    if (pin.ref == ref) return json_text(json({{"pin", pin_view_json(pin, core, registry, chunk_size)}}));
   return json_text(json({{"pin", nullptr}}));
 }
 

@@ -36,6 +36,7 @@ struct SiteState {
   bool auto_pin = true;
   Registry* registry = nullptr;
   uint32_t default_replicas = 0;
+  uint64_t chunk_size = 4 << 20;
   std::function<std::vector<wire::BlobHolding>()> holdings;
   std::function<uint64_t()> holdings_version;
   uint64_t announced_version = 0;
@@ -295,7 +296,7 @@ caf::behavior site_behavior(SiteActor* self) {
         auto& st = self->state;
         uint32_t factor = replicas < 0 ? st.default_replicas : static_cast<uint32_t>(replicas);
         carry_out(self, st.core->add_pin(ref, factor, now_ms()));
-        return pin_json(*st.core, *st.registry, ref);
+        return pin_json(*st.core, *st.registry, ref, st.chunk_size);
       },
       [=](pin_rm_atom, const std::string& ref) -> std::string {
         auto fx = self->state.core->remove_pin(ref, now_ms());
@@ -305,7 +306,9 @@ caf::behavior site_behavior(SiteActor* self) {
       },
       [=](members_atom) -> std::string { return members_json(*self->state.core, now_ms()); },
       [=](tags_atom, const std::string& repo) -> std::string { return tags_json(*self->state.core, repo); },
-      [=](pins_atom) -> std::string { return pins_json(*self->state.core, *self->state.registry); },
+      [=](pins_atom) -> std::string {
+        return pins_json(*self->state.core, *self->state.registry, self->state.chunk_size);
+      },
       [=](leave_atom) -> std::string {
         carry_out(self, self->state.core->leave(now_ms()));
         return "{}";
@@ -351,6 +354,7 @@ Result<std::pair<caf::actor, uint16_t>> start_site_actor(caf::actor_system& syst
     st.auto_pin = config.auto_pin;
     st.registry = &deps.registry;
     st.default_replicas = config.default_replicas;
+    st.chunk_size = config.chunk_size;
     st.holdings = deps.holdings;
     st.holdings_version = deps.holdings_version;
     st.store = spawn_store_actor(self, deps.kv, deps.registry);

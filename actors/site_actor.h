@@ -33,6 +33,7 @@ struct SiteActorConfig {
   site::CoreOptions core;
   uint32_t default_replicas = 0;  // for pins added without a factor (0 = all)
   bool auto_pin = true;           // pin every image tagged here (pulled or pushed)
+  uint64_t chunk_size = 4 << 20;  // what one bit of an announced chunk bitmap stands for
 };
 
 struct SiteDeps {

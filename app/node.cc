@@ -242,7 +242,8 @@ Status bind_admin(Parts& p, const Config& config) {
 Status start_site(Parts& p, const Config& config, const SiteIdentity& identity) {
   site::CoreOptions core_options;
   core_options.membership.gone_after_ms = static_cast<uint64_t>(config.gone_after.count());
-  actors::SiteActorConfig site_config{identity.self, config.seeds, core_options, config.replication, config.auto_pin};
+  actors::SiteActorConfig site_config{identity.self,      config.seeds,     core_options,
+                                      config.replication, config.auto_pin, config.chunk_size};
   auto* mirror = p.mirror.get();
   actors::SiteDeps deps{*p.kv, *p.registry, identity.sealer, p.stats, p.peers, p.index,
                         [mirror] { return mirror->holdings(); }, [mirror] { return mirror->holdings_version(); }};
@@ -269,6 +270,8 @@ void start_serving(Parts& p, const Config& config) {
   p.replicator->start();
   p.server->start();
   p.admin_server->start();
+  p.admin->sample_traffic();  // the status page's chart starts at the node's start
+  p.io->repeat(http::AdminApi::kTrafficPeriod, [admin = p.admin.get()] { admin->sample_traffic(); });
   p.io->start();
 }
 

@@ -2,7 +2,9 @@
 
 #include "base/io_pool.h"
 
+#include <boost/asio/steady_timer.hpp>
 #include <charconv>
+#include <memory>
 
 #include "base/log.h"
 
@@ -18,6 +20,28 @@ void IoPool::start() {
           return Status::Ok();
         });
     });
+}
+
+namespace {
+struct Repeating : std::enable_shared_from_this<Repeating> {
+  Repeating(boost::asio::io_context& ioc, std::chrono::milliseconds every, std::function<void()> job)
+      : timer(ioc), period(every), work(std::move(job)) {}
+  void arm() {
+    timer.expires_after(period);
+    timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (ec) return;
+      self->work();
+      self->arm();
+    });
+  }
+  boost::asio::steady_timer timer;
+  std::chrono::milliseconds period;
+  std::function<void()> work;
+};
+}  // namespace
+
+void IoPool::repeat(std::chrono::milliseconds period, std::function<void()> work) {
+  std::make_shared<Repeating>(ioc_, period, std::move(work))->arm();
 }
 
 void IoPool::stop() {

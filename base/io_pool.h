@@ -10,6 +10,8 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +28,10 @@ class IoPool {
   IoPool& operator=(const IoPool&) = delete;
 
   boost::asio::io_context& context() { return ioc_; }
+  // Runs `work` on the pool every `period` until the pool stops. The timer is
+  // owned by its pending wait alone, so it goes with the pool; `work` must
+  // not block and what it uses must outlive the pool.
+  void repeat(std::chrono::milliseconds period, std::function<void()> work);
   void start();
   // No handler runs once this returns.
   void stop();

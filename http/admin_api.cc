@@ -9,6 +9,7 @@
 
 #include "actors/caf_types.h"
 #include "http/route_check.h"
+#include "http/status_page.h"
 #include "base/names.h"
 #include "base/json_text.h"
 
@@ -42,6 +43,21 @@ Status check_pin_ref(const std::string& ref) {
   return check_reference(reference);
 }
 
+// The page is self-contained (inline CSS and script, nothing fetched from
+// elsewhere); the policy says so to the browser too.
+Reply status_page_reply() {
+  Reply r;
+  r.content_type = "text/html; charset=utf-8";
+  r.body = std::string(status_page_html());
+  r.header("Cache-Control", "no-store")
+      .header("Content-Security-Policy",
+              "default-src 'none'; connect-src 'self'; img-src 'self' data:; style-src 'unsafe-inline'; "
+              "script-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+      .header("X-Content-Type-Options", "nosniff")
+      .header("Referrer-Policy", "no-referrer");
+  return r;
+}
+
 Handling now(Reply reply) {
   Handling h;
   h.reply = std::move(reply);
@@ -62,6 +78,10 @@ Reply AdminApi::ask(Ts... request) {
 }
 
 Handling AdminApi::handle(const RequestHead& head) {
+  const std::string_view requested(head.target().data(), head.target().size());
+  if ((head.method() == verb::verb::get || head.method() == verb::verb::head) &&
+      (requested == "/" || requested == "/index.html"))
+    return now(status_page_reply());
   if (!token_.empty()) {
     auto auth = head[field::authorization];
     std::string expected = "Bearer " + token_;
@@ -120,6 +140,8 @@ Handling AdminApi::handle(const RequestHead& head) {
     h.deferred = [this] { return blobs_reply(); };
   } else if (path == "/admin/v1/stats" && get) {
     return now(stats_reply());
+  } else if (path == "/admin/v1/stats/history" && get) {
+    return now(traffic_history_reply());
   } else if (path == "/admin/v1/leave" && method == verb::verb::post) {
     h.deferred = [this] {
       Reply r = ask(actors::leave_atom::value);
@@ -163,12 +185,37 @@ Reply AdminApi::blobs_reply() {
   return json_reply(200, json_text(json({{"blobs", list}})));
 }
 
+TrafficSample AdminApi::traffic_now() const {
+  TrafficSample s;
+  s.wall_ms = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  s.from_upstream = mirror_.bytes_from_upstream();
+  s.from_peers = traffic_->bytes_fetched.load();
+  s.to_clients = metrics_.bytes_out();
+  s.to_peers = traffic_->bytes_served.load();
+  return s;
+}
+
+void AdminApi::sample_traffic() { traffic_history_.add(traffic_now()); }
+
+Reply AdminApi::traffic_history_reply() {
+  json samples = json::array();
+  for (const auto& s : traffic_history_.samples())
+    samples.push_back({{"time_ms", s.wall_ms},
+                       {"bytes_from_upstream", s.from_upstream},
+                       {"bytes_from_peers", s.from_peers},
+                       {"bytes_to_clients", s.to_clients},
+                       {"bytes_to_peers", s.to_peers}});
+  return json_reply(200, json_text(json({{"period_ms", kTrafficPeriod.count()}, {"samples", samples}})));
+}
+
 Reply AdminApi::stats_reply() {
-  json doc = {{"bytes_to_clients", metrics_.bytes_out()},
+  const TrafficSample counters = traffic_now();
+  json doc = {{"bytes_to_clients", counters.to_clients},
               {"bytes_from_clients", metrics_.bytes_in()},
-              {"bytes_from_upstream", mirror_.bytes_from_upstream()},
-              {"bytes_from_peers", traffic_->bytes_fetched.load()},
-              {"bytes_to_peers", traffic_->bytes_served.load()},
+              {"bytes_from_upstream", counters.from_upstream},
+              {"bytes_from_peers", counters.from_peers},
+              {"bytes_to_peers", counters.to_peers},
               {"peers", json::array()}};
   for (const auto& [name, p] : mirror_.peer_stats())
     doc["peers"].push_back(

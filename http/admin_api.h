@@ -1,7 +1,10 @@
-// AdminApi: the node's admin HTTP API used by epctl (JSON, /admin/v1/...).
+// AdminApi: the node's admin HTTP API used by epctl (JSON, /admin/v1/...)
+// and the read-only status page at / (http/status_page.h).
 //
 // Listens on admin-address (loopback by default). When a token is set every
-// request must carry "Authorization: Bearer <token>". Site state is read from
+// /admin/v1 request must carry "Authorization: Bearer <token>"; the page
+// itself holds no data and is served to anyone, its script asks for the
+// token. Site state is read from
 // and changed through the site actor (requests run on the server's worker
 // pool, never on its I/O threads); local facts (blobs, traffic) are read
 // directly. Errors: {"error": "..."} with a 4xx/5xx status.
@@ -12,6 +15,7 @@
 #include <string>
 
 #include "http/api.h"
+#include "http/traffic_history.h"
 
 namespace ep::http {
 
@@ -23,12 +27,18 @@ class AdminApi : public RequestHandler {
         mirror_(mirror), traffic_(std::move(traffic)), token_(std::move(token)) {}
 
   Handling handle(const RequestHead& head) override;
+  // Records the byte counters for the status page's chart; called every
+  // kTrafficPeriod by a timer on the I/O pool (never blocks).
+  static constexpr std::chrono::milliseconds kTrafficPeriod{5000};
+  void sample_traffic();
   // Set once, before the server starts.
   void set_site(caf::actor site) { site_ = std::move(site); }
 
  private:
   Reply blobs_reply();
   Reply stats_reply();
+  Reply traffic_history_reply();
+  TrafficSample traffic_now() const;
   template <class... Ts>
   Reply ask(Ts... request);
 
@@ -40,6 +50,7 @@ class AdminApi : public RequestHandler {
   Mirror& mirror_;
   std::shared_ptr<transfer::PeerTraffic> traffic_;
   std::string token_;
+  TrafficHistory traffic_history_{180};  // 15 minutes of kTrafficPeriod samples
 };
 
 }  // namespace ep::http

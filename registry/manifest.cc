@@ -20,6 +20,11 @@ bool is_foreign_layer(const std::string& media_type) {
   return media_type.find("foreign") != std::string::npos || media_type.find("nondistributable") != std::string::npos;
 }
 
+uint64_t descriptor_size(const json& d) {
+  auto size = d.find("size");
+  return size != d.end() && size->is_number_unsigned() ? size->get<uint64_t>() : 0;
+}
+
 Result<Digest> descriptor_digest(const json& d, const std::string& where) {
   if (!d.is_object()) return invalid(where + " is not a descriptor object");
   auto it = d.find("digest");
@@ -90,6 +95,7 @@ Result<ManifestInfo> parse_manifest(std::string_view body, std::string_view cont
     auto cd = descriptor_digest(*config, "config");
     if (!cd) return cd.status();
     info.blobs.push_back(*cd);
+    info.blob_sizes.push_back(descriptor_size(*config));
     info.artifact_type = string_field(*config, "mediaType");
     auto layers = doc.find("layers");
     if (layers == doc.end() || !layers->is_array()) return invalid("image manifest has no layers array");
@@ -97,7 +103,9 @@ Result<ManifestInfo> parse_manifest(std::string_view body, std::string_view cont
       const auto& layer = (*layers)[i];
       auto ld = descriptor_digest(layer, "layers[" + std::to_string(i) + "]");
       if (!ld) return ld.status();
-      if (!is_foreign_layer(string_field(layer, "mediaType"))) info.blobs.push_back(*ld);
+      if (is_foreign_layer(string_field(layer, "mediaType"))) continue;
+      info.blobs.push_back(*ld);
+      info.blob_sizes.push_back(descriptor_size(layer));
     }
   }
   if (index) {

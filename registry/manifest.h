@@ -28,6 +28,7 @@ constexpr size_t kMaxManifestBytes = 4 << 20;
 struct ManifestInfo {
   std::string media_type;             // effective media type, served as Content-Type
   std::vector<Digest> blobs;          // config and layers that must be in the repository
+  std::vector<uint64_t> blob_sizes;   // their descriptors' sizes, in the same order (0 if absent)
   std::vector<Digest> manifests;      // children of an index that must be in the repository
   std::optional<Digest> subject;      // referrers API: the manifest this one refers to
   std::string artifact_type;          // artifactType, else config.mediaType

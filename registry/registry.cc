@@ -165,7 +165,7 @@ std::pair<std::string_view, std::string_view> split_reference(std::string_view r
   return {ref, "latest"};
 }
 
-std::optional<std::vector<Digest>> Registry::image_blobs(std::string_view ref) {
+std::optional<std::vector<Digest>> Registry::image_blobs(std::string_view ref, std::vector<uint64_t>* sizes) {
   auto [repo, reference] = split_reference(ref);
   std::vector<Digest> blobs;
   std::function<bool(std::string_view, int)> walk = [&](std::string_view r, int depth) {
@@ -174,6 +174,7 @@ std::optional<std::vector<Digest>> Registry::image_blobs(std::string_view ref) {
     auto info = parse_manifest(m->body, m->media_type);
     if (!info) return false;
     blobs.insert(blobs.end(), info->blobs.begin(), info->blobs.end());
+    if (sizes) sizes->insert(sizes->end(), info->blob_sizes.begin(), info->blob_sizes.end());
     // An index's platforms count only where their manifest is here: nobody
     // pulled the others, so they are not fetched on speculation.
     for (const auto& child : info->manifests) walk(child.str(), depth + 1);

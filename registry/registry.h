@@ -97,8 +97,9 @@ class Registry {
   // stored here completely. `ref` is "repo:tag" or "repo@digest".
   bool holds_image(std::string_view ref);
   // Digests of every blob an image references (whether stored or not);
-  // nullopt when its manifest is unknown here.
-  std::optional<std::vector<Digest>> image_blobs(std::string_view ref);
+  // nullopt when its manifest is unknown here. `sizes`, when given, gets
+  // their descriptors' sizes in the same order.
+  std::optional<std::vector<Digest>> image_blobs(std::string_view ref, std::vector<uint64_t>* sizes = nullptr);
 
   // The digest a tag points at, if any.
   Result<std::optional<Digest>> resolve_tag(std::string_view repo, std::string_view tag);
