@@ -87,8 +87,15 @@ class Session : public std::enable_shared_from_this<Session> {
       return write_reply();
     }
     const auto& head = parser_->get().base();
-    if (log_enabled(LogLevel::debug))
-      access_line_ = std::string(head.method_string()) + " " + printable({head.target().data(), head.target().size()});
+    if (log_enabled(LogLevel::debug)) {
+      access_line_ = std::string(head.method_string()) + " ";
+      // Quoted in the line: a quote in the target is escaped like other odd bytes.
+      for (char c : printable({head.target().data(), head.target().size()}, 1024))
+        if (c == '"')
+          access_line_.append("\\x22");
+        else
+          access_line_.push_back(c);
+    }
     head_request_ = head.method() == bhttp::verb::head;
     keep_alive_ = parser_->get().keep_alive();
     version_ = parser_->get().version() == 10 ? 10 : 11;

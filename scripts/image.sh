@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the edgepier container image offline, from scratch (no base image, no
 # download): a rootfs holding /usr/bin/edgepier, /usr/bin/epctl, exactly the
-# shared libraries they load (found with ldd) and the dynamic loader, a container
-# default config /etc/edgepier/edgepier.ini, minimal /etc files and the host's CA
+# shared libraries they load (found with ldd) and the dynamic loader, the packaged
+# default config deploy/edgepier.ini as /etc/edgepier/edgepier.ini, minimal /etc files and the host's CA
 # bundle (pull-through upstreams are HTTPS). umoci makes the OCI image from one
 # layer; skopeo writes it as a single-file oci-archive:
 #
@@ -89,8 +89,9 @@ libs_of() {
   return 0
 }
 
-install -m 0755 "$bin_dir/edgepier" "$root/usr/bin/edgepier"
-install -m 0755 "$bin_dir/epctl" "$root/usr/bin/epctl"
+# Stripped: symbols are for the build tree, not the image.
+install -m 0755 --strip "$bin_dir/edgepier" "$root/usr/bin/edgepier"
+install -m 0755 --strip "$bin_dir/epctl" "$root/usr/bin/epctl"
 libs=$( { libs_of "$bin_dir/edgepier"; libs_of "$bin_dir/epctl"; } | sort -u)
 # Name lookups: glibc 2.36 has files and dns inside libc.so.6; Debian still ships
 # the libnss_files/libnss_dns stubs, copied so an NSS that dlopens them finds them.
@@ -108,18 +109,10 @@ mkdir -p "$root"/etc/edgepier "$root"/etc/ssl/certs "$root"/usr/lib/ssl \
   "$root"/var/lib/edgepier "$root"/tmp "$root"/root "$root"/dev "$root"/proc "$root"/sys
 chmod 1777 "$root/tmp"
 chmod 0700 "$root/root"
-cat >"$root/etc/edgepier/edgepier.ini" <<'EOF'
-; edgepier in a container (scripts/image.sh). Strings are quoted (CAF INI syntax).
-; Any key can be overridden on the command line: --edgepier.<key>=<value>.
-; node-name defaults to the host name; site-key-file, seeds and upstreams are
-; set per site.
-[edgepier]
-data-dir="/var/lib/edgepier"
-registry-address="0.0.0.0:5000"
-admin-address="127.0.0.1:5050"
-cluster-address="0.0.0.0:7946"
-data-address="0.0.0.0:7947"
-EOF
+# The packaged default config (the .deb installs the same file): data in the
+# volume /var/lib/edgepier, the registry, cluster and data ports on every
+# address, the admin API on the container's loopback.
+install -m 0644 deploy/edgepier.ini "$root/etc/edgepier/edgepier.ini"
 cat >"$root/etc/passwd" <<'EOF'
 root:x:0:0:root:/root:/usr/sbin/nologin
 nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
