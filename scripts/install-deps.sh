@@ -7,8 +7,12 @@ PKGS=(
   libprotobuf-dev protobuf-compiler libcli11-dev catch2 nlohmann-json3-dev libspdlog-dev libssl-dev
   python3 python3-pytest python3-requests python3-yaml python3-matplotlib libedit-dev curl jq wrk iproute2 util-linux
   skopeo podman containerd docker-registry
-  dpkg-dev kubernetes-client umoci chromium ca-certificates
+  dpkg-dev umoci chromium ca-certificates
 )
+# kubectl (for `kubectl kustomize` in tests/deploy): Debian's kubernetes-client,
+# unless some kubectl is installed already (a kubectl package owns /usr/bin/kubectl
+# on some machines, and the two cannot both be installed).
+command -v kubectl >/dev/null || PKGS+=(kubernetes-client)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
