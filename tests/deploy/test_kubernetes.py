@@ -23,7 +23,7 @@ SECRET_NAME = "edgepier-site-key"  # deploy/kubernetes/README.md creates it
 
 @pytest.fixture(scope="module")
 def docs():
-    kubectl = shutil.which("kubectl")
+    kubectl = os.environ.get("KUBECTL") or shutil.which("kubectl")
     if not kubectl:
         pytest.skip("kubectl is not installed (apt-get install kubernetes-client)")
     out = subprocess.run([kubectl, "kustomize", str(KDIR)], capture_output=True, text=True, timeout=60)
