@@ -56,7 +56,9 @@ json progress_json(const std::string& node, bool complete, uint64_t bytes, uint6
   return {{"node", node}, {"complete", complete}, {"bytes", complete ? total : std::min(bytes, total)}, {"total", total}};
 }
 
-json pin_view_json(const crdt::PinView& pin, const site::SiteCore& core, Registry& registry, uint64_t chunk_size) {
+json pin_view_json(const crdt::PinView& pin, const site::SiteCore& core, Registry& registry,
+                   const PinViewContext& context) {
+  const uint64_t chunk_size = context.chunk_size;
   ImageBlobs image;
   if (auto digests = registry.image_blobs(pin.ref, &image.sizes)) image.digests = std::move(*digests);
   for (auto size : image.sizes) image.total += size;
@@ -88,7 +90,10 @@ json pin_view_json(const crdt::PinView& pin, const site::SiteCore& core, Registr
           {"target", pin.replicas == 0 ? core.membership().live_peers().size() + 1 : pin.replicas},
           {"holders", holders},
           {"size", image.total},
-          {"progress", progress}};
+          {"progress", progress},
+          {"kind", pin.explicit_pin ? "explicit" : "auto"},
+          {"last_used_ms", pin.last_used_ms},
+          {"lapsed", pin.lapsed(context.now_ms, context.auto_pin_ttl_ms)}};
 }
 }  // namespace
 
@@ -123,15 +128,16 @@ std::string tags_json(const site::SiteCore& core, const std::string& repo) {
   return json_text(json({{"tags", tags}}));
 }
 
-std::string pins_json(const site::SiteCore& core, Registry& registry, uint64_t chunk_size) {
+std::string pins_json(const site::SiteCore& core, Registry& registry, const PinViewContext& context) {
   json pins = json::array();
-  for (const auto& pin : core.index().pins()) pins.push_back(pin_view_json(pin, core, registry, chunk_size));
+  for (const auto& pin : core.index().pins()) pins.push_back(pin_view_json(pin, core, registry, context));
   return json_text(json({{"pins", pins}}));
 }
 
-std::string pin_json(const site::SiteCore& core, Registry& registry, const std::string& ref, uint64_t chunk_size) {
+std::string pin_json(const site::SiteCore& core, Registry& registry, const std::string& ref,
+                     const PinViewContext& context) {
   for (const auto& pin : core.index().pins())
-    if (pin.ref == ref) return json_text(json({{"pin", pin_view_json(pin, core, registry, chunk_size)}}));
+    if (pin.ref == ref) return json_text(json({{"pin", pin_view_json(pin, core, registry, context)}}));
   return json_text(json({{"pin", nullptr}}));
 }
 

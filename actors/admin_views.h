@@ -12,9 +12,18 @@ namespace ep::actors {
 std::string members_json(const site::SiteCore& core, uint64_t now_ms);
 // `repo` filters by repository ("" = all); both "repo" and "ns/repo" match.
 std::string tags_json(const site::SiteCore& core, const std::string& repo);
-// Each pin with its holders and every live node's progress on it: bytes it
-// holds or announced (whole blobs, or chunk bitmaps of `chunk_size` chunks).
-std::string pins_json(const site::SiteCore& core, Registry& registry, uint64_t chunk_size);
-std::string pin_json(const site::SiteCore& core, Registry& registry, const std::string& ref, uint64_t chunk_size);
+// What pin views need besides the index.
+struct PinViewContext {
+  uint64_t chunk_size = 0;       // what one bit of an announced chunk bitmap stands for
+  uint64_t auto_pin_ttl_ms = 0;  // when an auto-pin lapses
+  uint64_t now_ms = 0;           // wall clock
+};
+
+// Each pin with its kind (explicit or auto), last use, whether it lapsed, its
+// holders and every live node's progress on it: bytes it holds or announced
+// (whole blobs, or chunk bitmaps).
+std::string pins_json(const site::SiteCore& core, Registry& registry, const PinViewContext& context);
+std::string pin_json(const site::SiteCore& core, Registry& registry, const std::string& ref,
+                     const PinViewContext& context);
 
 }  // namespace ep::actors

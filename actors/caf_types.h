@@ -15,6 +15,7 @@ using tag_put_atom = caf::atom_constant<caf::atom("tagput")>;      // local tag 
 using tag_del_atom = caf::atom_constant<caf::atom("tagdel")>;      // local tag deleted
 using pin_add_atom = caf::atom_constant<caf::atom("pinadd")>;      // admin: pin a reference
 using pin_rm_atom = caf::atom_constant<caf::atom("pinrm")>;        // admin: unpin
+using pin_used_atom = caf::atom_constant<caf::atom("pinused")>;    // a client pulled a reference here
 using members_atom = caf::atom_constant<caf::atom("members")>;     // admin: member list (JSON)
 using tags_atom = caf::atom_constant<caf::atom("tags")>;           // admin: tag map (JSON)
 using pins_atom = caf::atom_constant<caf::atom("pins")>;           // admin: pin set (JSON)

@@ -37,6 +37,8 @@ struct SiteState {
   Registry* registry = nullptr;
   uint32_t default_replicas = 0;
   uint64_t chunk_size = 4 << 20;
+  uint64_t use_step_ms = 3600 * 1000;  // a pin's last use is raised at most this often
+  uint64_t auto_pin_ttl_ms = 0;
   std::function<std::vector<wire::BlobHolding>()> holdings;
   std::function<uint64_t()> holdings_version;
   uint64_t announced_version = 0;
@@ -286,8 +288,12 @@ caf::behavior site_behavior(SiteActor* self) {
           std::string ref = (ns.empty() ? repo : mirror_repository(ns, repo)) + ":" + tag;
           auto pins = st.core->index().pins();
           if (std::none_of(pins.begin(), pins.end(), [&](const crdt::PinView& p) { return p.ref == ref; }))
-            carry_out(self, st.core->add_pin(ref, st.default_replicas, now_ms()));
+            carry_out(self, st.core->add_pin(ref, st.default_replicas, now_ms(), /*automatic=*/true));
         }
+      },
+      [=](pin_used_atom, const std::string& ref) {
+        auto& st = self->state;
+        if (auto fx = st.core->use_pin(ref, now_ms(), st.use_step_ms)) carry_out(self, std::move(*fx));
       },
       [=](tag_del_atom, const std::string& ns, const std::string& repo, const std::string& tag) {
         carry_out(self, self->state.core->delete_tag(crdt::TagKey{ns, repo, tag}, now_ms()));
@@ -296,7 +302,7 @@ caf::behavior site_behavior(SiteActor* self) {
         auto& st = self->state;
         uint32_t factor = replicas < 0 ? st.default_replicas : static_cast<uint32_t>(replicas);
         carry_out(self, st.core->add_pin(ref, factor, now_ms()));
-        return pin_json(*st.core, *st.registry, ref, st.chunk_size);
+        return pin_json(*st.core, *st.registry, ref, {st.chunk_size, st.auto_pin_ttl_ms, now_ms()});
       },
       [=](pin_rm_atom, const std::string& ref) -> std::string {
         auto fx = self->state.core->remove_pin(ref, now_ms());
@@ -307,7 +313,8 @@ caf::behavior site_behavior(SiteActor* self) {
       [=](members_atom) -> std::string { return members_json(*self->state.core, now_ms()); },
       [=](tags_atom, const std::string& repo) -> std::string { return tags_json(*self->state.core, repo); },
       [=](pins_atom) -> std::string {
-        return pins_json(*self->state.core, *self->state.registry, self->state.chunk_size);
+        auto& st = self->state;
+        return pins_json(*st.core, *st.registry, {st.chunk_size, st.auto_pin_ttl_ms, now_ms()});
       },
       [=](leave_atom) -> std::string {
         carry_out(self, self->state.core->leave(now_ms()));
@@ -355,6 +362,11 @@ Result<std::pair<caf::actor, uint16_t>> start_site_actor(caf::actor_system& syst
     st.registry = &deps.registry;
     st.default_replicas = config.default_replicas;
     st.chunk_size = config.chunk_size;
+    // Last use is coarse: a tenth of the TTL (at most an hour, at least a
+    // second), so a lapse is decided within 10% and a busy image costs one
+    // index write per step, not one per pull.
+    st.use_step_ms = std::clamp<uint64_t>(config.auto_pin_ttl_ms / 10, 1000, 3600 * 1000);
+    st.auto_pin_ttl_ms = config.auto_pin_ttl_ms;
     st.holdings = deps.holdings;
     st.holdings_version = deps.holdings_version;
     st.store = spawn_store_actor(self, deps.kv, deps.registry);
@@ -393,6 +405,12 @@ void SiteTagObserver::tag_written(const std::string& ns, const std::string& repo
 
 void SiteTagObserver::tag_deleted(const std::string& ns, const std::string& repo, const std::string& tag) {
   caf::anon_send(site_, tag_del_atom::value, ns, repo, tag);
+}
+
+void SiteTagObserver::image_pulled(const std::string& repo, const std::string& reference) {
+  // As pins name images: repo:tag, or repo@digest (a digest holds a colon, a tag cannot).
+  const char* separator = reference.find(':') == std::string::npos ? ":" : "@";
+  caf::anon_send(site_, pin_used_atom::value, repo + separator + reference);
 }
 
 }  // namespace ep::actors

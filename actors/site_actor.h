@@ -34,6 +34,7 @@ struct SiteActorConfig {
   uint32_t default_replicas = 0;  // for pins added without a factor (0 = all)
   bool auto_pin = true;           // pin every image tagged here (pulled or pushed)
   uint64_t chunk_size = 4 << 20;  // what one bit of an announced chunk bitmap stands for
+  uint64_t auto_pin_ttl_ms = 7 * 24 * 3600 * 1000ull;  // an auto-pin not pulled this long lapses
 };
 
 struct SiteDeps {
@@ -61,6 +62,7 @@ class SiteTagObserver : public TagObserver {
   void tag_written(const std::string& ns, const std::string& repo, const std::string& tag,
                    const StoredManifest& manifest) override;
   void tag_deleted(const std::string& ns, const std::string& repo, const std::string& tag) override;
+  void image_pulled(const std::string& repo, const std::string& reference) override;
 
  private:
   caf::actor site_;

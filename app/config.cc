@@ -43,6 +43,7 @@ const Key kKeys[] = {
     {"chunk-size", Kind::size, "bytes per chunk"},
     {"replication", Kind::replication, "copies of each pinned image: a number or \"all\""},
     {"auto-pin", Kind::boolean, "pin every image first pulled through the site"},
+    {"auto-pin-ttl", Kind::duration, "an auto-pin lapses when its image was not pulled on any node this long (default 7d)"},
     {"storage-budget", Kind::size, "bytes of blob storage before unpinned blobs are evicted (0 = unlimited)"},
     {"tag-ttl", Kind::duration, "how long an upstream tag answer is trusted"},
     {"gone-after", Kind::duration, "how long a dead or departed member's state is kept (default 24h)"},
@@ -63,7 +64,7 @@ bool parse_duration(std::string_view text, std::chrono::milliseconds& out) {
   if (ec != std::errc() || value < 0) return false;
   std::string_view unit(ptr, static_cast<size_t>(text.data() + text.size() - ptr));
   static const std::map<std::string_view, double> kUnits = {
-      {"ms", 1}, {"s", 1000}, {"min", 60000}, {"m", 60000}, {"h", 3600000}};
+      {"ms", 1}, {"s", 1000}, {"min", 60000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
   auto it = kUnits.find(unit);
   if (it == kUnits.end()) return false;
   out = std::chrono::milliseconds(static_cast<int64_t>(value * it->second));
@@ -138,13 +139,13 @@ Status apply(Config& config, const Key& key, const config_value& value) {
       return bad(name, "expected true or false, got " + caf::to_string(value));
     }
     case Kind::duration: {
-      auto& field = name == "tag-ttl" ? config.tag_ttl : config.gone_after;
+      auto& field = name == "tag-ttl" ? config.tag_ttl : name == "auto-pin-ttl" ? config.auto_pin_ttl : config.gone_after;
       if (const auto* span = caf::get_if<caf::timespan>(&value)) {
         field = std::chrono::duration_cast<std::chrono::milliseconds>(*span);
         return Status::Ok();
       }
       if (str && parse_duration(*str, field)) return Status::Ok();
-      return bad(name, "expected a duration like 30s, 500ms or 5min, got " + caf::to_string(value));
+      return bad(name, "expected a duration like 30s, 500ms, 5min, 12h or 7d, got " + caf::to_string(value));
     }
     case Kind::replication: {
       int64_t n = 0;

@@ -35,6 +35,7 @@ struct Config {
   uint64_t chunk_size = 4 << 20;
   uint32_t replication = 0;  // 0 = "all"
   bool auto_pin = true;
+  std::chrono::milliseconds auto_pin_ttl{7LL * 24 * 3600 * 1000};  // an auto-pin not pulled this long lapses
   uint64_t storage_budget = 0;  // 0 = unlimited
   uint64_t blocking_threads = 32;  // most threads for registry work that must block (extension)
   uint64_t io_threads = 2;         // Asio I/O threads shared by every listener (extension)

@@ -212,8 +212,11 @@ Status bind_site_listeners(Parts& p, const Config& config, const std::string& si
 
 Result<unsigned short> bind_registry(Parts& p, const Config& config) {
   p.api = std::make_unique<http::Api>(*p.registry, *p.uploads, *p.blobs, p.metrics, p.mirror.get());
-  p.api->set_metrics_source([stats = p.stats, traffic = p.traffic, mirror = p.mirror.get()] {
-    return http::render_node_metrics(*stats, *traffic, *mirror);
+  // The replicator is made before the I/O threads start and goes after they stop.
+  p.api->set_metrics_source([&p] {
+    std::string text = http::render_node_metrics(*p.stats, *p.traffic, *p.mirror);
+    if (p.replicator) text += http::render_storage_metrics(*p.replicator, p.blobs->used_bytes());
+    return text;
   });
   p.blocking = std::make_unique<BlockingPool>(config.blocking_threads);
   p.server = std::make_unique<http::Server>(*p.io, *p.api, p.metrics, *p.blocking);
@@ -243,7 +246,8 @@ Status start_site(Parts& p, const Config& config, const SiteIdentity& identity) 
   site::CoreOptions core_options;
   core_options.membership.gone_after_ms = static_cast<uint64_t>(config.gone_after.count());
   actors::SiteActorConfig site_config{identity.self,      config.seeds,     core_options,
-                                      config.replication, config.auto_pin, config.chunk_size};
+                                      config.replication, config.auto_pin, config.chunk_size,
+                                      static_cast<uint64_t>(config.auto_pin_ttl.count())};
   auto* mirror = p.mirror.get();
   actors::SiteDeps deps{*p.kv, *p.registry, identity.sealer, p.stats, p.peers, p.index,
                         [mirror] { return mirror->holdings(); }, [mirror] { return mirror->holdings_version(); }};
@@ -267,7 +271,9 @@ void start_serving(Parts& p, const Config& config) {
   // Pinned images to fetch, and the storage budget to keep (single nodes too).
   p.replicator = std::make_unique<Replicator>(*p.registry, *p.blobs, *p.mirror, p.index, p.peers, config.node_name);
   p.replicator->set_storage_budget(config.storage_budget);
+  p.replicator->set_auto_pin_ttl(static_cast<uint64_t>(config.auto_pin_ttl.count()));
   p.replicator->start();
+  p.admin->set_replicator(p.replicator.get());
   p.server->start();
   p.admin_server->start();
   p.admin->sample_traffic();  // the status page's chart starts at the node's start

@@ -78,14 +78,26 @@ wire::IndexDelta Index::put_tag(const TagKey& key, const std::string& digest, co
 
 wire::IndexDelta Index::delete_tag(const TagKey& key, const Hlc& ts) { return put_tag(key, "", "", ts); }
 
-wire::IndexDelta Index::add_pin(const std::string& ref, uint32_t replicas, const Hlc& ts) {
+wire::IndexDelta Index::add_pin(const std::string& ref, uint32_t replicas, const Hlc& ts, bool automatic) {
   wire::IndexDelta delta;
   auto* add = delta.add_pin_adds();
   add->set_ref(ref);
   to_wire(ts, add->mutable_id());
   add->set_replicas(replicas);
   add->set_pinned_by(ts.node);
+  add->set_automatic(automatic);
   merge_pin_add(*add);
+  return delta;
+}
+
+std::optional<wire::IndexDelta> Index::use_pin(const std::string& ref, uint64_t wall_ms, uint64_t step_ms) {
+  auto it = pins_.find(pin_entry_key(ref));
+  if (it == pins_.end() || wall_ms < it->second.last_used_ms + step_ms) return std::nullopt;
+  wire::IndexDelta delta;
+  auto* use = delta.add_pin_uses();
+  use->set_ref(ref);
+  use->set_wall_ms(wall_ms);
+  merge_pin_use(*use);
   return delta;
 }
 
@@ -149,6 +161,28 @@ bool Index::merge_pin_remove(const wire::PinRemove& remove) {
   return true;
 }
 
+bool Index::merge_pin_use(const wire::PinUse& use) {
+  const std::string key = pin_entry_key(use.ref());
+  // Kept even before the add arrives (delivery order must not matter); a
+  // use alone pins nothing and is dropped by collect_garbage.
+  auto& state = pins_[key];
+  if (use.wall_ms() <= state.last_used_ms) return false;
+  state.last_used_ms = use.wall_ms();
+  state.changed = ++counter_;
+  touch(key);
+  return true;
+}
+
+void Index::append_pin(const PinState& state, const std::string& key, wire::IndexDelta& out) const {
+  for (const auto& [id, add] : state.adds) *out.add_pin_adds() = add;
+  for (const auto& [id, remove] : state.removes) *out.add_pin_removes() = remove;
+  if (state.last_used_ms > 0) {
+    auto* use = out.add_pin_uses();
+    use->set_ref(key.substr(1));  // the entry key is "p" + ref
+    use->set_wall_ms(state.last_used_ms);
+  }
+}
+
 MergeResult Index::merge(const wire::IndexDelta& delta) {
   MergeResult result;
   for (const auto& w : delta.tags()) {
@@ -165,6 +199,8 @@ MergeResult Index::merge(const wire::IndexDelta& delta) {
     if (merge_pin_add(a)) result.changed_keys.push_back(pin_entry_key(a.ref())), result.pins_changed = true;
   for (const auto& r : delta.pin_removes())
     if (merge_pin_remove(r)) result.changed_keys.push_back(pin_entry_key(r.ref())), result.pins_changed = true;
+  for (const auto& u : delta.pin_uses())  // after the adds: a repair carries both
+    if (merge_pin_use(u)) result.changed_keys.push_back(pin_entry_key(u.ref())), result.pins_changed = true;
   return result;
 }
 
@@ -192,10 +228,17 @@ std::vector<PinView> Index::pins() const {
   std::vector<PinView> out;
   for (const auto& [key, state] : pins_) {
     const wire::PinAdd* live = nullptr;
-    for (const auto& [id, add] : state.adds)
-      if (!state.removes.count(id)) live = &add;  // highest live id wins (map is sorted)
-    if (live)
-      out.push_back(PinView{live->ref(), live->replicas(), live->pinned_by(), from_wire(live->id())});
+    bool explicit_pin = false;
+    for (const auto& [id, add] : state.adds) {
+      if (state.removes.count(id)) continue;
+      live = &add;  // highest live id wins (map is sorted)
+      explicit_pin |= !add.automatic();
+    }
+    if (!live) continue;
+    PinView view{live->ref(), live->replicas(), live->pinned_by(), from_wire(live->id())};
+    view.explicit_pin = explicit_pin;
+    view.last_used_ms = std::max(state.last_used_ms, view.pinned_at.wall_ms);
+    out.push_back(std::move(view));
   }
   return out;
 }
@@ -205,8 +248,7 @@ std::string Index::encode_entry(const std::string& key) const {
   if (auto t = tags_.find(key); t != tags_.end()) {
     for (const auto& w : t->second.writes) *entry.add_tags() = w;
   } else if (auto p = pins_.find(key); p != pins_.end()) {
-    for (const auto& [id, add] : p->second.adds) *entry.add_pin_adds() = add;
-    for (const auto& [id, remove] : p->second.removes) *entry.add_pin_removes() = remove;
+    append_pin(p->second, key, entry);
   }
   if (entry.tags_size() == 0 && entry.pin_adds_size() == 0 && entry.pin_removes_size() == 0) return "";
   return entry.SerializeAsString();
@@ -258,10 +300,7 @@ wire::IndexDelta Index::entries(const std::vector<uint32_t>& buckets) const {
     for (const auto& key : bucket_keys_[b]) {
       if (auto t = tags_.find(key); t != tags_.end())
         for (const auto& w : t->second.writes) *out.add_tags() = w;
-      if (auto p = pins_.find(key); p != pins_.end()) {
-        for (const auto& [id, add] : p->second.adds) *out.add_pin_adds() = add;
-        for (const auto& [id, remove] : p->second.removes) *out.add_pin_removes() = remove;
-      }
+      if (auto p = pins_.find(key); p != pins_.end()) append_pin(p->second, key, out);
     }
   }
   return out;

@@ -6,7 +6,11 @@
 //    some other write observed are pruned. The value is the write with the
 //    highest HLC timestamp (node name breaks ties); the others left are
 //    concurrent writes, shown as conflicts. Deletes are tombstone writes.
-//  - Pin set: observed-remove set, add wins over a concurrent remove.
+//  - Pin set: observed-remove set, add wins over a concurrent remove. An add
+//    is explicit (an operator's) or automatic (a first pull's cache hint).
+//    Each pinned reference also has a last-use time, a max register: pulls
+//    anywhere in the site raise it (coarsely, see use_pin), and an auto-pin
+//    whose last use is older than the auto-pin TTL has lapsed.
 // merge() is commutative, associative and idempotent (pruning only removes
 // writes dominated by another write, and dominance is transitive), so any
 // delivery order, duplication or repetition converges. Owned by one thread
@@ -55,6 +59,13 @@ struct PinView {
   uint32_t replicas = 0;  // 0 = all
   std::string pinned_by;
   Hlc pinned_at;
+  bool explicit_pin = false;  // some live add is explicit: it stays until removed
+  uint64_t last_used_ms = 0;  // last pull anywhere, or the newest live add if later
+
+  // An auto-pin not pulled for `ttl_ms`; it no longer holds its image.
+  bool lapsed(uint64_t now_ms, uint64_t ttl_ms) const {
+    return !explicit_pin && ttl_ms > 0 && now_ms > last_used_ms && now_ms - last_used_ms > ttl_ms;
+  }
 };
 
 struct MergeResult {
@@ -70,7 +81,10 @@ class Index {
 
   wire::IndexDelta put_tag(const TagKey& key, const std::string& digest, const std::string& media_type, const Hlc& ts);
   wire::IndexDelta delete_tag(const TagKey& key, const Hlc& ts);
-  wire::IndexDelta add_pin(const std::string& ref, uint32_t replicas, const Hlc& ts);
+  wire::IndexDelta add_pin(const std::string& ref, uint32_t replicas, const Hlc& ts, bool automatic = false);
+  // Records a pull of `ref` at `wall_ms` when it is pinned and its last use
+  // is at least `step_ms` older (one write per pin and step, not per pull).
+  std::optional<wire::IndexDelta> use_pin(const std::string& ref, uint64_t wall_ms, uint64_t step_ms);
   // nullopt when the reference is not pinned.
   std::optional<wire::IndexDelta> remove_pin(const std::string& ref);
 
@@ -119,10 +133,13 @@ class Index {
     uint64_t changed = 0;
     std::map<std::string, wire::PinAdd> adds;        // by encoded id
     std::map<std::string, wire::PinRemove> removes;  // by encoded id
+    uint64_t last_used_ms = 0;                        // max of every PinUse merged
   };
   bool merge_tag(const wire::TagWrite& write);
   bool merge_pin_add(const wire::PinAdd& add);
   bool merge_pin_remove(const wire::PinRemove& remove);
+  bool merge_pin_use(const wire::PinUse& use);
+  void append_pin(const PinState& state, const std::string& key, wire::IndexDelta& out) const;
   void touch(const std::string& key);
   void note(const Hlc& ts);
 

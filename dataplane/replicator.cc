@@ -5,9 +5,17 @@
 #include <algorithm>
 #include <set>
 
+#include "dataplane/eviction_plan.h"
 #include "site/chunk_plan.h"
 
 namespace ep {
+
+namespace {
+uint64_t wall_ms() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+}  // namespace
 
 Replicator::Replicator(Registry& registry, BlobStore& blobs, Mirror& mirror, std::shared_ptr<site::IndexSnapshot> index,
                        std::shared_ptr<site::PeerDirectory> peers, std::string self_name)
@@ -48,8 +56,13 @@ void Replicator::run() {
     lock.unlock();
     std::vector<std::string> members;
     for (const auto& peer : peers_->live()) members.push_back(peer.name);
+    const uint64_t now = wall_ms();
     for (const auto& pin : index_->pins()) {
-      if (!assigned(pin, self_, members) || registry_.holds_image(pin.ref)) continue;
+      if (!assigned(pin, self_, members) || pin.lapsed(now, auto_pin_ttl_ms_)) continue;
+      // A cache hint of a mirrored image never pushes storage over its budget
+      // (it would be evicted again); pushed images are the site's only copies.
+      if (!pin.explicit_pin && budget_ > 0 && blobs_.used_bytes() >= budget_ && mirrored(pin)) continue;
+      if (registry_.holds_image(pin.ref)) continue;
       replicate(pin);
       std::lock_guard check(mu_);
       if (stopping_) break;
@@ -59,26 +72,42 @@ void Replicator::run() {
   }
 }
 
+bool Replicator::mirrored(const crdt::PinView& pin) const {
+  return !index_->origin(std::string(split_reference(pin.ref).first)).ns.empty();
+}
+
 void Replicator::enforce_budget() {
   const uint64_t budget = budget_;
-  if (budget == 0 || blobs_.used_bytes() <= budget) return;
-  std::set<std::string> pinned;
-  for (const auto& pin : index_->pins())
+  const uint64_t used = blobs_.used_bytes();
+  if (budget == 0 || (used <= budget && !over_budget_)) return;
+  std::vector<PinnedImage> pins;
+  for (auto& pin : index_->pins()) {
+    PinnedImage image{pin, {}, mirrored(pin)};
     if (auto blobs = registry_.image_blobs(pin.ref))
-      for (const auto& d : *blobs) pinned.insert(d.str());
+      for (const auto& d : *blobs) image.blobs.push_back(d.str());
+    pins.push_back(std::move(image));
+  }
   auto access = registry_.blob_access();
-  std::vector<std::pair<uint64_t, std::pair<Digest, uint64_t>>> candidates;  // (last access, blob)
+  std::vector<StoredBlob> stored;
   for (auto& [digest, size] : blobs_.list()) {
-    if (pinned.count(digest.str())) continue;
     auto it = access.find(digest.str());
-    candidates.push_back({it == access.end() ? 0 : it->second, {digest, size}});
+    stored.push_back({digest.str(), size, it == access.end() ? 0 : it->second});
   }
-  std::sort(candidates.begin(), candidates.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (const auto& [when, blob] : candidates) {
-    if (blobs_.used_bytes() <= budget) break;
-    if (blobs_.remove(blob.first)) ++evicted_;
+  const auto plan = plan_eviction(stored, pins, used, budget);
+  // Removing a blob another thread is sending is safe: the open file stays
+  // readable until that send ends. Partial blobs are not listed: a fetch
+  // in progress is never evicted.
+  for (const auto& digest : plan.evict) {
+    auto d = Digest::parse(digest);
+    if (d && blobs_.remove(*d)) ++evicted_;
   }
+  kept_bytes_ = plan.kept_bytes;
+  if (plan.over_budget != over_budget_.exchange(plan.over_budget))  // said once per change, not per round
+    log_warning("storage", plan.over_budget
+                               ? "explicit pins and pinned pushed images hold " + std::to_string(plan.kept_bytes) +
+                                     " bytes, more than storage-budget " + std::to_string(budget) +
+                                     "; they are kept (epctl pins; remove a pin or raise the budget)"
+                               : "blob storage is within storage-budget again");
 }
 
 void Replicator::yield_to_clients() {

@@ -5,6 +5,9 @@
 // chunked fetch), one blob at a time, each only once no client pull here is
 // fetching (prefetch yields to pulls: the uplink, the peers and this node's
 // CPU go to what a pod is waiting for; at most a minute at a time).
+// Lapsed auto-pins are not fetched, nor auto-pinned mirrored images while
+// storage is over its budget. The budget is kept by evicting blobs in the order of
+// dataplane/eviction_plan.h (unpinned, then auto-pinned; never explicit).
 // Owns one thread; stopped by its destructor.
 #pragma once
 
@@ -29,11 +32,17 @@ class Replicator {
              std::shared_ptr<site::PeerDirectory> peers, std::string self_name);
   ~Replicator();
   void start();
-  // Evicts least-recently-used unpinned blobs while storage exceeds `bytes`
-  // (0: unlimited). Unpinned content can be fetched again from the site or
-  // its upstream.
+  // Keeps blob storage within `bytes` (0: unlimited); evicted content can be
+  // fetched again from the site or its upstream.
   void set_storage_budget(uint64_t bytes) { budget_ = bytes; }
+  void set_auto_pin_ttl(uint64_t ms) { auto_pin_ttl_ms_ = ms; }
+  uint64_t storage_budget() const { return budget_; }
+  uint64_t auto_pin_ttl_ms() const { return auto_pin_ttl_ms_; }
   uint64_t blobs_evicted() const { return evicted_; }
+  // What is never evicted (explicit pins, pinned pushed images) alone is
+  // more than the budget: the node keeps it and says so.
+  bool over_budget() const { return over_budget_; }
+  uint64_t kept_bytes() const { return kept_bytes_; }
   // Whether this node should hold a pinned image (pure; used by tests too).
   static bool assigned(const crdt::PinView& pin, const std::string& self, std::vector<std::string> members);
   uint64_t blobs_replicated() const { return replicated_; }
@@ -42,6 +51,7 @@ class Replicator {
   void run();
   void replicate(const crdt::PinView& pin);
   void enforce_budget();
+  bool mirrored(const crdt::PinView& pin) const;  // an upstream can give its blobs back
   void yield_to_clients();
 
   Registry& registry_;
@@ -54,7 +64,9 @@ class Replicator {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
-  std::atomic<uint64_t> replicated_{0}, evicted_{0}, budget_{0};
+  std::atomic<uint64_t> replicated_{0}, evicted_{0}, budget_{0}, kept_bytes_{0};
+  std::atomic<uint64_t> auto_pin_ttl_ms_{7ull * 24 * 3600 * 1000};
+  std::atomic<bool> over_budget_{false};
 };
 
 }  // namespace ep

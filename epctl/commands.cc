@@ -134,7 +134,7 @@ int cmd_pins(AdminClient& client, const Invocation& inv, std::ostream& out) {
   if (inv.global.json) return print_json(doc, out), 0;
   std::vector<json> rows(list(doc, "pins").begin(), list(doc, "pins").end());
   sort_by(rows, [](const json& p) { return str(p, "ref"); });
-  Table table({"REF", "REPLICAS", "COPIES", "HOLDERS", "PINNED BY", "PINNED"});
+  Table table({"REF", "REPLICAS", "COPIES", "HOLDERS", "KIND", "PINNED BY", "PINNED", "LAST USE"});
   table.align_right(1);
   table.align_right(2);
   int64_t now = now_unix_ms();
@@ -144,11 +144,25 @@ int cmd_pins(AdminClient& client, const Invocation& inv, std::ostream& out) {
     std::string replicas = replicas_text(p);
     std::string copies = std::to_string(holders.size());
     if (replicas != "all" && replicas != "-") copies += "/" + replicas;
-    table.add_row({str(p, "ref"), replicas, copies, join_or_dash(holders), str(p, "pinned_by"),
-                   human_since(num(p, "pinned_at_ms"), now)});
+    std::string kind = str(p, "kind").empty() ? "-" : str(p, "kind");
+    if (flag(p, "lapsed")) kind += " (lapsed)";
+    table.add_row({str(p, "ref"), replicas, copies, join_or_dash(holders), kind, str(p, "pinned_by"),
+                   human_since(num(p, "pinned_at_ms"), now), human_since(num(p, "last_used_ms"), now)});
   }
-  if (table.rows() == 0) return out << "no pins\n", 0;
-  table.print(out);
+  if (table.rows() == 0)
+    out << "no pins\n";
+  else
+    table.print(out);
+  auto storage = doc.find("storage");
+  if (storage != doc.end() && storage->is_object()) {
+    const auto budget = unum(*storage, "budget_bytes");
+    out << "storage on this node: " << human_size(unum(*storage, "used_bytes"))
+        << (budget ? " of a " + human_size(budget) + " budget" : " (no budget)");
+    if (flag(*storage, "over_budget"))
+      out << "; OVER BUDGET: explicit pins and pinned pushed images hold " << human_size(unum(*storage, "kept_bytes"))
+          << ", which are never evicted";
+    out << "\n";
+  }
   return 0;
 }
 

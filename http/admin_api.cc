@@ -8,6 +8,7 @@
 #include <set>
 
 #include "actors/caf_types.h"
+#include "dataplane/replicator.h"
 #include "http/route_check.h"
 #include "http/status_page.h"
 #include "base/names.h"
@@ -101,7 +102,7 @@ Handling AdminApi::handle(const RequestHead& head) {
     if (auto s = repo.empty() ? Status::Ok() : validate_repository(repo); !s) return now(error_json(400, s.message));
     h.deferred = [this, repo] { return ask(actors::tags_atom::value, repo); };
   } else if (path == "/admin/v1/pins" && get) {
-    h.deferred = [this] { return ask(actors::pins_atom::value); };
+    h.deferred = [this] { return pins_reply(); };
   } else if (path == "/admin/v1/pins" && method == verb::verb::post) {
     h.mode = BodyMode::buffer;
     h.buffer_limit = 64 * 1024;
@@ -154,6 +155,22 @@ Handling AdminApi::handle(const RequestHead& head) {
     return now(error_json(404, "not found"));
   }
   return h;
+}
+
+// The site's pins, with this node's storage: its budget and whether explicit
+// pins alone exceed it.
+Reply AdminApi::pins_reply() {
+  Reply reply = ask(actors::pins_atom::value);
+  if (reply.status != 200 || !replicator_) return reply;
+  auto doc = json::parse(reply.body, nullptr, false);
+  if (doc.is_discarded()) return reply;
+  doc["storage"] = {{"budget_bytes", replicator_->storage_budget()},
+                    {"used_bytes", blobs_.used_bytes()},
+                    {"kept_bytes", replicator_->kept_bytes()},
+                    {"over_budget", replicator_->over_budget()},
+                    {"auto_pin_ttl_ms", replicator_->auto_pin_ttl_ms()}};
+  reply.body = json_text(doc);
+  return reply;
 }
 
 Reply AdminApi::blobs_reply() {

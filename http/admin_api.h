@@ -17,6 +17,10 @@
 #include "http/api.h"
 #include "http/traffic_history.h"
 
+namespace ep {
+class Replicator;
+}
+
 namespace ep::http {
 
 class AdminApi : public RequestHandler {
@@ -33,8 +37,11 @@ class AdminApi : public RequestHandler {
   void sample_traffic();
   // Set once, before the server starts.
   void set_site(caf::actor site) { site_ = std::move(site); }
+  // Set once, before the server starts: the storage budget's keeper.
+  void set_replicator(const Replicator* replicator) { replicator_ = replicator; }
 
  private:
+  Reply pins_reply();
   Reply blobs_reply();
   Reply stats_reply();
   Reply traffic_history_reply();
@@ -50,6 +57,7 @@ class AdminApi : public RequestHandler {
   Mirror& mirror_;
   std::shared_ptr<transfer::PeerTraffic> traffic_;
   std::string token_;
+  const Replicator* replicator_ = nullptr;
   TrafficHistory traffic_history_{180};  // 15 minutes of kTrafficPeriod samples
 };
 

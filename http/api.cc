@@ -98,6 +98,7 @@ Reply manifest_reply(StoredManifest m) {
 Reply Api::mirrored_manifest(Upstream& upstream, const Route& route) {
   auto m = mirror_->manifest(upstream, route.name, route.reference);
   if (!m) return error_reply(m.status());
+  registry_.note_pull(mirror_repository(upstream.ns(), route.name), route.reference);
   return manifest_reply(std::move(*m));
 }
 
@@ -195,7 +196,10 @@ Handling Api::manifests(const Route& route, const RequestHead& head) {
       Upstream* upstream = upstream_for(route);
       if (!(upstream && route.has("ns"))) {
         auto m = registry_.get_manifest(route.name, route.reference);
-        if (m) return answer(manifest_reply(std::move(*m)));
+        if (m) {
+          registry_.note_pull(route.name, route.reference);
+          return answer(manifest_reply(std::move(*m)));
+        }
         bool miss = m.status().code == Errc::manifest_unknown || m.status().code == Errc::name_unknown;
         if (!upstream || !miss) return fail(m.status());
       }

@@ -2,6 +2,7 @@
 
 #include "actors/site_stats.h"
 #include "dataplane/mirror.h"
+#include "dataplane/replicator.h"
 #include "http/metrics.h"
 #include "transfer/chunk_service.h"
 
@@ -37,6 +38,21 @@ std::string render_node_metrics(const actors::SiteStats& site, const transfer::P
          counter("edgepier_peer_handshakes_refused_total", "Peer streams refused for lacking the site key.") +
          "edgepier_peer_handshakes_refused_total " + std::to_string(traffic.handshakes_refused) + "\n" +
          per_peer(mirror.peer_stats());
+}
+
+std::string render_storage_metrics(const Replicator& replicator, uint64_t used) {
+  auto gauge = [](const char* name, const char* help, uint64_t value) {
+    return std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name + " " +
+           std::to_string(value) + "\n";
+  };
+  return gauge("edgepier_storage_used_bytes", "Bytes of complete blobs stored.", used) +
+         gauge("edgepier_storage_budget_bytes", "storage-budget (0 = unlimited).", replicator.storage_budget()) +
+         gauge("edgepier_storage_kept_bytes", "Stored bytes never evicted (explicit pins, pinned pushed images).",
+               replicator.kept_bytes()) +
+         gauge("edgepier_storage_over_budget", "1 when what is never evicted alone exceeds storage-budget.",
+               replicator.over_budget() ? 1 : 0) +
+         counter("edgepier_storage_evicted_blobs_total", "Blobs evicted to keep storage-budget.") +
+         "edgepier_storage_evicted_blobs_total " + std::to_string(replicator.blobs_evicted()) + "\n";
 }
 
 }  // namespace ep::http

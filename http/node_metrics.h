@@ -10,6 +10,7 @@
 
 namespace ep {
 class Mirror;
+class Replicator;
 namespace actors {
 struct SiteStats;
 }
@@ -21,5 +22,8 @@ struct PeerTraffic;
 namespace ep::http {
 
 std::string render_node_metrics(const actors::SiteStats& site, const transfer::PeerTraffic& traffic, Mirror& mirror);
+// Blob storage against storage-budget: used, budget, bytes explicit pins
+// hold, whether they alone exceed it, blobs evicted.
+std::string render_storage_metrics(const Replicator& replicator, uint64_t used_bytes);
 
 }  // namespace ep::http

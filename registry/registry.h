@@ -48,6 +48,8 @@ class TagObserver {
   virtual void tag_written(const std::string& ns, const std::string& repo, const std::string& tag,
                            const StoredManifest& manifest) = 0;
   virtual void tag_deleted(const std::string& ns, const std::string& repo, const std::string& tag) = 0;
+  // A client pulled a manifest of `repo` (local repository) by `reference`.
+  virtual void image_pulled(const std::string& repo, const std::string& reference) {}
 };
 
 // Splits "repo:tag" / "repo@digest" / "repo" (tag latest) into (repo, reference).
@@ -63,6 +65,10 @@ class Registry {
   // Set once at startup, before requests are served.
   void set_observer(TagObserver* observer) { observer_ = observer; }
   TagObserver* observer() const { return observer_; }
+  // Tells the observer a client pulled `repo` by `reference` (auto-pins' last use).
+  void note_pull(std::string_view repo, std::string_view reference) {
+    if (observer_) observer_->image_pulled(std::string(repo), std::string(reference));
+  }
 
   // reference: a tag or a digest.
   Result<StoredManifest> get_manifest(std::string_view repo, std::string_view reference);

@@ -245,11 +245,20 @@ Effects SiteCore::delete_tag(const crdt::TagKey& key, uint64_t now) {
   return fx;
 }
 
-Effects SiteCore::add_pin(const std::string& ref, uint32_t replicas, uint64_t now) {
-  auto delta = index_.add_pin(ref, replicas, clock_.now(now));
+Effects SiteCore::add_pin(const std::string& ref, uint32_t replicas, uint64_t now, bool automatic) {
+  auto delta = index_.add_pin(ref, replicas, clock_.now(now), automatic);
   Effects fx;
   fx.persist.push_back(crdt::pin_entry_key(ref));
   fx.append(broadcast_delta(std::move(delta), now));
+  return fx;
+}
+
+std::optional<Effects> SiteCore::use_pin(const std::string& ref, uint64_t now, uint64_t step_ms) {
+  auto delta = index_.use_pin(ref, now, step_ms);
+  if (!delta) return std::nullopt;
+  Effects fx;
+  fx.persist.push_back(crdt::pin_entry_key(ref));
+  fx.append(broadcast_delta(std::move(*delta), now));
   return fx;
 }
 

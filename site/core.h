@@ -62,7 +62,10 @@ class SiteCore {
 
   Effects put_tag(const crdt::TagKey& key, const wire::Manifest& manifest, uint64_t now_ms);
   Effects delete_tag(const crdt::TagKey& key, uint64_t now_ms);
-  Effects add_pin(const std::string& ref, uint32_t replicas, uint64_t now_ms);
+  Effects add_pin(const std::string& ref, uint32_t replicas, uint64_t now_ms, bool automatic = false);
+  // A client pulled `ref` here: raises its last use site-wide, at most once
+  // per `step_ms` (nullopt: not pinned, or used recently enough).
+  std::optional<Effects> use_pin(const std::string& ref, uint64_t now_ms, uint64_t step_ms);
   std::optional<Effects> remove_pin(const std::string& ref, uint64_t now_ms);
   Effects leave(uint64_t now_ms);
 

@@ -262,10 +262,12 @@ class Node:
         self.port = free_port()
         self.host = "127.0.0.1:%d" % self.port
         self.url = "http://" + self.host
+        admin_port = free_port()
+        self.admin_url = "http://127.0.0.1:%d" % admin_port
         self.cmd = [EP_BIN,
                     "--edgepier.registry-address=" + self.host,
                     "--edgepier.data-dir=%s" % self.data,
-                    "--edgepier.admin-address=127.0.0.1:%d" % free_port(),
+                    "--edgepier.admin-address=127.0.0.1:%d" % admin_port,
                     "--edgepier.cluster-address=127.0.0.1:%d" % free_port(),
                     "--edgepier.data-address=127.0.0.1:%d" % free_port()]
         if upstreams is not None:

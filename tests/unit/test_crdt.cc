@@ -33,8 +33,11 @@ std::vector<wire::IndexDelta> random_history(std::vector<Replica>& replicas, std
       deltas.push_back(r.index.put_tag(key, "sha256:" + std::to_string(rng() % 1000), "m", r.clock.now(wall)));
     } else if (dice < 60) {
       deltas.push_back(r.index.delete_tag(key, r.clock.now(wall)));
-    } else if (dice < 80) {
-      deltas.push_back(r.index.add_pin("ref" + std::to_string(rng() % 3), rng() % 3, r.clock.now(wall)));
+    } else if (dice < 75) {
+      deltas.push_back(
+          r.index.add_pin("ref" + std::to_string(rng() % 3), rng() % 3, r.clock.now(wall), /*automatic=*/rng() % 2));
+    } else if (dice < 85) {
+      if (auto d = r.index.use_pin("ref" + std::to_string(rng() % 3), wall + rng() % 50, rng() % 10)) deltas.push_back(*d);
     } else if (auto d = r.index.remove_pin("ref" + std::to_string(rng() % 3))) {
       deltas.push_back(*d);
     }
@@ -175,4 +178,54 @@ TEST_CASE("entries persist and reload to the same state") {
   for (const auto& key : a.entry_keys()) REQUIRE(b.load_entry(a.encode_entry(key)));
   CHECK(b.state_digest() == a.state_digest());
   CHECK_FALSE(b.load_entry("\xff\xff garbage"));
+}
+
+TEST_CASE("pins: explicit beats auto, last use is a max register, auto-pins lapse") {
+  Index a, b;
+  auto auto_add = a.add_pin("app:v1", 0, Hlc{1000, 0, "a"}, /*automatic=*/true);
+  b.merge(auto_add);
+  REQUIRE(b.pins().size() == 1);
+  CHECK_FALSE(b.pins()[0].explicit_pin);
+  CHECK(b.pins()[0].last_used_ms == 1000);  // the add, until a pull
+  CHECK_FALSE(b.pins()[0].lapsed(1500, 1000));
+  CHECK(b.pins()[0].lapsed(2001, 1000));
+  CHECK_FALSE(b.pins()[0].lapsed(2001, 0));  // no TTL: never
+
+  // Pulls on two nodes: the later one wins wherever it arrives first.
+  auto late = a.use_pin("app:v1", 5000, 100);
+  auto early = b.use_pin("app:v1", 3000, 100);
+  REQUIRE(late);
+  REQUIRE(early);
+  CHECK_FALSE(a.use_pin("app:v1", 5050, 100));  // within a step: no write
+  a.merge(*early);
+  b.merge(*late);
+  CHECK(a.state_digest() == b.state_digest());
+  CHECK(a.pins()[0].last_used_ms == 5000);
+  CHECK_FALSE(a.pins()[0].lapsed(5900, 1000));
+  CHECK(a.pins()[0].lapsed(6001, 1000));
+  CHECK_FALSE(a.use_pin("other:v1", 9000, 0));  // not pinned: nothing recorded
+
+  // An explicit pin of the same image makes it stay, however old its use.
+  b.merge(a.add_pin("app:v1", 0, Hlc{6000, 0, "a"}));
+  CHECK(b.pins()[0].explicit_pin);
+  CHECK_FALSE(b.pins()[0].lapsed(1000000, 1000));
+
+  // Last use and kind survive persistence.
+  Index c;
+  for (const auto& key : b.entry_keys()) REQUIRE(c.load_entry(b.encode_entry(key)));
+  CHECK(c.state_digest() == b.state_digest());
+  CHECK(c.pins()[0].last_used_ms == 6000);
+}
+
+TEST_CASE("a pull recorded before the pin arrives is kept") {
+  Index a, b;
+  auto add = a.add_pin("app:v1", 0, Hlc{1000, 0, "a"}, true);
+  auto use = a.use_pin("app:v1", 4000, 0);
+  REQUIRE(use);
+  b.merge(*use);  // reordered delivery
+  CHECK(b.pins().empty());
+  b.merge(add);
+  REQUIRE(b.pins().size() == 1);
+  CHECK(b.pins()[0].last_used_ms == 4000);
+  CHECK(a.state_digest() == b.state_digest());
 }

@@ -1,0 +1,88 @@
+"""storage-budget on a mirror node: auto-pins are cache hints, explicit pins stay.
+
+A real docker-registry upstream and a mirror node with a budget, pulled by
+skopeo. A stream of new tags stays within the budget (the oldest-used
+auto-pinned images go first, and come back from the upstream on the next
+pull); explicit pins are kept over the budget, and the node says so once
+(log, /metrics, epctl pins).
+"""
+import re
+
+import requests
+
+import mirrorlib as ml
+
+MIB = 1 << 20
+
+
+def metric(node, name):
+    text = requests.get(node.url + "/metrics", timeout=5).text
+    m = re.search(r"^%s (\d+)$" % re.escape(name), text, re.M)
+    assert m, "%s not on /metrics" % name
+    return int(m.group(1))
+
+
+def pins(node):
+    doc = requests.get(node.admin_url + "/admin/v1/pins", timeout=5).json()
+    return {p["ref"]: p for p in doc["pins"]}
+
+
+def epctl(node, *args):
+    return ml.run([ml.EPCTL, "--admin", node.admin_url] + list(args)).out
+
+
+def images(env, prefix, count, mb):
+    return [ml.make_image(env.dir / ("%s%d" % (prefix, i)), "edgepier-%s-%d" % (prefix, i), layers=1,
+                          layer_mb=mb, tag="v1") for i in range(count)]
+
+
+def test_budget_holds_under_a_stream_of_new_tags(env):
+    up = env.upstream()
+    builds = images(env, "build", 4, 20)
+    for i, img in enumerate(builds):
+        up.push(img, "ci/app", "build-%d" % i)
+    node = env.node({"ns1": up.url}, default="ns1", tag_ttl="60s",
+                    extra=["--edgepier.storage-budget=%d" % (45 * MIB)])
+    for i, img in enumerate(builds):
+        out = env.dir / ("pull%d" % i)
+        node.pull("ci/app", "build-%d" % i, out)
+        assert ml.oci_layout_manifest_digest(out) == img["manifest"]
+        ml.wait_for(lambda: metric(node, "edgepier_storage_used_bytes") <= 45 * MIB, 20, what="within the budget")
+    view = pins(node)
+    refs = ["ns1/ci/app:build-%d" % i for i in range(4)]
+    assert all(view[r]["kind"] == "auto" for r in refs), view
+    assert len(view[refs[3]]["holders"]) == 1 and view[refs[0]]["holders"] == [], view
+    assert metric(node, "edgepier_storage_evicted_blobs_total") >= 2
+    assert metric(node, "edgepier_storage_over_budget") == 0
+    out = epctl(node, "pins")
+    assert "of a 45.0 MiB budget" in out and "OVER BUDGET" not in out, out
+    # Nothing is lost: the evicted build comes back from the upstream.
+    again = env.dir / "again"
+    node.pull("ci/app", "build-0", again)
+    assert ml.oci_layout_blobs(again) == builds[0]["blobs"]
+
+
+def test_explicit_pins_stay_over_the_budget(env):
+    up = env.upstream()
+    releases = images(env, "rel", 2, 20)
+    for i, img in enumerate(releases):
+        up.push(img, "team/app", "v%d" % i)
+    node = env.node({"ns1": up.url}, default="ns1", tag_ttl="60s",
+                    extra=["--edgepier.storage-budget=%d" % (30 * MIB)])
+    for i in range(2):
+        node.pull("team/app", "v%d" % i, env.dir / ("pull%d" % i))
+        epctl(node, "pin", "add", "ns1/team/app:v%d" % i)
+    refs = ["ns1/team/app:v0", "ns1/team/app:v1"]
+    ml.wait_for(lambda: all(len(pins(node)[r]["holders"]) == 1 for r in refs), 30, what="both images held")
+    ml.wait_for(lambda: metric(node, "edgepier_storage_over_budget") == 1, 20, what="over-budget reported")
+    assert metric(node, "edgepier_storage_used_bytes") > 30 * MIB
+    assert all(pins(node)[r]["kind"] == "explicit" for r in refs)
+    out = epctl(node, "pins")
+    assert "OVER BUDGET" in out and "explicit" in out, out
+    assert node.log.read_text().count("more than storage-budget") == 1, node.log.read_text()[-3000:]
+    # Unpinning one lets the budget hold again.
+    epctl(node, "pin", "rm", refs[1])
+    ml.wait_for(lambda: metric(node, "edgepier_storage_over_budget") == 0, 20, what="back within the budget")
+    assert metric(node, "edgepier_storage_used_bytes") <= 30 * MIB
+    assert len(pins(node)[refs[0]]["holders"]) == 1
+    assert "within storage-budget again" in node.log.read_text()

@@ -1,0 +1,78 @@
+"""Storage lifecycle on pushed images (mirrored ones: tests/mirror/test_mirror_storage.py).
+
+Real nodes (sitelib), images pushed with skopeo. Pinned pushed images are
+kept over storage-budget and the node says so once (log, /metrics, epctl
+pins); an auto-pin lapses on every node of a site when nobody pulls it for
+auto-pin-ttl, and one pull anywhere revives it.
+"""
+import time
+
+import sitelib as sl
+from sitelib import wait_for
+
+MIB = 1 << 20
+
+
+def used_bytes(node):
+    return int(node.metric("edgepier_storage_used_bytes"))
+
+
+def pins(node):
+    return {p["ref"]: p for p in node.admin("/admin/v1/pins")["pins"]}
+
+
+def image(env, seed, mb, tag="v1"):
+    d = env.dir / "images" / seed
+    d.parent.mkdir(exist_ok=True)
+    return sl.Image(d, "edgepier-storage-" + seed, tag=tag, layer_mb=mb)
+
+
+def test_pushed_images_are_kept_over_the_budget_and_said_once(tmp_path):
+    """A pushed image's only source is the site: auto-pinned or not, a budget
+    never evicts it; the node reports being over its budget instead."""
+    env = sl.Env()
+    try:
+        node = env.node("n1", key=env.key, extra=["--edgepier.storage-budget=%d" % (30 * MIB)])
+        for i in range(2):
+            node.push(image(env, "keep%d" % i, 20), "team/app", "v%d" % i)
+        wait_for(lambda: node.metric("edgepier_storage_over_budget") == 1, 20, what="over-budget reported")
+        time.sleep(4)  # more replicator rounds: still kept, said once
+        assert used_bytes(node) > 30 * MIB
+        view = pins(node)
+        assert all(view["team/app:v%d" % i]["kind"] == "auto" for i in range(2)), view
+        assert all(view["team/app:v%d" % i]["holders"] == ["n1"] for i in range(2)), view
+        assert node.log_text().count("more than storage-budget") == 1, node.log_text()
+        out = node.epctl("pins").out
+        assert "OVER BUDGET" in out and "of a 30.0 MiB budget" in out, out
+        # Unpinned, a pushed image is the operator's to lose: the budget holds again.
+        node.epctl("pin", "rm", "team/app:v1")
+        wait_for(lambda: node.metric("edgepier_storage_over_budget") == 0, 20, what="back within the budget")
+        assert used_bytes(node) <= 30 * MIB
+        assert "within storage-budget again" in node.log_text()
+    finally:
+        env.close()
+
+
+def test_auto_pin_lapses_on_every_node_and_a_pull_revives_it(tmp_path):
+    env = sl.Env()
+    try:
+        names = ["n1", "n2", "n3"]
+        first = env.node(names[0], key=env.key, extra=["--edgepier.auto-pin-ttl=4s"])
+        nodes = [first] + [env.node(n, key=env.key, seeds=[first.cluster_address], extra=["--edgepier.auto-pin-ttl=4s"])
+                           for n in names[1:]]
+        wait_for(lambda: sl.full_mesh(nodes), 30, what="full mesh")
+        img = image(env, "lapse", 0.2)
+        first.push(img, "team/web", "v1")
+        ref = "team/web:v1"
+        wait_for(lambda: all(ref in pins(n) and not pins(n)[ref]["lapsed"] for n in nodes), 10,
+                 what="the auto-pin everywhere")
+        wait_for(lambda: all(pins(n)[ref]["lapsed"] for n in nodes), 15, what="the auto-pin lapsed on every node")
+        assert all(pins(n)[ref]["kind"] == "auto" for n in nodes)
+        assert "auto (lapsed)" in nodes[1].epctl("pins").out
+        # One pull on n3 raises the last use site-wide.
+        assert nodes[2].http_status("/v2/team/web/manifests/v1") == 200
+        wait_for(lambda: not any(pins(n)[ref]["lapsed"] for n in nodes), 10, what="revived on every node")
+        uses = {pins(n)[ref]["last_used_ms"] for n in nodes}
+        assert len(uses) == 1, uses  # the same register everywhere
+    finally:
+        env.close()
