@@ -47,6 +47,7 @@ const Key kKeys[] = {
     {"storage-budget", Kind::size, "bytes of blob storage before unpinned blobs are evicted (0 = unlimited)"},
     {"tag-ttl", Kind::duration, "how long an upstream tag answer is trusted"},
     {"gone-after", Kind::duration, "how long a dead or departed member's state is kept (default 24h)"},
+    {"gc-grace", Kind::duration, "how long a blob no manifest lists, or an upload with no write, is kept (default 1h)"},
     {"blocking-threads", Kind::size, "most threads for registry requests that wait (on the uplink, peers); "
                                      "started when needed, ended when idle (default 32)"},
     {"io-threads", Kind::size, "I/O threads shared by the registry, admin, cluster and data listeners (default 2)"},
@@ -139,7 +140,10 @@ Status apply(Config& config, const Key& key, const config_value& value) {
       return bad(name, "expected true or false, got " + caf::to_string(value));
     }
     case Kind::duration: {
-      auto& field = name == "tag-ttl" ? config.tag_ttl : name == "auto-pin-ttl" ? config.auto_pin_ttl : config.gone_after;
+      auto& field = name == "tag-ttl"        ? config.tag_ttl
+                    : name == "auto-pin-ttl" ? config.auto_pin_ttl
+                    : name == "gc-grace"     ? config.gc_grace
+                                             : config.gone_after;
       if (const auto* span = caf::get_if<caf::timespan>(&value)) {
         field = std::chrono::duration_cast<std::chrono::milliseconds>(*span);
         return Status::Ok();

@@ -41,6 +41,7 @@ struct Config {
   uint64_t io_threads = 2;         // Asio I/O threads shared by every listener (extension)
   std::chrono::milliseconds tag_ttl{30000};
   std::chrono::milliseconds gone_after{24 * 3600 * 1000};  // dead/left members dropped after (extension)
+  std::chrono::milliseconds gc_grace{3600 * 1000};  // unreferenced blobs and idle uploads kept this long (extension)
   std::string log_level = "info";   // trace, debug (adds the access log), info, warning, error
   std::string log_format = "text";  // text or json (one object per line)
 };

@@ -76,6 +76,7 @@ struct Node::Parts {
   std::unique_ptr<KvStore> kv;
   std::unique_ptr<Registry> registry;
   std::unique_ptr<Uploads> uploads;
+  std::unique_ptr<GarbageCollector> gc;
   std::unique_ptr<Mirror> mirror;
   std::unique_ptr<caf::actor_system> system;
   caf::actor site;
@@ -143,6 +144,7 @@ Status open_store(Parts& p, const Config& config) {
   p.registry = std::make_unique<Registry>(*p.kv, *p.blobs);
   p.uploads = std::make_unique<Uploads>(*p.kv, *p.blobs, *p.registry);
   p.uploads->recover();
+  p.gc = std::make_unique<GarbageCollector>(*p.registry, *p.uploads, *p.blobs, config.gc_grace);
   auto upstreams = build_upstreams(config);
   if (!upstreams) return upstreams.status();
   p.mirror = std::make_unique<Mirror>(*p.registry, *p.blobs, std::move(upstreams->by_namespace),
@@ -272,8 +274,10 @@ void start_serving(Parts& p, const Config& config) {
   p.replicator = std::make_unique<Replicator>(*p.registry, *p.blobs, *p.mirror, p.index, p.peers, config.node_name);
   p.replicator->set_storage_budget(config.storage_budget);
   p.replicator->set_auto_pin_ttl(static_cast<uint64_t>(config.auto_pin_ttl.count()));
+  p.replicator->set_collector(p.gc.get());
   p.replicator->start();
   p.admin->set_replicator(p.replicator.get());
+  p.admin->set_collector(p.gc.get());
   p.server->start();
   p.admin_server->start();
   p.admin->sample_traffic();  // the status page's chart starts at the node's start

@@ -49,6 +49,7 @@ bool Replicator::assigned(const crdt::PinView& pin, const std::string& self, std
 }
 
 void Replicator::run() {
+  auto next_collection = std::chrono::steady_clock::now() + GarbageCollector::kPeriod / 10;
   std::unique_lock lock(mu_);
   while (!stopping_) {
     cv_.wait_for(lock, std::chrono::seconds(3), [&] { return stopping_; });
@@ -68,6 +69,11 @@ void Replicator::run() {
       if (stopping_) break;
     }
     enforce_budget();
+    if (collector_ && std::chrono::steady_clock::now() >= next_collection) {
+      if (auto report = collector_->collect(/*remove=*/true); !report)
+        log_warning("gc", "garbage collection failed: " + report.status().message);
+      next_collection = std::chrono::steady_clock::now() + GarbageCollector::kPeriod;
+    }
     lock.lock();
   }
 }

@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "dataplane/garbage.h"
 #include "dataplane/mirror.h"
 #include "storage/blob_store.h"
 #include "registry/registry.h"
@@ -36,6 +37,9 @@ class Replicator {
   // fetched again from the site or its upstream.
   void set_storage_budget(uint64_t bytes) { budget_ = bytes; }
   void set_auto_pin_ttl(uint64_t ms) { auto_pin_ttl_ms_ = ms; }
+  // Runs garbage collection on this thread every GarbageCollector::kPeriod
+  // (the first a minute after start). Set before start().
+  void set_collector(GarbageCollector* collector) { collector_ = collector; }
   uint64_t storage_budget() const { return budget_; }
   uint64_t auto_pin_ttl_ms() const { return auto_pin_ttl_ms_; }
   uint64_t blobs_evicted() const { return evicted_; }
@@ -60,6 +64,7 @@ class Replicator {
   std::shared_ptr<site::IndexSnapshot> index_;
   std::shared_ptr<site::PeerDirectory> peers_;
   std::string self_;
+  GarbageCollector* collector_ = nullptr;
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable cv_;

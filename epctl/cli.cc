@@ -20,6 +20,7 @@ const std::vector<CommandHelp>& command_help() {
       {"stats", "bytes served to clients, from peers, from upstream; per peer"},
       {"keygen FILE", "write a new site key (mode 0600; --force replaces an existing file)"},
       {"leave", "make the node leave the site gracefully"},
+      {"gc [--run]", "what garbage collection would remove and why (dry run), or remove it now"},
       {"shell", "an interactive prompt over these commands"},
   };
   return help;
@@ -121,8 +122,10 @@ ParseResult parse_args(const std::vector<std::string>& args, const GlobalOptions
   keygen->add_option("FILE", inv.arg, "where to write the key")->required();
   keygen->add_flag("--force", inv.force, "replace an existing key file (every node then needs the new key)");
   auto* leave = app.add_subcommand("leave", command_help()[8].description);
+  auto* gc = app.add_subcommand("gc", command_help()[9].description);
+  gc->add_flag("--run", inv.run, "remove what is due now (without it: only show it)");
   CLI::App* shell = nullptr;
-  if (!in_shell) shell = app.add_subcommand("shell", command_help()[9].description);
+  if (!in_shell) shell = app.add_subcommand("shell", command_help()[10].description);
 
   std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 takes them reversed
   try {
@@ -153,6 +156,7 @@ ParseResult parse_args(const std::vector<std::string>& args, const GlobalOptions
   else if (*stats) inv.command = Command::stats;
   else if (*keygen) inv.command = Command::keygen;
   else if (*leave) inv.command = Command::leave;
+  else if (*gc) inv.command = Command::gc;
   else if (shell && *shell) inv.command = Command::shell;
   else {
     result.text = "no command given (try --help)";

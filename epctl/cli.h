@@ -14,7 +14,7 @@ struct GlobalOptions {
   bool json = false;
 };
 
-enum class Command { members, tags, pins, pin_add, pin_rm, blobs, stats, keygen, leave, shell };
+enum class Command { members, tags, pins, pin_add, pin_rm, blobs, stats, keygen, leave, gc, shell };
 
 struct Invocation {
   GlobalOptions global;
@@ -22,6 +22,7 @@ struct Invocation {
   std::string arg;       // tags: REPO (may be empty); pin add/rm: REF; keygen: FILE
   std::string replicas;  // pin add: "all", a positive number, or "" for the node's default
   bool force = false;    // keygen: replace an existing key file
+  bool run = false;      // gc: remove what is due (else a dry run)
 };
 
 struct ParseResult {

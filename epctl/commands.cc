@@ -252,6 +252,25 @@ int cmd_leave(AdminClient& client, const Invocation& inv, std::ostream& out) {
   return 0;
 }
 
+int cmd_gc(AdminClient& client, const Invocation& inv, std::ostream& out) {
+  json doc = client.call(inv.run ? "POST" : "GET", "/admin/v1/gc", nullptr);
+  if (inv.global.json) return print_json(doc, out), 0;
+  std::vector<json> rows(list(doc, "items").begin(), list(doc, "items").end());
+  Table table({"KIND", "ID", "SIZE", "WHEN", "WHY"});
+  table.align_right(2);
+  for (const auto& item : rows)
+    table.add_row({str(item, "kind"), str(item, "kind") == "blob" ? short_digest(str(item, "id")) : str(item, "id"),
+                   human_size(unum(item, "bytes")), flag(item, "due") ? (inv.run ? "removed" : "now") : "after gc-grace",
+                   str(item, "reason")});
+  if (table.rows() == 0) return out << "nothing to collect\n", 0;
+  table.print(out);
+  if (inv.run)
+    out << "removed " << unum(doc, "removed") << " (" << human_size(unum(doc, "due_bytes")) << ")\n";
+  else
+    out << human_size(unum(doc, "due_bytes")) << " would go now; epctl gc --run removes it\n";
+  return 0;
+}
+
 int cmd_keygen(const Invocation& inv, std::ostream& out, std::ostream& err) {
   const std::string& path = inv.arg;
   auto fail = [&](const std::string& message) {
@@ -308,6 +327,7 @@ int run_command(const Invocation& inv, std::ostream& out, std::ostream& err) {
       case Command::blobs: status = cmd_blobs(client, inv, out); break;
       case Command::stats: status = cmd_stats(client, inv, out); break;
       case Command::leave: status = cmd_leave(client, inv, out); break;
+      case Command::gc: status = cmd_gc(client, inv, out); break;
       default: return err << "epctl: this command cannot run here" << std::endl, 2;
     }
     out.flush();

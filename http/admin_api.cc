@@ -8,6 +8,7 @@
 #include <set>
 
 #include "actors/caf_types.h"
+#include "dataplane/garbage.h"
 #include "dataplane/replicator.h"
 #include "http/route_check.h"
 #include "http/status_page.h"
@@ -137,6 +138,9 @@ Handling AdminApi::handle(const RequestHead& head) {
       if (r.status == 404) r = error_json(404, "no pin for " + ref);
       return r;
     };
+  } else if (path == "/admin/v1/gc" && (get || method == verb::verb::post)) {
+    const bool remove = !get;  // GET: what would go (dry run); POST: collect now
+    h.deferred = [this, remove] { return gc_reply(remove); };
   } else if (path == "/admin/v1/blobs" && get) {
     h.deferred = [this] { return blobs_reply(); };
   } else if (path == "/admin/v1/stats" && get) {
@@ -171,6 +175,21 @@ Reply AdminApi::pins_reply() {
                     {"auto_pin_ttl_ms", replicator_->auto_pin_ttl_ms()}};
   reply.body = json_text(doc);
   return reply;
+}
+
+Reply AdminApi::gc_reply(bool remove) {
+  if (!collector_) return error_json(503, "garbage collection is not running yet");
+  auto report = collector_->collect(remove);
+  if (!report) return error_json(500, "garbage collection failed: " + report.status().message);
+  json items = json::array();
+  for (const auto& item : report->items)
+    items.push_back({{"kind", item.kind}, {"id", item.id}, {"bytes", item.bytes}, {"reason", item.reason},
+                     {"due", item.due}});
+  return json_reply(200, json_text(json({{"ran", remove},
+                                         {"grace_ms", collector_->grace_ms()},
+                                         {"due_bytes", report->due_bytes},
+                                         {"removed", report->removed},
+                                         {"items", items}})));
 }
 
 Reply AdminApi::blobs_reply() {

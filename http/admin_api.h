@@ -19,6 +19,7 @@
 
 namespace ep {
 class Replicator;
+class GarbageCollector;
 }
 
 namespace ep::http {
@@ -39,9 +40,11 @@ class AdminApi : public RequestHandler {
   void set_site(caf::actor site) { site_ = std::move(site); }
   // Set once, before the server starts: the storage budget's keeper.
   void set_replicator(const Replicator* replicator) { replicator_ = replicator; }
+  void set_collector(GarbageCollector* collector) { collector_ = collector; }
 
  private:
   Reply pins_reply();
+  Reply gc_reply(bool remove);
   Reply blobs_reply();
   Reply stats_reply();
   Reply traffic_history_reply();
@@ -58,6 +61,7 @@ class AdminApi : public RequestHandler {
   std::shared_ptr<transfer::PeerTraffic> traffic_;
   std::string token_;
   const Replicator* replicator_ = nullptr;
+  GarbageCollector* collector_ = nullptr;
   TrafficHistory traffic_history_{180};  // 15 minutes of kTrafficPeriod samples
 };
 

@@ -184,6 +184,31 @@ std::optional<std::vector<Digest>> Registry::image_blobs(std::string_view ref, s
   return blobs;
 }
 
+Result<std::set<std::string>> Registry::referenced_blobs() {
+  // Manifests linked into some repository (a deleted one keeps its body,
+  // which other repositories may share, but loses its link).
+  std::set<std::string> linked;
+  auto s = kv_.scan(keys::all_manifest_links(), "", [&](std::string_view key, std::string_view) {
+    auto separator = key.rfind('\0');
+    if (separator != std::string_view::npos) linked.emplace(key.substr(separator + 1));
+    return true;
+  });
+  if (!s) return s;
+  std::set<std::string> referenced;
+  const std::string prefix = keys::manifest("");
+  s = kv_.scan(prefix, "", [&](std::string_view key, std::string_view value) {
+    if (!linked.count(std::string(key.substr(prefix.size())))) return true;
+    auto nl = value.find('\n');
+    if (nl == std::string_view::npos) return true;
+    auto info = parse_manifest(value.substr(nl + 1), value.substr(0, nl));
+    if (info)
+      for (const auto& d : info->blobs) referenced.insert(d.str());
+    return true;
+  });
+  if (!s) return s;
+  return referenced;
+}
+
 bool Registry::holds_image(std::string_view ref) {
   auto repo = split_reference(ref).first;
   auto blobs = image_blobs(ref);

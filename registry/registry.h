@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -106,6 +107,9 @@ class Registry {
   // nullopt when its manifest is unknown here. `sizes`, when given, gets
   // their descriptors' sizes in the same order.
   std::optional<std::vector<Digest>> image_blobs(std::string_view ref, std::vector<uint64_t>* sizes = nullptr);
+  // Digests of every blob some stored manifest (any repository, tagged or
+  // not) lists: what garbage collection must keep.
+  Result<std::set<std::string>> referenced_blobs();
 
   // The digest a tag points at, if any.
   Result<std::optional<Digest>> resolve_tag(std::string_view repo, std::string_view tag);

@@ -35,6 +35,20 @@ void Uploads::recover() {
   }
 }
 
+Result<std::vector<Uploads::Session>> Uploads::sessions() {
+  std::vector<Session> out;
+  const std::string prefix = keys::upload("");
+  auto s = kv_.scan(prefix, "", [&](std::string_view key, std::string_view value) {
+    auto record = nlohmann::json::parse(value, nullptr, false);
+    if (record.is_discarded() || !record.is_object()) return true;
+    out.push_back(Session{std::string(key.substr(prefix.size())), record.value("repo", ""),
+                          record.value("offset", uint64_t{0}), record.value("updated", uint64_t{0})});
+    return true;
+  });
+  if (!s) return s;
+  return out;
+}
+
 Result<UploadState> Uploads::start(std::string_view repo) {
   if (auto s = registry_.validate_repo(repo); !s) return s;
   auto id = new_upload_id();

@@ -60,6 +60,14 @@ class Uploads {
 
   // Removes staged files without a session (left by a crash).
   void recover();
+
+  struct Session {
+    std::string id, repo;
+    uint64_t offset = 0;
+    uint64_t updated_s = 0;  // wall seconds of the last committed write (or the start)
+  };
+  // Every open session, for garbage collection of abandoned ones.
+  Result<std::vector<Session>> sessions();
   // Called with each blob a completed upload stored (e.g. to announce it to peers).
   void on_stored(std::function<void(const Digest&)> hook) { on_stored_ = std::move(hook); }
 

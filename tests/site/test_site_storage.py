@@ -5,6 +5,8 @@ kept over storage-budget and the node says so once (log, /metrics, epctl
 pins); an auto-pin lapses on every node of a site when nobody pulls it for
 auto-pin-ttl, and one pull anywhere revives it.
 """
+import hashlib
+import json
 import time
 
 import sitelib as sl
@@ -74,5 +76,86 @@ def test_auto_pin_lapses_on_every_node_and_a_pull_revives_it(tmp_path):
         wait_for(lambda: not any(pins(n)[ref]["lapsed"] for n in nodes), 10, what="revived on every node")
         uses = {pins(n)[ref]["last_used_ms"] for n in nodes}
         assert len(uses) == 1, uses  # the same register everywhere
+    finally:
+        env.close()
+
+
+def upload_blob(node, repo, data):
+    s = node.session
+    r = s.post(node.url + "/v2/%s/blobs/uploads/" % repo, timeout=5)
+    assert r.status_code == 202, r.text
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    location = r.headers["Location"]
+    url = (location if location.startswith("http") else node.url + location)
+    r = s.put(url + ("&" if "?" in url else "?") + "digest=" + digest, data=data, timeout=5)
+    assert r.status_code == 201, r.text
+    return digest
+
+
+def blob_status(node, repo, digest):
+    return node.session.head(node.url + "/v2/%s/blobs/%s" % (repo, digest), timeout=5).status_code
+
+
+def gc_doc(node, run=False):
+    return node.epctl("gc", *(["--run"] if run else []), json_out=True).doc
+
+
+def test_gc_removes_what_nothing_references_after_the_grace(tmp_path):
+    env = sl.Env()
+    try:
+        node = env.node("n1", key=env.key, extra=["--edgepier.gc-grace=3s"])
+        img = image(env, "gc", 0.2)
+        node.push(img, "team/app", "v1")
+        loose = upload_blob(node, "team/app", b"no manifest will list this")
+        kept = upload_blob(node, "team/app", b'{"architecture":"amd64","os":"linux"}')
+        # An upload in progress: a first chunk, more to come.
+        r = node.session.post(node.url + "/v2/team/app/blobs/uploads/", timeout=5)
+        upload = r.headers["Location"]
+        upload = upload if upload.startswith("http") else node.url + upload
+        r = node.session.patch(upload, data=b"x" * 1000, headers={"Content-Type": "application/octet-stream"},
+                               timeout=5)
+        assert r.status_code == 202, r.text
+        upload = r.headers["Location"] if r.headers["Location"].startswith("http") else node.url + r.headers["Location"]
+
+        plan = gc_doc(node)  # dry run: seen, not yet due
+        assert plan["ran"] is False
+        listed = {i["id"]: i for i in plan["items"]}
+        assert listed[loose]["kind"] == "blob" and not listed[loose]["due"], plan
+        assert not any(d in listed for d in (img.digest,)), plan
+        assert "after gc-grace" in node.epctl("gc").out
+
+        # A manifest arrives for one of the loose blobs within the grace: it is never collected.
+        manifest = {"schemaVersion": 2, "mediaType": sl.OCI_MANIFEST,
+                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": kept,
+                               "size": len(b'{"architecture":"amd64","os":"linux"}')},
+                    "layers": []}
+        node.put_manifest("team/app", "config-only", json.dumps(manifest).encode())
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:  # the upload keeps writing through the grace
+            r = node.session.patch(upload, data=b"y" * 100, headers={"Content-Type": "application/octet-stream"},
+                                   timeout=5)
+            assert r.status_code == 202, r.text
+            upload = r.headers["Location"] if r.headers["Location"].startswith("http") else node.url + r.headers["Location"]
+            time.sleep(0.5)
+        done = gc_doc(node, run=True)
+        assert done["removed"] == 1, done
+        assert blob_status(node, "team/app", loose) == 404
+        assert blob_status(node, "team/app", kept) == 200
+        assert node.session.get(upload, timeout=5).status_code == 204  # the upload goes on
+        for layer in json.loads(img.manifest_raw)["layers"]:
+            assert blob_status(node, "team/app", layer["digest"]) == 200
+
+        # An abandoned upload, and an image whose manifest was deleted, go after the grace.
+        r = node.session.delete(node.url + "/v2/team/app/manifests/" + img.digest, timeout=5)
+        assert r.status_code == 202, r.text
+        gc_doc(node)  # starts their grace
+        time.sleep(3.5)
+        done = gc_doc(node, run=True)
+        kinds = sorted(i["kind"] for i in done["items"] if i["due"])
+        assert kinds.count("upload") == 1 and kinds.count("blob") == 2, done  # config + layer
+        assert node.session.get(upload, timeout=5).status_code == 404
+        for layer in json.loads(img.manifest_raw)["layers"]:
+            assert blob_status(node, "team/app", layer["digest"]) == 404
+        assert "nothing to collect" in node.epctl("gc").out
     finally:
         env.close()
