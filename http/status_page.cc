@@ -38,6 +38,7 @@ constexpr std::string_view kPage = R"EP(<!doctype html>
   .prog { display:grid; grid-template-columns:minmax(60px, max-content) 1fr 44px; gap:6px; align-items:center;
           font-size:12px; margin:2px 0; }
   .empty { color:var(--muted); }
+  .kind { color:var(--muted); font-size:12px; }
   #error { display:none; padding:8px 24px; background:#fee2e2; color:var(--bad); }
   #token-form { display:none; }
   .legend span { margin-right:14px; font-size:12px; }
@@ -154,8 +155,9 @@ function renderPins(doc) {
       nodes.append(el("div", {class: "prog", "data-node": g.node, "data-percent": pct, "data-complete": g.complete},
         el("span", {}, g.node), bar(g.complete, fraction), el("span", {}, pct + "%")));
     }
-    return el("tr", {"data-ref": p.ref, "data-holders": p.holders.length},
-      el("td", {}, el("code", {}, p.ref)),
+    const kind = (p.kind || "") + (p.lapsed ? ", lapsed" : "");
+    return el("tr", {"data-ref": p.ref, "data-holders": p.holders.length, "data-kind": kind},
+      el("td", {}, el("code", {}, p.ref), kind ? el("div", {class: "kind"}, kind + " pin") : ""),
       el("td", {}, p.holders.length + " of " + p.target + (p.replicas === "all" ? " (all)" : "")),
       el("td", {}, p.size ? bytes(p.size) : "–"), el("td", {}, p.pinned_by || "–"), el("td", {}, nodes));
   }), "no pinned images", 5);

@@ -104,6 +104,7 @@ def test_status_page_shows_the_site(env, tmp_path):
     images = {n["attrs"]["data-ref"]: n for n in dom.with_attr("data-ref")}
     assert ref in images, images.keys()
     assert images[ref]["attrs"]["data-holders"] == "3"
+    assert images[ref]["attrs"]["data-kind"] == "auto"  # pinned by its first push
     progress = {n["attrs"]["data-node"]: n["attrs"] for n in dom.with_attr("data-percent")}
     assert set(progress) == {"n1", "n2", "n3"}, progress
     assert all(p["data-percent"] == "100" and p["data-complete"] == "true" for p in progress.values()), progress
