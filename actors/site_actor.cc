@@ -14,6 +14,7 @@
 #include "actors/admin_views.h"
 #include "actors/caf_types.h"
 #include "actors/store_actor.h"
+#include "base/clock.h"
 #include "base/json_text.h"
 #include "base/log.h"
 #include "storage/keys.h"
@@ -22,11 +23,7 @@ namespace ep::actors {
 
 namespace {
 
-uint64_t now_ms() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
+uint64_t now_ms() { return wall_clock_ms(); }
 
 struct SiteState {
   std::unique_ptr<site::SiteCore> core;

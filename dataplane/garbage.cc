@@ -1,25 +1,18 @@
 #include "dataplane/garbage.h"
 
+#include "base/clock.h"
 #include "base/log.h"
 
 namespace ep {
 
 namespace {
-uint64_t wall_ms() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
-}
-uint64_t steady_ms() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
-}
 std::string minutes(uint64_t ms) { return ms < 60000 ? std::to_string(ms / 1000) + "s" : std::to_string(ms / 60000) + "min"; }
 }  // namespace
 
 Result<GarbageCollector::Report> GarbageCollector::collect(bool remove) {
   std::lock_guard lock(mu_);
   Report report;
-  const uint64_t now = wall_ms();
+  const uint64_t now = wall_clock_ms();
   if (auto s = collect_blobs(remove, now, report); !s) return s;
   if (auto s = collect_uploads(remove, now, report); !s) return s;
   if (report.removed)
@@ -34,7 +27,7 @@ Status GarbageCollector::collect_blobs(bool remove, uint64_t now, Report& report
   auto referenced = registry_.referenced_blobs();
   if (!referenced) return referenced.status();
   const auto reads = registry_.blob_access();
-  const uint64_t steady_now = steady_ms();
+  const uint64_t steady_now = steady_clock_ms();
   std::map<std::string, uint64_t> still_unreferenced;
   for (const auto& [digest, size] : blobs_.list()) {
     const std::string d = digest.str();

@@ -5,17 +5,12 @@
 #include <algorithm>
 #include <set>
 
+#include "base/clock.h"
 #include "dataplane/eviction_plan.h"
 #include "site/chunk_plan.h"
 
 namespace ep {
 
-namespace {
-uint64_t wall_ms() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
-}
-}  // namespace
 
 Replicator::Replicator(Registry& registry, BlobStore& blobs, Mirror& mirror, std::shared_ptr<site::IndexSnapshot> index,
                        std::shared_ptr<site::PeerDirectory> peers, std::string self_name)
@@ -57,7 +52,7 @@ void Replicator::run() {
     lock.unlock();
     std::vector<std::string> members;
     for (const auto& peer : peers_->live()) members.push_back(peer.name);
-    const uint64_t now = wall_ms();
+    const uint64_t now = wall_clock_ms();
     for (const auto& pin : index_->pins()) {
       if (!assigned(pin, self_, members) || pin.lapsed(now, auto_pin_ttl_ms_)) continue;
       // A cache hint of a mirrored image never pushes storage over its budget

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "actors/caf_types.h"
+#include "base/clock.h"
 #include "dataplane/garbage.h"
 #include "dataplane/replicator.h"
 #include "http/route_check.h"
@@ -223,8 +224,7 @@ Reply AdminApi::blobs_reply() {
 
 TrafficSample AdminApi::traffic_now() const {
   TrafficSample s;
-  s.wall_ms = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  s.wall_ms = wall_clock_ms();
   s.from_upstream = mirror_.bytes_from_upstream();
   s.from_peers = traffic_->bytes_fetched.load();
   s.to_clients = metrics_.bytes_out();

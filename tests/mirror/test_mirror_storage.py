@@ -31,18 +31,22 @@ def epctl(node, *args):
     return ml.run([ml.EPCTL, "--admin", node.admin_url] + list(args)).out
 
 
-def images(env, prefix, count, mb):
-    return [ml.make_image(env.dir / ("%s%d" % (prefix, i)), "edgepier-%s-%d" % (prefix, i), layers=1,
-                          layer_mb=mb, tag="v1") for i in range(count)]
+def mirror_with_budget(env, repo, tags, budget):
+    """An upstream holding a 20 MiB image under each of `tags`, and a node
+    mirroring it (default upstream ns1) with storage-budget `budget`."""
+    up = env.upstream()
+    made = []
+    for i, tag in enumerate(tags):
+        made.append(ml.make_image(env.dir / ("img-%s" % tag), "edgepier-%s-%s" % (repo.replace("/", "-"), tag),
+                                  layers=1, layer_mb=20, tag="v1"))
+        up.push(made[-1], repo, tag)
+    node = env.node({"ns1": up.url}, default="ns1", tag_ttl="60s",
+                    extra=["--edgepier.storage-budget=%d" % budget])
+    return node, made
 
 
 def test_budget_holds_under_a_stream_of_new_tags(env):
-    up = env.upstream()
-    builds = images(env, "build", 4, 20)
-    for i, img in enumerate(builds):
-        up.push(img, "ci/app", "build-%d" % i)
-    node = env.node({"ns1": up.url}, default="ns1", tag_ttl="60s",
-                    extra=["--edgepier.storage-budget=%d" % (45 * MIB)])
+    node, builds = mirror_with_budget(env, "ci/app", ["build-%d" % i for i in range(4)], 45 * MIB)
     for i, img in enumerate(builds):
         out = env.dir / ("pull%d" % i)
         node.pull("ci/app", "build-%d" % i, out)
@@ -63,12 +67,7 @@ def test_budget_holds_under_a_stream_of_new_tags(env):
 
 
 def test_explicit_pins_stay_over_the_budget(env):
-    up = env.upstream()
-    releases = images(env, "rel", 2, 20)
-    for i, img in enumerate(releases):
-        up.push(img, "team/app", "v%d" % i)
-    node = env.node({"ns1": up.url}, default="ns1", tag_ttl="60s",
-                    extra=["--edgepier.storage-budget=%d" % (30 * MIB)])
+    node, _ = mirror_with_budget(env, "team/app", ["v0", "v1"], 30 * MIB)
     for i in range(2):
         node.pull("team/app", "v%d" % i, env.dir / ("pull%d" % i))
         epctl(node, "pin", "add", "ns1/team/app:v%d" % i)
