@@ -45,6 +45,7 @@ const Key kKeys[] = {
     {"auto-pin", Kind::boolean, "pin every image first pulled through the site"},
     {"auto-pin-ttl", Kind::duration, "an auto-pin lapses when its image was not pulled on any node this long (default 7d)"},
     {"storage-budget", Kind::size, "bytes of blob storage before unpinned blobs are evicted (0 = unlimited)"},
+    {"min-free-space", Kind::size, "writes that would leave less free space in data-dir are refused (default 64 MiB)"},
     {"tag-ttl", Kind::duration, "how long an upstream tag answer is trusted"},
     {"gone-after", Kind::duration, "how long a dead or departed member's state is kept (default 24h)"},
     {"gc-grace", Kind::duration, "how long a blob no manifest lists, or an upload with no write, is kept (default 1h)"},
@@ -122,6 +123,7 @@ Status apply(Config& config, const Key& key, const config_value& value) {
         return bad(name, "expected 1 to 4096 threads");
       static const std::map<std::string, uint64_t Config::*> kSizes = {{"chunk-size", &Config::chunk_size},
                                                                          {"storage-budget", &Config::storage_budget},
+                                                                         {"min-free-space", &Config::min_free_space},
                                                                          {"blocking-threads", &Config::blocking_threads},
                                                                          {"io-threads", &Config::io_threads}};
       config.*kSizes.at(name) = static_cast<uint64_t>(n);

@@ -37,6 +37,7 @@ struct Config {
   bool auto_pin = true;
   std::chrono::milliseconds auto_pin_ttl{7LL * 24 * 3600 * 1000};  // an auto-pin not pulled this long lapses
   uint64_t storage_budget = 0;  // 0 = unlimited
+  uint64_t min_free_space = 64ull << 20;  // writes that would leave less free space are refused
   uint64_t blocking_threads = 32;  // most threads for registry work that must block (extension)
   uint64_t io_threads = 2;         // Asio I/O threads shared by every listener (extension)
   std::chrono::milliseconds tag_ttl{30000};

@@ -135,7 +135,7 @@ Status open_store(Parts& p, const Config& config) {
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
   if (ec) return Status{Errc::io_error, "cannot create data-dir " + config.data_dir + ": " + ec.message()};
-  auto blobs = open_fs_blob_store(config.data_dir);
+  auto blobs = open_fs_blob_store(config.data_dir, config.min_free_space);
   if (!blobs) return blobs.status();
   p.blobs = std::move(*blobs);
   auto kv = open_rocks_kv_store((std::filesystem::path(config.data_dir) / "meta").string());
@@ -217,7 +217,7 @@ Result<unsigned short> bind_registry(Parts& p, const Config& config) {
   // The replicator is made before the I/O threads start and goes after they stop.
   p.api->set_metrics_source([&p] {
     std::string text = http::render_node_metrics(*p.stats, *p.traffic, *p.mirror);
-    if (p.replicator) text += http::render_storage_metrics(*p.replicator, p.blobs->used_bytes());
+    if (p.replicator) text += http::render_storage_metrics(*p.replicator, *p.blobs);
     return text;
   });
   p.blocking = std::make_unique<BlockingPool>(config.blocking_threads);
@@ -278,6 +278,7 @@ void start_serving(Parts& p, const Config& config) {
   p.replicator->start();
   p.admin->set_replicator(p.replicator.get());
   p.admin->set_collector(p.gc.get());
+  p.admin->set_min_free_space(config.min_free_space);
   p.server->start();
   p.admin_server->start();
   p.admin->sample_traffic();  // the status page's chart starts at the node's start

@@ -37,6 +37,7 @@ enum class Errc {
   denied,                 // the client may not do this here (e.g. push into a mirror's cache)
   upstream_unavailable,   // the upstream registry cannot be reached now
   io_error,               // disk or database failure on our side
+  out_of_space,           // the data dir is full, or a write would leave less than min-free-space
   timed_out,              // a peer or upstream did not answer within its bound
   config_invalid,         // startup configuration is wrong
 };

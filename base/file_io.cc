@@ -31,7 +31,9 @@ Status pwrite_all(int fd, const void* data, uint64_t length, uint64_t offset, co
   for (uint64_t done = 0; done < length;) {
     auto n = ::pwrite(fd, p + done, static_cast<size_t>(std::min(length - done, kWriteSlice)), static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Status{Errc::io_error, std::string("cannot write ") + what + ": " + std::strerror(errno)};
+    if (n <= 0)
+      return Status{errno == ENOSPC || errno == EDQUOT ? Errc::out_of_space : Errc::io_error,
+                    std::string("cannot write ") + what + ": " + std::strerror(errno)};
     done += static_cast<uint64_t>(n);
   }
   return Status::Ok();

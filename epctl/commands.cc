@@ -227,6 +227,10 @@ int cmd_stats(AdminClient& client, const Invocation& inv, std::ostream& out) {
   totals.add_row({"from peers", human_size(unum(doc, "bytes_from_peers"))});
   totals.add_row({"to peers", human_size(unum(doc, "bytes_to_peers"))});
   totals.print(out);
+  if (doc.contains("storage_free_bytes"))
+    out << "\nstorage: " << human_size(unum(doc, "storage_free_bytes")) << " free (min-free-space "
+        << human_size(unum(doc, "min_free_space")) << ")"
+        << (flag(doc, "storage_full") ? "; FULL: pushes, new pulls and replication are refused" : "") << "\n";
   auto it = doc.find("peers");
   if (it == doc.end() || !it->is_array() || it->empty()) return out << "\nno peer traffic\n", 0;
   std::vector<json> rows(it->begin(), it->end());

@@ -252,6 +252,9 @@ Reply AdminApi::stats_reply() {
               {"bytes_from_upstream", counters.from_upstream},
               {"bytes_from_peers", counters.from_peers},
               {"bytes_to_peers", counters.to_peers},
+              {"storage_free_bytes", blobs_.free_bytes()},
+              {"min_free_space", min_free_space_},
+              {"storage_full", blobs_.full()},
               {"peers", json::array()}};
   for (const auto& [name, p] : mirror_.peer_stats())
     doc["peers"].push_back(

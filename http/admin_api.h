@@ -41,6 +41,7 @@ class AdminApi : public RequestHandler {
   // Set once, before the server starts: the storage budget's keeper.
   void set_replicator(const Replicator* replicator) { replicator_ = replicator; }
   void set_collector(GarbageCollector* collector) { collector_ = collector; }
+  void set_min_free_space(uint64_t bytes) { min_free_space_ = bytes; }
 
  private:
   Reply pins_reply();
@@ -62,6 +63,7 @@ class AdminApi : public RequestHandler {
   std::string token_;
   const Replicator* replicator_ = nullptr;
   GarbageCollector* collector_ = nullptr;
+  uint64_t min_free_space_ = 0;
   TrafficHistory traffic_history_{180};  // 15 minutes of kTrafficPeriod samples
 };
 

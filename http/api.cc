@@ -122,7 +122,9 @@ Handling Api::dispatch(const Route& route, const RequestHead& head) {
     case RouteKind::healthz:
       return answer(json_reply("{\"status\":\"ok\"}"));
     case RouteKind::readyz:
-      return answer(json_reply("{\"status\":\"ready\"}"));
+      // Ready while reads work; a full disk only stops writes, and says so.
+      return answer(json_reply(blobs_.full() ? "{\"status\":\"ready\",\"storage\":\"full\"}"
+                                             : "{\"status\":\"ready\",\"storage\":\"ok\"}"));
     case RouteKind::metrics: {
       Reply r;
       r.content_type = "text/plain; version=0.0.4";
@@ -217,6 +219,8 @@ Handling Api::manifests(const Route& route, const RequestHead& head) {
           r.close = true;
           return answer(std::move(r));
         }
+        // A manifest is small, but its database write must not be the one that fills the disk.
+        if (auto s = blobs_.admit(declared); !s) return fail(s);
       }
       Handling h;
       h.mode = BodyMode::buffer;

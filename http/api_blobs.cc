@@ -74,6 +74,15 @@ Reply blob_created(const std::string& repo, const Digest& digest) {
   return r;
 }
 
+// Refuses a body that would leave less than min-free-space before any of
+// it is read (the client is told at once, with 507).
+Status admit_body(BlobStore& blobs, const RequestHead& head) {
+  auto header = head[field::content_length];
+  uint64_t length = 0;
+  if (!parse_u64(std::string_view(header.data(), header.size()), length)) length = 0;
+  return blobs.admit(length);
+}
+
 }  // namespace
 
 Reply Api::upload_progress(const UploadState& state, unsigned status) {
@@ -187,6 +196,7 @@ Handling Api::upload_start(const Route& route, const RequestHead& head) {
     if (mounted.code == Errc::name_invalid && route.param("from").empty()) return fail(mounted);
     // Otherwise fall back to a regular upload session, as the spec requires.
   }
+  if (auto s = admit_body(blobs_, head); !s) return fail(s);
   auto state = uploads_.start(route.name);
   if (!state) return fail(state.status());
   if (!route.has("digest")) return answer(upload_progress(*state, 202));
@@ -253,6 +263,7 @@ Handling Api::upload(const Route& route, const RequestHead& head) {
     }
     start = range->first;
   }
+  if (auto s = admit_body(blobs_, head); !s) return fail(s);
   auto appender = uploads_.append(route.name, route.reference, start);
   if (!appender) {
     if (appender.status().code != Errc::range_invalid) return fail(appender.status());

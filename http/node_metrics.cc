@@ -40,7 +40,8 @@ std::string render_node_metrics(const actors::SiteStats& site, const transfer::P
          per_peer(mirror.peer_stats());
 }
 
-std::string render_storage_metrics(const Replicator& replicator, uint64_t used) {
+std::string render_storage_metrics(const Replicator& replicator, const BlobStore& blobs) {
+  const uint64_t used = blobs.used_bytes();
   auto gauge = [](const char* name, const char* help, uint64_t value) {
     return std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name + " " +
            std::to_string(value) + "\n";
@@ -51,6 +52,9 @@ std::string render_storage_metrics(const Replicator& replicator, uint64_t used) 
                replicator.kept_bytes()) +
          gauge("edgepier_storage_over_budget", "1 when what is never evicted alone exceeds storage-budget.",
                replicator.over_budget() ? 1 : 0) +
+         gauge("edgepier_storage_free_bytes", "Free bytes in the data dir's file system.", blobs.free_bytes()) +
+         gauge("edgepier_storage_full", "1 while free space is below min-free-space (writes refused).",
+               blobs.full() ? 1 : 0) +
          counter("edgepier_storage_evicted_blobs_total", "Blobs evicted to keep storage-budget.") +
          "edgepier_storage_evicted_blobs_total " + std::to_string(replicator.blobs_evicted()) + "\n";
 }

@@ -11,6 +11,7 @@
 namespace ep {
 class Mirror;
 class Replicator;
+class BlobStore;
 namespace actors {
 struct SiteStats;
 }
@@ -24,6 +25,6 @@ namespace ep::http {
 std::string render_node_metrics(const actors::SiteStats& site, const transfer::PeerTraffic& traffic, Mirror& mirror);
 // Blob storage against storage-budget: used, budget, bytes explicit pins
 // hold, whether they alone exceed it, blobs evicted.
-std::string render_storage_metrics(const Replicator& replicator, uint64_t used_bytes);
+std::string render_storage_metrics(const Replicator& replicator, const BlobStore& blobs);
 
 }  // namespace ep::http

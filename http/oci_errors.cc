@@ -30,6 +30,9 @@ OciError oci_error_for(Errc code) {
     case Errc::denied: return {403, "DENIED"};
     case Errc::upstream_unavailable: return {503, "UNAVAILABLE"};
     case Errc::io_error: return {500, "UNKNOWN"};
+    // 507 Insufficient Storage: the request was fine and may succeed later;
+    // OCI has no code of its own for it, the message says what is wrong.
+    case Errc::out_of_space: return {507, "UNKNOWN"};
     case Errc::timed_out: return {503, "UNAVAILABLE"};
     case Errc::config_invalid: return {500, "UNKNOWN"};
   }

@@ -11,6 +11,7 @@
 #include "base/file_io.h"
 #include "storage/keys.h"
 #include "base/json_text.h"
+#include "base/log.h"
 
 namespace ep {
 
@@ -197,7 +198,13 @@ UploadAppender::~UploadAppender() {
 }
 
 Status UploadAppender::write(const char* data, size_t size) {
-  if (auto s = pwrite_all(fd_.get(), data, size, offset_, "upload"); !s) return s;
+  if (auto s = pwrite_all(fd_.get(), data, size, offset_, "upload"); !s) {
+    // This request's bytes go (a full disk gets its space back at once);
+    // the session stays at its committed offset, so the client can resume.
+    if (::ftruncate(fd_.get(), static_cast<off_t>(start_)) != 0)
+      log_warning("uploads", "cannot truncate upload " + state_.id + ": " + std::strerror(errno));
+    return s;
+  }
   offset_ += size;
   hash_.update(data, size);
   return Status::Ok();

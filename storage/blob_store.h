@@ -36,6 +36,13 @@ class BlobStore {
   // Every complete blob with its size.
   virtual std::vector<std::pair<Digest, uint64_t>> list() = 0;
 
+  // Admission (storage/space_guard.h): OK when `bytes` more may be written
+  // and still leave min-free-space, out_of_space otherwise. New staging
+  // files are admitted the same way.
+  virtual Status admit(uint64_t bytes) = 0;
+  virtual uint64_t free_bytes() const = 0;  // UINT64_MAX when unknown
+  virtual bool full() const = 0;            // free space is below min-free-space now
+
   // Opens (optionally creating) the staged file of upload `id`, read-write.
   virtual Result<UniqueFd> open_staging(std::string_view id, bool create) = 0;
   virtual Status remove_staging(std::string_view id) = 0;
@@ -45,7 +52,7 @@ class BlobStore {
   virtual Status commit_staging(std::string_view id, const Digest& digest) = 0;
 };
 
-Result<std::unique_ptr<BlobStore>> open_fs_blob_store(const std::string& data_dir);
+Result<std::unique_ptr<BlobStore>> open_fs_blob_store(const std::string& data_dir, uint64_t min_free_space = 0);
 std::unique_ptr<BlobStore> make_memory_blob_store();
 
 }  // namespace ep

@@ -7,10 +7,12 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <mutex>
 
 #include "storage/blob_store.h"
+#include "storage/space_guard.h"
 
 namespace fs = std::filesystem;
 
@@ -19,7 +21,8 @@ namespace ep {
 namespace {
 
 Status errno_status(const std::string& what) {
-  return Status{Errc::io_error, what + ": " + std::strerror(errno)};
+  const bool full = errno == ENOSPC || errno == EDQUOT;
+  return Status{full ? Errc::out_of_space : Errc::io_error, what + ": " + std::strerror(errno)};
 }
 
 bool valid_staging_id(std::string_view id) {
@@ -31,7 +34,12 @@ bool valid_staging_id(std::string_view id) {
 
 class FsBlobStore final : public BlobStore {
  public:
-  explicit FsBlobStore(fs::path root) : blobs_(root / "blobs" / "sha256"), uploads_(root / "uploads") {}
+  FsBlobStore(fs::path root, uint64_t min_free)
+      : blobs_(root / "blobs" / "sha256"), uploads_(root / "uploads"), space_(root.string(), min_free) {}
+
+  Status admit(uint64_t bytes) override { return space_.admit(bytes); }
+  uint64_t free_bytes() const override { return space_.free_bytes(); }
+  bool full() const override { return space_.full(); }
 
   Status init() {
     std::error_code ec;
@@ -42,6 +50,7 @@ class FsBlobStore final : public BlobStore {
     for (auto it = fs::recursive_directory_iterator(blobs_, ec); !ec && it != fs::end(it); it.increment(ec))
       if (it->is_regular_file(ec)) used += it->file_size(ec);
     used_ = used;
+    (void)space_.admit(0);  // a node starting on a full disk says so at once (and serves reads)
     return Status::Ok();
   }
 
@@ -84,8 +93,11 @@ class FsBlobStore final : public BlobStore {
 
   Result<UniqueFd> open_staging(std::string_view id, bool create) override {
     if (!valid_staging_id(id)) return Status{Errc::blob_upload_unknown, "invalid upload id"};
+    const fs::path path = uploads_ / std::string(id);
+    if (create && ::access(path.c_str(), F_OK) != 0)  // a new file: the write it starts must fit
+      if (auto s = space_.admit(0); !s) return s;
     int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0);
-    UniqueFd fd(::open((uploads_ / std::string(id)).c_str(), flags, 0644));
+    UniqueFd fd(::open(path.c_str(), flags, 0644));
     if (!fd.valid()) {
       if (errno == ENOENT) return Status{Errc::blob_upload_unknown, "upload data is missing"};
       return errno_status("open upload file");
@@ -137,12 +149,16 @@ class FsBlobStore final : public BlobStore {
   static Status not_found(const Digest& d) { return Status{Errc::blob_unknown, "blob unknown: " + d.str()}; }
 
   fs::path blobs_, uploads_;
+  SpaceGuard space_;
   std::atomic<uint64_t> used_{0};
 };
 
 // Memory-backed fake: every file is a memfd, so callers use the same fd code.
 class MemoryBlobStore final : public BlobStore {
  public:
+  Status admit(uint64_t) override { return Status::Ok(); }
+  uint64_t free_bytes() const override { return std::numeric_limits<uint64_t>::max(); }
+  bool full() const override { return false; }
   Result<uint64_t> stat(const Digest& digest) override {
     std::lock_guard lock(mu_);
     auto it = blobs_.find(digest.str());
@@ -213,8 +229,8 @@ class MemoryBlobStore final : public BlobStore {
 
 }  // namespace
 
-Result<std::unique_ptr<BlobStore>> open_fs_blob_store(const std::string& data_dir) {
-  auto store = std::make_unique<FsBlobStore>(data_dir);
+Result<std::unique_ptr<BlobStore>> open_fs_blob_store(const std::string& data_dir, uint64_t min_free_space) {
+  auto store = std::make_unique<FsBlobStore>(data_dir, min_free_space);
   auto s = store->init();
   if (!s) return s;
   return std::unique_ptr<BlobStore>(std::move(store));

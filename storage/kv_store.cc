@@ -9,6 +9,13 @@
 
 #include "storage/kv_store.h"
 
+#include <atomic>
+#include <cstdarg>
+#include <cstdio>
+#include <filesystem>
+
+#include "base/log.h"
+
 namespace ep {
 
 namespace {
@@ -33,9 +40,33 @@ class RocksKvStore final : public KvStore {
       else
         wb.Delete(op.key);
     }
+    // After a failed write RocksDB refuses every write until resumed; try
+    // that first (it succeeds once the cause, usually a full disk, is gone).
+    // Only this recovery is serialized: writers otherwise go to RocksDB at
+    // once, which groups them.
+    if (failed_) {
+      std::lock_guard lock(error_mu_);
+      if (failed_ && db_->Resume().ok()) failed_ = false;
+      if (failed_) return Status{Errc::out_of_space, "metadata writes wait for space (the last one failed)"};
+    }
     auto s = db_->Write(rocksdb::WriteOptions(), &wb);
-    if (!s.ok()) return Status{Errc::io_error, "metadata write failed: " + s.ToString()};
-    return Status::Ok();
+    if (s.ok()) return Status::Ok();
+    failed_ = true;
+    const bool full = s.IsNoSpace() || s.ToString().find("No space left") != std::string::npos;
+    return Status{full ? Errc::out_of_space : Errc::io_error, "metadata write failed: " + s.ToString()};
+  }
+
+  ~RocksKvStore() override {
+    std::lock_guard lock(error_mu_);
+    // A background write (flush, log) may have failed without a foreground
+    // one failing: Resume() says whether the database is healthy now.
+    if (db_->Resume().ok()) return;  // closed normally
+    // Closing a RocksDB whose files failed to write aborts the process (an
+    // assertion in its file writer). Everything acknowledged is in its log,
+    // which the next start replays: leave the handle to the process's exit.
+    log_warning("store", "the metadata store could not write its files (full disk?); it is left for the next "
+                         "start to recover, not closed");
+    (void)db_.release();
   }
 
   Status scan(std::string_view prefix, std::string_view start_after, const KvVisitor& visit) override {
@@ -58,6 +89,8 @@ class RocksKvStore final : public KvStore {
 
  private:
   std::unique_ptr<rocksdb::DB> db_;
+  std::mutex error_mu_;             // one Resume() at a time
+  std::atomic<bool> failed_{false};  // a write failed and the database has not been resumed since
 };
 
 class MemoryKvStore final : public KvStore {
@@ -97,11 +130,37 @@ class MemoryKvStore final : public KvStore {
   std::map<std::string, std::string, std::less<>> map_;
 };
 
+// RocksDB's own messages go to the node's log (warnings and errors; the rest
+// at debug), not to a LOG file in the data dir: that file's writer aborts
+// the process on its next line after a failed write (an assertion in
+// RocksDB's file writer), which made a full disk fatal at start and at stop.
+class NodeLogger final : public rocksdb::Logger {
+ public:
+  NodeLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::INFO_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap); }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    const LogLevel ours = level >= rocksdb::InfoLogLevel::ERROR_LEVEL  ? LogLevel::error
+                          : level >= rocksdb::InfoLogLevel::WARN_LEVEL ? LogLevel::warning
+                                                                       : LogLevel::debug;
+    if (!log_enabled(ours)) return;
+    char line[1024];
+    int n = std::vsnprintf(line, sizeof line, format, ap);
+    if (n < 0) return;
+    std::string_view text(line, std::min<size_t>(static_cast<size_t>(n), sizeof line - 1));
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+    log_event(ours, "rocksdb", text);
+  }
+};
+
 }  // namespace
 
 Result<std::unique_ptr<KvStore>> open_rocks_kv_store(const std::string& path) {
   rocksdb::Options options;
   options.create_if_missing = true;
+  options.info_log = std::make_shared<NodeLogger>();
+  std::error_code ignored;  // made here, RocksDB need not report (at error level) that it was missing
+  std::filesystem::create_directories(path, ignored);
   options.IncreaseParallelism(2);
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(32 << 20);
