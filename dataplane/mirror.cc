@@ -275,6 +275,8 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
                                                   up.describe() + " is unavailable"};
   };
   auto launch = [&]() -> Result<std::shared_ptr<InflightBlob>> {
+    // A fetch into a full data dir fails at once, with the reason (507).
+    if (auto s = blobs_.admit(0); !s) return s;
     std::shared_ptr<InflightBlob> fetch;
     if (peers_ && !peers_->live().empty() && !site_fetch_failed_recently(*digest)) {
       // In a site: from members that hold it completely (no uplink needed) ...
@@ -284,6 +286,8 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
       if (!up.available()) return unavailable();
       auto size = head_blob();
       if (!size && size.status().code == Errc::blob_unknown) return size.status();
+      if (size)
+        if (auto s = blobs_.admit(*size); !s) return s;
       if (size) fetch = start_site_fetch(up, local, repo, *digest, *size, serves_ranges(up, repo, *digest, accept_ranges));
     }
     if (!fetch && !up.available()) return unavailable();
