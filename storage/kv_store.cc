@@ -47,13 +47,15 @@ class RocksKvStore final : public KvStore {
     if (failed_) {
       std::lock_guard lock(error_mu_);
       if (failed_ && db_->Resume().ok()) failed_ = false;
-      if (failed_) return Status{Errc::out_of_space, "metadata writes wait for space (the last one failed)"};
+      if (failed_)
+        return Status{Errc::out_of_space, "out of storage space: metadata writes wait for space (the last one failed)"};
     }
     auto s = db_->Write(rocksdb::WriteOptions(), &wb);
     if (s.ok()) return Status::Ok();
     failed_ = true;
     const bool full = s.IsNoSpace() || s.ToString().find("No space left") != std::string::npos;
-    return Status{full ? Errc::out_of_space : Errc::io_error, "metadata write failed: " + s.ToString()};
+    return full ? Status{Errc::out_of_space, "out of storage space: metadata write failed: " + s.ToString()}
+                : Status{Errc::io_error, "metadata write failed: " + s.ToString()};
   }
 
   ~RocksKvStore() override {
