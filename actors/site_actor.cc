@@ -7,7 +7,6 @@
 #include <caf/io/all.hpp>
 #include <algorithm>
 #include <chrono>
-#include <unordered_map>
 #include <map>
 #include <set>
 
@@ -394,32 +393,6 @@ Result<std::pair<caf::actor, uint16_t>> start_site_actor(caf::actor_system& syst
                                       std::to_string(cluster_port) + ": " + system.render(published.error())};
   }
   return std::make_pair(actor, *published);
-}
-
-void SiteTagObserver::tag_written(const std::string& ns, const std::string& repo, const std::string& tag,
-                                  const StoredManifest& manifest) {
-  caf::anon_send(site_, tag_put_atom::value, ns, repo, tag, manifest.digest.str(), manifest.media_type, manifest.body);
-}
-
-void SiteTagObserver::tag_deleted(const std::string& ns, const std::string& repo, const std::string& tag) {
-  caf::anon_send(site_, tag_del_atom::value, ns, repo, tag);
-}
-
-void SiteTagObserver::image_pulled(const std::string& repo, const std::string& reference) {
-  // As pins name images: repo:tag, or repo@digest (a digest holds a colon, a tag cannot).
-  const char* separator = reference.find(':') == std::string::npos ? ":" : "@";
-  std::string ref = repo + separator + reference;
-  // Each request thread reports a reference at most once a second: a busy
-  // image costs the site actor a message per second and thread, not one per
-  // pull (the index records uses far more coarsely still). Thread-local, so
-  // no lock on the request path; bounded by clearing.
-  thread_local std::unordered_map<std::string, std::chrono::steady_clock::time_point> reported;
-  const auto now = std::chrono::steady_clock::now();
-  auto [it, fresh] = reported.try_emplace(ref, now);
-  if (!fresh && now - it->second < std::chrono::seconds(1)) return;
-  it->second = now;
-  if (reported.size() > 4096) reported.clear();
-  caf::anon_send(site_, pin_used_atom::value, std::move(ref));
 }
 
 }  // namespace ep::actors
