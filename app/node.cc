@@ -279,6 +279,13 @@ void start_serving(Parts& p, const Config& config) {
   p.admin->set_replicator(p.replicator.get());
   p.admin->set_collector(p.gc.get());
   p.admin->set_min_free_space(config.min_free_space);
+  std::vector<std::string> caches;  // repositories under a configured upstream's namespace
+  for (const auto& entry : config.upstreams) caches.push_back(mirror_repository(entry.substr(0, entry.find('=')), ""));
+  p.admin->set_fsck([&p, caches](bool repair) {
+    return fsck(*p.kv, *p.blobs, repair, [&caches](std::string_view repo) {
+      return std::any_of(caches.begin(), caches.end(), [&](const std::string& c) { return repo.rfind(c, 0) == 0; });
+    });
+  });
   p.server->start();
   p.admin_server->start();
   p.admin->sample_traffic();  // the status page's chart starts at the node's start

@@ -21,6 +21,7 @@ const std::vector<CommandHelp>& command_help() {
       {"keygen FILE", "write a new site key (mode 0600; --force replaces an existing file)"},
       {"leave", "make the node leave the site gracefully"},
       {"gc [--run]", "what garbage collection would remove and why (dry run), or remove it now"},
+      {"fsck [--repair]", "re-hash every blob, check manifests and tags; --repair quarantines corrupt blobs"},
       {"shell", "an interactive prompt over these commands"},
   };
   return help;
@@ -124,8 +125,10 @@ ParseResult parse_args(const std::vector<std::string>& args, const GlobalOptions
   auto* leave = app.add_subcommand("leave", command_help()[8].description);
   auto* gc = app.add_subcommand("gc", command_help()[9].description);
   gc->add_flag("--run", inv.run, "remove what is due now (without it: only show it)");
+  auto* fsck = app.add_subcommand("fsck", command_help()[10].description);
+  fsck->add_flag("--repair", inv.repair, "quarantine corrupt blobs; they are fetched again from peers or upstream");
   CLI::App* shell = nullptr;
-  if (!in_shell) shell = app.add_subcommand("shell", command_help()[10].description);
+  if (!in_shell) shell = app.add_subcommand("shell", command_help()[11].description);
 
   std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 takes them reversed
   try {
@@ -157,6 +160,7 @@ ParseResult parse_args(const std::vector<std::string>& args, const GlobalOptions
   else if (*keygen) inv.command = Command::keygen;
   else if (*leave) inv.command = Command::leave;
   else if (*gc) inv.command = Command::gc;
+  else if (*fsck) inv.command = Command::fsck;
   else if (shell && *shell) inv.command = Command::shell;
   else {
     result.text = "no command given (try --help)";

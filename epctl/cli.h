@@ -14,7 +14,7 @@ struct GlobalOptions {
   bool json = false;
 };
 
-enum class Command { members, tags, pins, pin_add, pin_rm, blobs, stats, keygen, leave, gc, shell };
+enum class Command { members, tags, pins, pin_add, pin_rm, blobs, stats, keygen, leave, gc, fsck, shell };
 
 struct Invocation {
   GlobalOptions global;
@@ -23,6 +23,7 @@ struct Invocation {
   std::string replicas;  // pin add: "all", a positive number, or "" for the node's default
   bool force = false;    // keygen: replace an existing key file
   bool run = false;      // gc: remove what is due (else a dry run)
+  bool repair = false;   // fsck: quarantine corrupt blobs (else only report)
 };
 
 struct ParseResult {

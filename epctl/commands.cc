@@ -275,6 +275,26 @@ int cmd_gc(AdminClient& client, const Invocation& inv, std::ostream& out) {
   return 0;
 }
 
+// Exit status 1 when something is wrong and was not repaired: scripts can
+// run `epctl fsck` as a check.
+int cmd_fsck(const AdminUrl& url, const Invocation& inv, std::ostream& out) {
+  AdminClient client(url, inv.global.token, std::chrono::hours(1));  // it reads every byte stored
+  json doc = client.call(inv.repair ? "POST" : "GET", "/admin/v1/fsck", nullptr);
+  std::vector<json> rows(list(doc, "problems").begin(), list(doc, "problems").end());
+  const bool unrepaired = std::any_of(rows.begin(), rows.end(), [](const json& p) { return !flag(p, "repaired"); });
+  if (inv.global.json) return print_json(doc, out), unrepaired ? 1 : 0;
+  out << "checked " << unum(doc, "blobs") << " blobs (" << human_size(unum(doc, "bytes_hashed")) << " re-hashed), "
+      << unum(doc, "manifests") << " manifests, " << unum(doc, "tags") << " tags\n";
+  if (rows.empty()) return out << "no problems\n", 0;
+  Table table({"PROBLEM", "WHAT", "DETAIL", "REPAIRED"});
+  for (const auto& p : rows)
+    table.add_row({str(p, "kind"), str(p, "subject"), str(p, "detail"), flag(p, "repaired") ? "quarantined" : "-"});
+  table.print(out);
+  if (!inv.repair && std::any_of(rows.begin(), rows.end(), [](const json& p) { return str(p, "kind") == "corrupt blob"; }))
+    out << "epctl fsck --repair quarantines the corrupt blobs; they are fetched again from peers or upstream\n";
+  return unrepaired ? 1 : 0;
+}
+
 int cmd_keygen(const Invocation& inv, std::ostream& out, std::ostream& err) {
   const std::string& path = inv.arg;
   auto fail = [&](const std::string& message) {
@@ -332,6 +352,7 @@ int run_command(const Invocation& inv, std::ostream& out, std::ostream& err) {
       case Command::stats: status = cmd_stats(client, inv, out); break;
       case Command::leave: status = cmd_leave(client, inv, out); break;
       case Command::gc: status = cmd_gc(client, inv, out); break;
+      case Command::fsck: status = cmd_fsck(*url, inv, out); break;
       default: return err << "epctl: this command cannot run here" << std::endl, 2;
     }
     out.flush();

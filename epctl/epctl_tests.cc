@@ -195,7 +195,7 @@ TEST_CASE("shell tokenizer") {
 TEST_CASE("shell completion") {
   bool files = false;
   CHECK(completions("", "p", &files) == std::vector<std::string>{"pin", "pins"});
-  CHECK(completions("", "", &files).size() == 12);  // 9 commands (gc included) + exit, help, quit
+  CHECK(completions("", "", &files).size() == 13);  // 10 commands (gc, fsck included) + exit, help, quit
   CHECK(completions("", "g", &files) == std::vector<std::string>{"gc"});
   CHECK(completions("gc ", "--r", &files) == std::vector<std::string>{"--run"});
   CHECK(completions("pin ", "", &files) == std::vector<std::string>{"add", "rm"});

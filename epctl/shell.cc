@@ -46,6 +46,7 @@ std::vector<std::string> completions(const std::string& before, const std::strin
     if (positional.size() >= 2 && positional[0] == "pin" && positional[1] == "add")
       candidates.push_back("--replicas");
     if (!positional.empty() && positional[0] == "gc") candidates.push_back("--run");
+    if (!positional.empty() && positional[0] == "fsck") candidates.push_back("--repair");
   } else if (positional.empty() || (positional.size() == 1 && positional[0] == "help")) {
     for (const auto& name : command_names())
       if (name != "shell") candidates.push_back(name);

@@ -142,6 +142,9 @@ Handling AdminApi::handle(const RequestHead& head) {
   } else if (path == "/admin/v1/gc" && (get || method == verb::verb::post)) {
     const bool remove = !get;  // GET: what would go (dry run); POST: collect now
     h.deferred = [this, remove] { return gc_reply(remove); };
+  } else if (path == "/admin/v1/fsck" && (get || method == verb::verb::post)) {
+    const bool repair = !get;  // GET: check only; POST: quarantine what is corrupt
+    h.deferred = [this, repair] { return fsck_reply(repair); };
   } else if (path == "/admin/v1/blobs" && get) {
     h.deferred = [this] { return blobs_reply(); };
   } else if (path == "/admin/v1/stats" && get) {
@@ -191,6 +194,21 @@ Reply AdminApi::gc_reply(bool remove) {
                                          {"due_bytes", report->due_bytes},
                                          {"removed", report->removed},
                                          {"items", items}})));
+}
+
+Reply AdminApi::fsck_reply(bool repair) {
+  if (!fsck_) return error_json(503, "fsck is not available yet");
+  auto report = fsck_(repair);
+  if (!report) return error_json(500, "fsck failed: " + report.status().message);
+  json problems = json::array();
+  for (const auto& p : report->problems)
+    problems.push_back({{"kind", p.kind}, {"subject", p.subject}, {"detail", p.detail}, {"repaired", p.repaired}});
+  return json_reply(200, json_text(json({{"repair", repair},
+                                         {"blobs", report->blobs},
+                                         {"bytes_hashed", report->bytes_hashed},
+                                         {"manifests", report->manifests},
+                                         {"tags", report->tags},
+                                         {"problems", problems}})));
 }
 
 Reply AdminApi::blobs_reply() {

@@ -12,10 +12,12 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
+#include <functional>
 #include <string>
 
 #include "http/api.h"
 #include "http/traffic_history.h"
+#include "registry/fsck.h"
 
 namespace ep {
 class Replicator;
@@ -42,10 +44,13 @@ class AdminApi : public RequestHandler {
   void set_replicator(const Replicator* replicator) { replicator_ = replicator; }
   void set_collector(GarbageCollector* collector) { collector_ = collector; }
   void set_min_free_space(uint64_t bytes) { min_free_space_ = bytes; }
+  // What `epctl fsck` runs (registry/fsck.h), with repair or not.
+  void set_fsck(std::function<Result<FsckReport>(bool repair)> run) { fsck_ = std::move(run); }
 
  private:
   Reply pins_reply();
   Reply gc_reply(bool remove);
+  Reply fsck_reply(bool repair);
   Reply blobs_reply();
   Reply stats_reply();
   Reply traffic_history_reply();
@@ -64,6 +69,7 @@ class AdminApi : public RequestHandler {
   const Replicator* replicator_ = nullptr;
   GarbageCollector* collector_ = nullptr;
   uint64_t min_free_space_ = 0;
+  std::function<Result<FsckReport>(bool)> fsck_;
   TrafficHistory traffic_history_{180};  // 15 minutes of kTrafficPeriod samples
 };
 

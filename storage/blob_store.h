@@ -32,6 +32,9 @@ class BlobStore {
   virtual Result<uint64_t> stat(const Digest& digest) = 0;  // blob_unknown if absent
   virtual Result<OpenBlob> open(const Digest& digest) = 0;
   virtual Status remove(const Digest& digest) = 0;
+  // Moves a blob that failed verification out of the store (kept aside for
+  // the operator under data-dir/quarantine); it is fetched again on demand.
+  virtual Status quarantine(const Digest& digest) = 0;
   virtual uint64_t used_bytes() const = 0;
   // Every complete blob with its size.
   virtual std::vector<std::pair<Digest, uint64_t>> list() = 0;

@@ -35,7 +35,20 @@ bool valid_staging_id(std::string_view id) {
 class FsBlobStore final : public BlobStore {
  public:
   FsBlobStore(fs::path root, uint64_t min_free)
-      : blobs_(root / "blobs" / "sha256"), uploads_(root / "uploads"), space_(root.string(), min_free) {}
+      : blobs_(root / "blobs" / "sha256"), uploads_(root / "uploads"), quarantine_(root / "quarantine"),
+        space_(root.string(), min_free) {}
+
+  Status quarantine(const Digest& digest) override {
+    auto size = stat(digest);
+    if (!size) return size.status();
+    std::error_code ec;
+    fs::create_directories(quarantine_, ec);
+    if (ec) return Status{Errc::io_error, "cannot create " + quarantine_.string() + ": " + ec.message()};
+    const auto aside = quarantine_ / (std::string(digest.hex()) + "." + std::to_string(::time(nullptr)));
+    if (::rename(blob_path(digest).c_str(), aside.c_str()) != 0) return errno_status("quarantine blob " + digest.str());
+    used_ -= *size;
+    return Status::Ok();
+  }
 
   Status admit(uint64_t bytes) override { return space_.admit(bytes); }
   uint64_t free_bytes() const override { return space_.free_bytes(); }
@@ -148,7 +161,7 @@ class FsBlobStore final : public BlobStore {
   }
   static Status not_found(const Digest& d) { return Status{Errc::blob_unknown, "blob unknown: " + d.str()}; }
 
-  fs::path blobs_, uploads_;
+  fs::path blobs_, uploads_, quarantine_;
   SpaceGuard space_;
   std::atomic<uint64_t> used_{0};
 };
@@ -172,6 +185,7 @@ class MemoryBlobStore final : public BlobStore {
     UniqueFd dup(::fcntl(it->second.get(), F_DUPFD_CLOEXEC, 0));
     return OpenBlob{std::move(dup), size_of(it->second.get())};
   }
+  Status quarantine(const Digest& digest) override { return remove(digest); }
   Status remove(const Digest& digest) override {
     std::lock_guard lock(mu_);
     if (!blobs_.erase(digest.str())) return Status{Errc::blob_unknown, "blob unknown: " + digest.str()};

@@ -41,6 +41,7 @@ inline std::string join(std::string_view prefix, std::string_view a, std::string
 inline std::string manifest(std::string_view digest) { return join("M", digest); }
 inline std::string manifest_link(std::string_view repo, std::string_view digest) { return join("m/", repo, digest); }
 inline std::string all_manifest_links() { return "m/"; }  // prefix of every repository's manifest links
+inline std::string all_tags() { return "t/"; }             // prefix of every repository's tags
 inline std::string tag(std::string_view repo, std::string_view tag) { return join("t/", repo, tag); }
 inline std::string tag_prefix(std::string_view repo) { return join("t/", repo, ""); }
 inline std::string blob_link(std::string_view repo, std::string_view digest) { return join("b/", repo, digest); }
