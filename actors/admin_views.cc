@@ -60,19 +60,24 @@ json pin_view_json(const crdt::PinView& pin, const site::SiteCore& core, Registr
                    const PinViewContext& context) {
   const uint64_t chunk_size = context.chunk_size;
   ImageBlobs image;
-  if (auto digests = registry.image_blobs(pin.ref, &image.sizes)) image.digests = std::move(*digests);
+  auto digests = registry.image_blobs(pin.ref, &image.sizes);
+  if (digests) image.digests = std::move(*digests);
   for (auto size : image.sizes) image.total += size;
   json holders = json::array();
   json progress = json::array();
-  const bool held_here = registry.holds_image(pin.ref);
-  if (held_here) holders.push_back(core.self().name());
+  // Held here when its manifests are and every blob they list is stored (as
+  // Registry::holds_image decides), read once for the bytes as well.
+  const auto repo = split_reference(pin.ref).first;
   uint64_t here = 0;
-  if (!held_here) {
-    const auto repo = split_reference(pin.ref).first;
-    for (size_t i = 0; i < image.digests.size(); ++i)
-      if (registry.stat_blob(repo, image.digests[i].str())) here += image.sizes[i];
-    here = std::max(here, announced_bytes(core.self(), image, chunk_size));
+  bool held_here = digests.has_value();
+  for (size_t i = 0; i < image.digests.size(); ++i) {
+    if (registry.stat_blob(repo, image.digests[i].str()))
+      here += image.sizes[i];
+    else
+      held_here = false;
   }
+  if (held_here) holders.push_back(core.self().name());
+  if (!held_here) here = std::max(here, announced_bytes(core.self(), image, chunk_size));
   progress.push_back(progress_json(core.self().name(), held_here, here, image.total));
   for (const auto& [name, m] : core.membership().members()) {  // as announced in their heartbeats
     if (m.liveness != site::Liveness::alive) continue;

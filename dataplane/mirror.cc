@@ -286,9 +286,10 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
       if (!up.available()) return unavailable();
       auto size = head_blob();
       if (!size && size.status().code == Errc::blob_unknown) return size.status();
-      if (size)
+      if (size) {
         if (auto s = blobs_.admit(*size); !s) return s;
-      if (size) fetch = start_site_fetch(up, local, repo, *digest, *size, serves_ranges(up, repo, *digest, accept_ranges));
+        fetch = start_site_fetch(up, local, repo, *digest, *size, serves_ranges(up, repo, *digest, accept_ranges));
+      }
     }
     if (!fetch && !up.available()) return unavailable();
     if (!fetch) fetch = start_fetch(up, local, repo, *digest);

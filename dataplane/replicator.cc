@@ -3,7 +3,6 @@
 #include "base/log.h"
 
 #include <algorithm>
-#include <set>
 
 #include "base/clock.h"
 #include "dataplane/eviction_plan.h"

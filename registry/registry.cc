@@ -8,6 +8,7 @@
 #include "base/names.h"
 #include "registry/manifest.h"
 #include "storage/keys.h"
+#include "base/clock.h"
 #include "base/json_text.h"
 
 namespace ep {
@@ -262,28 +263,28 @@ Status Registry::delete_manifest(std::string_view repo, std::string_view referen
   return s;
 }
 
-Result<uint64_t> Registry::stat_blob(std::string_view repo, std::string_view digest_text) {
+Result<Digest> Registry::linked_blob(std::string_view repo, std::string_view digest_text) {
   if (auto s = validate_repo(repo); !s) return s;
   auto digest = Digest::parse(digest_text);
   if (!digest) return digest.status();
   auto linked = exists(keys::blob_link(repo, digest->str()));
   if (!linked) return linked.status();
   if (!*linked) return Status{Errc::blob_unknown, "blob unknown to repository: " + digest->str()};
+  return digest;
+}
+
+Result<uint64_t> Registry::stat_blob(std::string_view repo, std::string_view digest_text) {
+  auto digest = linked_blob(repo, digest_text);
+  if (!digest) return digest.status();
   return blobs_.stat(*digest);
 }
 
 Result<OpenBlob> Registry::open_blob(std::string_view repo, std::string_view digest_text) {
-  if (auto s = validate_repo(repo); !s) return s;
-  auto digest = Digest::parse(digest_text);
+  auto digest = linked_blob(repo, digest_text);
   if (!digest) return digest.status();
-  auto linked = exists(keys::blob_link(repo, digest->str()));
-  if (!linked) return linked.status();
-  if (!*linked) return Status{Errc::blob_unknown, "blob unknown to repository: " + digest->str()};
   {
     std::lock_guard lock(access_mu_);
-    access_[digest->str()] = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                       std::chrono::steady_clock::now().time_since_epoch())
-                                                       .count());
+    access_[digest->str()] = steady_clock_ms();
   }
   return blobs_.open(*digest);
 }

@@ -123,6 +123,8 @@ class Registry {
   Status validate_repo(std::string_view repo) const;
 
  private:
+  // `digest_text` parsed, once `repo` is valid and links the blob; blob_unknown otherwise.
+  Result<Digest> linked_blob(std::string_view repo, std::string_view digest_text);
   Result<bool> exists(const std::string& key);
   Result<StoredManifest> load_manifest(const Digest& digest);
 
