@@ -165,6 +165,9 @@ std::string SiteStats::render() const {
       << "edgepier_control_messages_total{direction=\"sent\"} " << messages_sent << "\n"
       << "edgepier_control_messages_total{direction=\"received\"} " << messages_received << "\n"
       << "edgepier_control_messages_total{direction=\"rejected\"} " << messages_rejected << "\n"
+      << "# HELP edgepier_control_replays_dropped_total Verified control messages dropped as replays (also counted as rejected).\n"
+      << "# TYPE edgepier_control_replays_dropped_total counter\n"
+      << "edgepier_control_replays_dropped_total " << messages_replayed << "\n"
       << "# HELP edgepier_index_entries Entries in the replicated index.\n"
       << "# TYPE edgepier_index_entries gauge\n"
       << "edgepier_index_entries " << index_entries << "\n";

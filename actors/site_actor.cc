@@ -27,6 +27,8 @@ uint64_t now_ms() { return wall_clock_ms(); }
 struct SiteState {
   std::unique_ptr<site::SiteCore> core;
   std::shared_ptr<const site::Sealer> sealer;
+  // Envelopes applied within their validity window (a replay is dropped).
+  site::ReplayGuard replays{site::Sealer::kMaxAgeMs, 1 << 17};
   std::shared_ptr<SiteStats> stats;
   std::shared_ptr<site::PeerDirectory> peers;
   std::shared_ptr<site::IndexSnapshot> snapshot;
@@ -178,9 +180,11 @@ void on_envelope(SiteActor* self, const std::string& sealed) {
     if (!m || m->liveness == site::Liveness::dead || m->liveness == site::Liveness::left) return std::string();
     return m->info.identity_key();
   };
-  auto envelope = st.sealer->open(sealed, pinned, now_ms());
+  uint64_t replays_before = st.replays.replays_dropped();
+  auto envelope = st.sealer->open(sealed, pinned, now_ms(), st.replays);
   if (!envelope) {
     ++st.stats->messages_rejected;  // no site key, tampered, replayed, or an impostor
+    if (st.replays.replays_dropped() != replays_before) ++st.stats->messages_replayed;
     return;
   }
   ++st.stats->messages_received;

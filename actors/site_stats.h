@@ -11,7 +11,7 @@ namespace ep::actors {
 struct SiteStats {
   std::atomic<uint64_t> alive{0}, suspect{0}, dead{0}, left{0};
   std::atomic<uint64_t> anti_entropy_rounds{0}, repairs{0};
-  std::atomic<uint64_t> messages_sent{0}, messages_received{0}, messages_rejected{0};
+  std::atomic<uint64_t> messages_sent{0}, messages_received{0}, messages_rejected{0}, messages_replayed{0};
   std::atomic<uint64_t> index_entries{0};
   std::atomic<bool> joined{false};
   std::string render() const;

@@ -52,6 +52,9 @@ const Key kKeys[] = {
     {"blocking-threads", Kind::size, "most threads for registry requests that wait (on the uplink, peers); "
                                      "started when needed, ended when idle (default 32)"},
     {"io-threads", Kind::size, "I/O threads shared by the registry, admin, cluster and data listeners (default 2)"},
+    {"http-max-connections", Kind::size, "open registry connections; past it a new one gets 503 (default 4096)"},
+    {"http-header-timeout", Kind::duration, "a request's whole header must arrive within this (default 30s)"},
+    {"http-stall-timeout", Kind::duration, "a body or reply that makes no progress this long ends the connection (default 60s)"},
     {"log-level", Kind::string, "trace, debug (adds one access-log line per request), info, warning or error"},
     {"log-format", Kind::string, "\"text\" or \"json\" (one JSON object per line on standard error)"},
 };
@@ -121,11 +124,13 @@ Status apply(Config& config, const Key& key, const config_value& value) {
       if (n < 0) return bad(name, "expected a non-negative number of bytes, got " + caf::to_string(value));
       if ((name == "blocking-threads" || name == "io-threads") && (n < 1 || n > 4096))
         return bad(name, "expected 1 to 4096 threads");
+      if (name == "http-max-connections" && n < 1) return bad(name, "expected at least 1 connection");
       static const std::map<std::string, uint64_t Config::*> kSizes = {{"chunk-size", &Config::chunk_size},
                                                                          {"storage-budget", &Config::storage_budget},
                                                                          {"min-free-space", &Config::min_free_space},
                                                                          {"blocking-threads", &Config::blocking_threads},
-                                                                         {"io-threads", &Config::io_threads}};
+                                                                         {"io-threads", &Config::io_threads},
+                                                                         {"http-max-connections", &Config::http_max_connections}};
       config.*kSizes.at(name) = static_cast<uint64_t>(n);
       return Status::Ok();
     }
@@ -145,13 +150,19 @@ Status apply(Config& config, const Key& key, const config_value& value) {
       auto& field = name == "tag-ttl"        ? config.tag_ttl
                     : name == "auto-pin-ttl" ? config.auto_pin_ttl
                     : name == "gc-grace"     ? config.gc_grace
+                    : name == "http-header-timeout" ? config.http_header_timeout
+                    : name == "http-stall-timeout"  ? config.http_stall_timeout
                                              : config.gone_after;
-      if (const auto* span = caf::get_if<caf::timespan>(&value)) {
-        field = std::chrono::duration_cast<std::chrono::milliseconds>(*span);
-        return Status::Ok();
-      }
-      if (str && parse_duration(*str, field)) return Status::Ok();
-      return bad(name, "expected a duration like 30s, 500ms, 5min, 12h or 7d, got " + caf::to_string(value));
+      std::chrono::milliseconds parsed{-1};
+      if (const auto* span = caf::get_if<caf::timespan>(&value))
+        parsed = std::chrono::duration_cast<std::chrono::milliseconds>(*span);
+      else if (!str || !parse_duration(*str, parsed))
+        return bad(name, "expected a duration like 30s, 500ms, 5min, 12h or 7d, got " + caf::to_string(value));
+      // A connection timeout of nothing would close every connection at once.
+      if (name.rfind("http-", 0) == 0 && parsed < std::chrono::milliseconds(100))
+        return bad(name, "expected at least 100ms");
+      field = parsed;
+      return Status::Ok();
     }
     case Kind::replication: {
       int64_t n = 0;

@@ -40,6 +40,9 @@ struct Config {
   uint64_t min_free_space = 64ull << 20;  // writes that would leave less free space are refused
   uint64_t blocking_threads = 32;  // most threads for registry work that must block (extension)
   uint64_t io_threads = 2;         // Asio I/O threads shared by every listener (extension)
+  uint64_t http_max_connections = 4096;               // past it: 503 (extension)
+  std::chrono::milliseconds http_header_timeout{30000};  // a whole request header (extension)
+  std::chrono::milliseconds http_stall_timeout{60000};   // no body/reply progress (extension)
   std::chrono::milliseconds tag_ttl{30000};
   std::chrono::milliseconds gone_after{24 * 3600 * 1000};  // dead/left members dropped after (extension)
   std::chrono::milliseconds gc_grace{3600 * 1000};  // unreferenced blobs and idle uploads kept this long (extension)

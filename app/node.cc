@@ -221,7 +221,11 @@ Result<unsigned short> bind_registry(Parts& p, const Config& config) {
     return text;
   });
   p.blocking = std::make_unique<BlockingPool>(config.blocking_threads);
-  p.server = std::make_unique<http::Server>(*p.io, *p.api, p.metrics, *p.blocking);
+  http::ServerLimits limits;
+  limits.max_connections = config.http_max_connections;
+  limits.header_timeout = config.http_header_timeout;
+  limits.stall_timeout = config.http_stall_timeout;
+  p.server = std::make_unique<http::Server>(*p.io, *p.api, p.metrics, *p.blocking, limits);
   return p.server->listen(config.registry_address);
 }
 

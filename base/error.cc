@@ -28,6 +28,7 @@ const char* errc_name(Errc code) {
     case Errc::upstream_unavailable: return "upstream_unavailable";
     case Errc::io_error: return "io_error";
     case Errc::timed_out: return "timed_out";
+    case Errc::overloaded: return "overloaded";
     case Errc::out_of_space: return "out_of_space";
     case Errc::config_invalid: return "config_invalid";
   }

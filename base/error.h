@@ -39,6 +39,7 @@ enum class Errc {
   io_error,               // disk or database failure on our side
   out_of_space,           // the data dir is full, or a write would leave less than min-free-space
   timed_out,              // a peer or upstream did not answer within its bound
+  overloaded,             // the node is at a configured bound (open connections); retry later
   config_invalid,         // startup configuration is wrong
 };
 

@@ -34,6 +34,7 @@ OciError oci_error_for(Errc code) {
     // OCI has no code of its own for it, the message says what is wrong.
     case Errc::out_of_space: return {507, "UNKNOWN"};
     case Errc::timed_out: return {503, "UNAVAILABLE"};
+    case Errc::overloaded: return {503, "UNAVAILABLE"};
     case Errc::config_invalid: return {500, "UNKNOWN"};
   }
   return {500, "UNKNOWN"};

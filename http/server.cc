@@ -4,6 +4,7 @@
 
 #include "http/server.h"
 #include "http/session.h"
+#include "base/log.h"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -32,15 +33,35 @@ struct Server::Impl {
           if (!wait_ec) accept();
         });
       }
-      if (static_cast<size_t>(metrics.open_connections()) >= limits.max_connections) {
-        beast::error_code ignored;
-        socket.close(ignored);
-      } else {
-        socket.set_option(tcp::no_delay(true), ec);
+      socket.set_option(tcp::no_delay(true), ec);
+      if (at_capacity())
+        refuse_session(std::move(socket), api, metrics, limits, workers,
+                       Status{Errc::overloaded, "too many connections to this node (http-max-connections " +
+                                                    std::to_string(limits.max_connections) + "); retry later"});
+      else
         start_session(std::move(socket), api, metrics, limits, workers);
-      }
       accept();
     });
+  }
+
+  // On the acceptor's strand. Says once when the cap is reached and once
+  // when the node is well below it again, not once per connection.
+  bool at_capacity() {
+    auto open = static_cast<size_t>(metrics.open_connections());
+    if (open >= limits.max_connections) {
+      ++refused;
+      if (!refusing)
+        log_warning("http", "open connections reached http-max-connections (" + std::to_string(limits.max_connections) +
+                                "): new connections get 503 until some close");
+      refusing = true;
+      return true;
+    }
+    if (refusing && open < limits.max_connections - limits.max_connections / 10) {
+      log_info("http", "open connections below the cap again; " + std::to_string(refused) + " refused meanwhile");
+      refusing = false;
+      refused = 0;
+    }
+    return false;
   }
 
   RequestHandler& api;
@@ -50,6 +71,8 @@ struct Server::Impl {
   net::steady_timer retry{acceptor.get_executor()};
   BlockingPool& workers;
   IoPool& io;
+  bool refusing = false;  // at the cap since the last "below the cap again"
+  uint64_t refused = 0;
 };
 
 Server::Server(IoPool& io, RequestHandler& api, Metrics& metrics, BlockingPool& blocking, ServerLimits limits)

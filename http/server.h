@@ -1,12 +1,15 @@
 // Server: the HTTP/1.1 listener (Boost.Beast) in front of Api.
 //
 // Runs on the node's I/O pool. Each connection is a Session
-// on its own strand. Bounds: 16 KiB of headers, Api-chosen body limits,
-// a 60 s deadline for a request header (idle and slowloris clients), 60 s
-// without progress while reading a body or writing a reply. Blob bytes go
-// out with sendfile(2). Keeps no request state beyond the open connections.
+// on its own strand. Bounds (ServerLimits, from the http-* settings): 16 KiB
+// of headers, Api-chosen body limits, a deadline for a whole request header
+// (idle and slowloris clients), a bound on time without progress while
+// reading a body or writing a reply, and a cap on open connections (past it,
+// one 503 reply each; the log says so once per episode). Blob bytes go out
+// with sendfile(2). Keeps no request state beyond the open connections.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -20,9 +23,12 @@ namespace ep::http {
 
 struct ServerLimits {
   size_t header_bytes = 16 * 1024;
-  int header_timeout_s = 60;
-  int transfer_timeout_s = 60;
-  size_t max_connections = 8192;
+  // A request's whole header must arrive within this (slowloris clients).
+  std::chrono::milliseconds header_timeout{30000};
+  // A body read or reply write that makes no progress this long ends the connection.
+  std::chrono::milliseconds stall_timeout{60000};
+  // Connections past this many get one 503 UNAVAILABLE reply and are closed.
+  size_t max_connections = 4096;
 };
 
 class Server {

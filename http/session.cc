@@ -54,6 +54,17 @@ class Session : public std::enable_shared_from_this<Session> {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
   }
 
+  // Answers `status` without reading the request, then closes lingering.
+  void refuse(Status status) {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this(), status = std::move(status)] {
+      self->started_ = Clock::now();
+      self->reply_ = error_reply(status);
+      self->reply_.header("Retry-After", "1");
+      self->reply_.close = true;
+      self->write_reply();
+    });
+  }
+
  private:
   void read_header() {
     parser_.emplace();
@@ -61,7 +72,7 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());  // none is broken in Boost 1.74
     body_.clear();
     consumed_ = 0;
-    stream_.expires_after(std::chrono::seconds(limits_.header_timeout_s));
+    stream_.expires_after(limits_.header_timeout);
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              [self = shared_from_this()](beast::error_code ec, size_t n) { self->on_header(ec, n); });
   }
@@ -140,14 +151,14 @@ class Session : public std::enable_shared_from_this<Session> {
     body.data = chunk_.data();
     body.size = chunk_.size();
     body.more = true;
-    stream_.expires_after(std::chrono::seconds(limits_.transfer_timeout_s));
+    stream_.expires_after(limits_.stall_timeout);
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = shared_from_this()](beast::error_code ec, size_t) { self->on_body(ec); });
   }
 
   void read_raw() {
     if (raw_remaining_ == 0) return finish();
-    stream_.expires_after(std::chrono::seconds(limits_.transfer_timeout_s));
+    stream_.expires_after(limits_.stall_timeout);
     size_t want = static_cast<size_t>(std::min<uint64_t>(chunk_.size(), raw_remaining_));
     stream_.async_read_some(net::buffer(chunk_.data(), want),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
@@ -265,7 +276,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (reply_.status != 204) res.content_length(length);
     res.keep_alive(keep_alive_);
     serializer_.emplace(res);
-    stream_.expires_after(std::chrono::seconds(limits_.transfer_timeout_s));
+    stream_.expires_after(limits_.stall_timeout);
     bhttp::async_write_header(stream_, *serializer_, [self = shared_from_this()](beast::error_code ec, size_t n) {
       self->on_header_written(ec, n);
     });
@@ -318,7 +329,7 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        send_timer_.expires_after(std::chrono::seconds(limits_.transfer_timeout_s));
+        send_timer_.expires_after(limits_.stall_timeout);
         send_timer_.async_wait([self = shared_from_this()](beast::error_code e) {
           if (!e) self->stream_.socket().close();  // no progress: drop the slow client
         });
@@ -421,6 +432,11 @@ class Session : public std::enable_shared_from_this<Session> {
 void start_session(tcp::socket socket, RequestHandler& api, Metrics& metrics, const ServerLimits& limits,
                    BlockingPool& workers) {
   std::make_shared<Session>(std::move(socket), api, metrics, limits, workers)->start();
+}
+
+void refuse_session(tcp::socket socket, RequestHandler& api, Metrics& metrics, const ServerLimits& limits,
+                    BlockingPool& workers, Status why) {
+  std::make_shared<Session>(std::move(socket), api, metrics, limits, workers)->refuse(std::move(why));
 }
 
 }  // namespace ep::http

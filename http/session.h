@@ -14,5 +14,9 @@ namespace ep::http {
 
 void start_session(boost::asio::ip::tcp::socket socket, RequestHandler& api, Metrics& metrics,
                    const ServerLimits& limits, BlockingPool& workers);
+// Answers one error reply (with Retry-After) without reading the request,
+// then closes the connection: for connections past the cap.
+void refuse_session(boost::asio::ip::tcp::socket socket, RequestHandler& api, Metrics& metrics,
+                    const ServerLimits& limits, BlockingPool& workers, Status why);
 
 }  // namespace ep::http

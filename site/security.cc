@@ -82,7 +82,7 @@ std::string Sealer::seal(const wire::Envelope& envelope) const {
 
 std::optional<wire::Envelope> Sealer::open(const std::string& sealed,
                                            const std::function<std::string(const std::string&)>& pinned_key,
-                                           uint64_t now_ms) const {
+                                           uint64_t now_ms, ReplayGuard& replays) const {
   if (sealed.size() < crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES) return std::nullopt;
   const auto* nonce = reinterpret_cast<const unsigned char*>(sealed.data());
   std::string plain(sealed.size() - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES, '\0');
@@ -106,6 +106,7 @@ std::optional<wire::Envelope> Sealer::open(const std::string& sealed,
     return std::nullopt;
   uint64_t sent = envelope.sent_ms();
   if (sent + kMaxAgeMs < now_ms || sent > now_ms + kMaxAgeMs) return std::nullopt;  // replayed or far skewed
+  if (!replays.first_sight(inner.signature(), sent, now_ms)) return std::nullopt;
   return envelope;
 }
 

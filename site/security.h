@@ -5,9 +5,12 @@
 // key derived from the site key. Without the site key a process can neither
 // read nor forge a message, so it cannot join, read or change the index;
 // tampered messages fail to open. A member's identity key is pinned on first
-// contact, so one member cannot impersonate another. Replays older than
-// max_age are rejected (CRDT merges are idempotent anyway).
-// Thread-safe after construction.
+// contact, so one member cannot impersonate another. A replayed envelope is
+// dropped: older than max_age by its age, within max_age by the caller's
+// ReplayGuard (CRDT merges are idempotent, but a replayed leave or an old
+// hello must not be applied again).
+// Thread-safe after construction; the ReplayGuard passed to open() is the
+// caller's (the site actor's).
 #pragma once
 
 #include <array>
@@ -17,6 +20,7 @@
 
 #include "base/error.h"
 #include "crdt/index.h"  // wire types
+#include "site/replay_guard.h"
 
 namespace ep::site {
 
@@ -39,10 +43,11 @@ class Sealer {
   std::string seal(const wire::Envelope& envelope) const;
   // Opens and checks a sealed message. `expected_key` is the pinned identity
   // key of the claimed sender (empty when not yet known: then the key in a
-  // hello is accepted). Returns nullopt for anything that does not verify.
+  // hello is accepted). Returns nullopt for anything that does not verify,
+  // and for an envelope `replays` has already seen.
   std::optional<wire::Envelope> open(const std::string& sealed,
                                      const std::function<std::string(const std::string& sender)>& pinned_key,
-                                     uint64_t now_ms) const;
+                                     uint64_t now_ms, ReplayGuard& replays) const;
   const std::string& public_key() const { return identity_.public_key; }
   static constexpr uint64_t kMaxAgeMs = 30000;
 

@@ -238,6 +238,7 @@ class Registry:
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc = None
         self.starts = 0
+        self.extra_args = []  # more --edgepier.* settings (edgepier only)
         self.http = requests.Session()
         self.http.trust_env = False  # never a proxy: everything stays on 127.0.0.1
 
@@ -249,7 +250,7 @@ class Registry:
                     f"--edgepier.data-dir={self.data_dir}",
                     f"--edgepier.admin-address=127.0.0.1:{self.admin_port}",
                     f"--edgepier.cluster-address=127.0.0.1:{self.cluster_port}",
-                    f"--edgepier.data-address=127.0.0.1:{self.data_port}"]
+                    f"--edgepier.data-address=127.0.0.1:{self.data_port}"] + self.extra_args
         cfg = os.path.join(self.work_dir, "config.yml")
         with open(cfg, "w") as f:
             f.write(f"""version: 0.1

@@ -174,6 +174,18 @@ def test_unknown_manifest_is_404_manifest_unknown(registry, repo):
     assert_oci_error(registry.head_manifest(repo, "nope"), 404, head=True)
 
 
+@dr_deviation("docker-registry 2.8's router answers such a path with a plain-text 404, not OCI JSON")
+def test_reading_an_invalid_tag_is_404_but_writing_it_is_400(registry, repo):
+    """The OCI conformance suite (v1.1.1) reads `.INVALID_MANIFEST_NAME`: a reference
+    that cannot exist is unknown (404); only a write names a bad tag (400 TAG_INVALID)."""
+    body, _ = registry.push_image(repo, "v1")
+    assert_oci_error(registry.get_manifest(repo, ".INVALID_MANIFEST_NAME"), 404, "MANIFEST_UNKNOWN")
+    assert_oci_error(registry.head_manifest(repo, ".INVALID_MANIFEST_NAME"), 404, head=True)
+    r = registry.put(f"/v2/{repo}/manifests/.INVALID_MANIFEST_NAME", data=body,
+                     headers={"Content-Type": OCI_MANIFEST})
+    assert_oci_error(r, 400, "TAG_INVALID")
+
+
 def test_manifest_of_unknown_repository_is_404(registry):
     assert_oci_error(registry.get_manifest("no/such/repo", "latest"), 404,
                      ("MANIFEST_UNKNOWN", "NAME_UNKNOWN"))
