@@ -25,5 +25,6 @@ using ready_atom = caf::atom_constant<caf::atom("ready")>;         // joined? (b
 using holds_atom = caf::atom_constant<caf::atom("holds")>;         // which pinned images are complete here
 using store_atom = caf::atom_constant<caf::atom("store")>;         // writes for the store actor
 using stop_atom = caf::atom_constant<caf::atom("stop")>;           // the store actor ends (after what is queued)
+using flush_atom = caf::atom_constant<caf::atom("flush")>;         // the store actor retries writes that did not land
 
 }  // namespace ep::actors

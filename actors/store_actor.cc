@@ -3,56 +3,48 @@
 #include <caf/all.hpp>
 
 #include "actors/caf_types.h"
-#include "base/digest.h"
+#include "actors/pending_writes.h"
 #include "base/log.h"
 #include "registry/registry.h"
-#include "storage/kv_store.h"
 
 namespace ep::actors {
 
-namespace {
-
-// Writes in order; returns the first failure (the later writes are still tried).
-Status write_all(KvStore& kv, Registry& registry, const std::vector<std::string>& puts,
-                 const std::vector<std::string>& deletes, const std::vector<std::string>& manifests,
-                 const std::vector<std::string>& tags) {
-  Status first = Status::Ok();
-  auto note = [&](Status s, const std::string& what) {
-    if (!s && first) first = Status{s.code, what + ": " + s.message};
-  };
-  if (!puts.empty() || !deletes.empty()) {
-    KvBatch batch;
-    for (size_t i = 0; i + 1 < puts.size(); i += 2) batch.put(puts[i], puts[i + 1]);
-    for (const auto& key : deletes) batch.del(key);
-    note(kv.write(batch), "cannot persist the site index");
-  }
-  for (size_t i = 0; i + 2 < manifests.size(); i += 3)
-    note(registry.store_manifest_content(manifests[i], manifests[i + 1], manifests[i + 2]),
-         "cannot store replicated manifest " + manifests[i]);
-  for (size_t i = 0; i + 3 < tags.size(); i += 4) {
-    std::optional<Digest> digest;
-    if (auto d = Digest::parse(tags[i + 3])) digest = *d;
-    note(registry.apply_replicated_tag(tags[i], tags[i + 1], tags[i + 2], digest),
-         "cannot apply replicated tag " + tags[i + 1] + ":" + tags[i + 2]);
-  }
-  return first;
-}
-
-}  // namespace
+// How often writes that did not land (a full disk) are tried again.
+constexpr auto kRetryEvery = std::chrono::seconds(2);
 
 caf::actor spawn_store_actor(caf::local_actor* parent, KvStore& kv, Registry& registry) {
   return parent->spawn<caf::detached>([kv = &kv, registry = &registry](caf::event_based_actor* self) -> caf::behavior {
-    // This actor's own state: whether writes are failing. A full disk is
-    // logged when writes start failing and when they work again, not once
-    // per replicated entry.
-    auto failing = std::make_shared<bool>(false);
+    // This actor's own state: the writes that have not landed (a full disk),
+    // retried every kRetryEvery until they do, and whether writes are
+    // failing (logged when they start failing and when they work again, not
+    // once per replicated entry).
+    struct State {
+      PendingWrites pending;
+      bool failing = false;
+      bool retry_scheduled = false;
+    };
+    auto st = std::make_shared<State>();
+    auto flush = [=] {
+      auto s = guarded("the store actor", [&] { return st->pending.flush(*kv, *registry); });
+      if (!s && !st->failing)
+        log_error("store", s.message + " (kept and retried until it lands; further failures are not logged until then)");
+      if (!s && st->failing) log_debug("store", "retried writes still fail: " + s.message);
+      if (s && st->failing) log_info("store", "site index and replicated writes work again; the kept ones landed");
+      st->failing = !s;
+      if (!s && !st->retry_scheduled) {
+        st->retry_scheduled = true;
+        self->delayed_send(self, kRetryEvery, flush_atom::value);
+      }
+    };
     return {
         [=](store_atom, const std::vector<std::string>& puts, const std::vector<std::string>& deletes,
             const std::vector<std::string>& manifests, const std::vector<std::string>& tags) {
-          auto s = guarded("the store actor", [&] { return write_all(*kv, *registry, puts, deletes, manifests, tags); });
-          if (!s && !*failing) log_error("store", s.message + " (further failures are not logged until a write works)");
-          if (s && *failing) log_info("store", "site index and replicated writes work again");
-          *failing = !s;
+          st->pending.add(StoreWrites{puts, deletes, manifests, tags});
+          flush();
+        },
+        [=](flush_atom) {
+          st->retry_scheduled = false;
+          if (!st->pending.empty()) flush();
         },
         [=](holds_atom, const std::vector<std::string>& refs) {
           std::vector<std::string> holds;
@@ -63,7 +55,13 @@ caf::actor spawn_store_actor(caf::local_actor* parent, KvStore& kv, Registry& re
           });
           return holds;
         },
-        [=](stop_atom) { self->quit(); },
+        [=](stop_atom) {
+          if (!st->pending.empty()) flush();
+          if (!st->pending.empty())
+            log_warning("store", std::to_string(st->pending.size()) +
+                                     " site writes had not landed at stop; the peers' anti-entropy brings them back");
+          self->quit();
+        },
     };
   });
 }

@@ -6,7 +6,10 @@
 // actor system joins at shutdown), so the site actor never blocks a CAF
 // worker on the disk. It works through its mailbox in order: writes land in
 // the order the site actor made them, and the stop message the site actor
-// queues when it ends comes after every write it sent.
+// queues when it ends comes after every write it sent. Writes that fail (a
+// full disk) are kept (actors/pending_writes.h) and retried until they land,
+// so a node whose disk filled up serves what the site replicated meanwhile
+// once space returns, without a restart.
 #pragma once
 
 #include <caf/fwd.hpp>

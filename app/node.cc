@@ -106,6 +106,7 @@ Node::~Node() {
   if (p.io) p.io->stop();          // no I/O handler runs from here on
   if (p.blocking) p.blocking->stop();  // every deferred handler has returned
   if (p.admin_blocking) p.admin_blocking->stop();
+  if (p.blobs) p.blobs->set_room_maker(nullptr);
   p.replicator.reset();
   if (p.chunk_server) p.chunk_server->stop();  // and every serving thread is gone
   if (p.gate) p.gate->stop();
@@ -138,7 +139,8 @@ Status open_store(Parts& p, const Config& config) {
   auto blobs = open_fs_blob_store(config.data_dir, config.min_free_space);
   if (!blobs) return blobs.status();
   p.blobs = std::move(*blobs);
-  auto kv = open_rocks_kv_store((std::filesystem::path(config.data_dir) / "meta").string());
+  // Metadata writes may use half of min-free-space, the reserve blob writes leave them.
+  auto kv = open_rocks_kv_store((std::filesystem::path(config.data_dir) / "meta").string(), config.min_free_space / 2);
   if (!kv) return kv.status();
   p.kv = std::move(*kv);
   p.registry = std::make_unique<Registry>(*p.kv, *p.blobs);
@@ -280,6 +282,8 @@ void start_serving(Parts& p, const Config& config) {
   p.replicator->set_auto_pin_ttl(static_cast<uint64_t>(config.auto_pin_ttl.count()));
   p.replicator->set_collector(p.gc.get());
   p.replicator->start();
+  // A write that would be refused for space first evicts cached blobs.
+  p.blobs->set_room_maker([replicator = p.replicator.get()](uint64_t bytes) { return replicator->make_room(bytes); });
   p.admin->set_replicator(p.replicator.get());
   p.admin->set_collector(p.gc.get());
   p.admin->set_min_free_space(config.min_free_space);

@@ -24,6 +24,7 @@ EvictionPlan plan_eviction(const std::vector<StoredBlob>& stored, const std::vec
   // (class, use, read, digest): class 0 unpinned, 1 auto-pinned only.
   std::vector<std::tuple<int, uint64_t, uint64_t, const StoredBlob*>> candidates;
   for (const auto& blob : stored) {
+    if (!blob.referenced) continue;
     if (kept.count(blob.digest)) {
       plan.kept_bytes += blob.size;
       continue;

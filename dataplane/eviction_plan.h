@@ -7,7 +7,9 @@
 // last use first. Kept, whatever the budget: blobs an explicit pin holds,
 // and blobs of pinned pushed images (no upstream can give them back; the
 // site may hold the only copy). When kept blobs alone exceed the budget the
-// plan says so (over_budget) instead.
+// plan says so (over_budget) instead. Blobs no manifest lists are never
+// planned: they are an upload in progress (its manifest not yet put) or
+// garbage, which the collector removes after gc-grace.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +24,7 @@ struct StoredBlob {
   std::string digest;
   uint64_t size = 0;
   uint64_t last_read_ms = 0;  // 0: not read since the node started
+  bool referenced = true;     // some manifest lists it
 };
 
 struct PinnedImage {

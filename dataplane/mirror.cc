@@ -276,7 +276,7 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
   };
   auto launch = [&]() -> Result<std::shared_ptr<InflightBlob>> {
     // A fetch into a full data dir fails at once, with the reason (507).
-    if (auto s = blobs_.admit(0); !s) return s;
+    if (auto s = blobs_.admit_making_room(0); !s) return s;
     std::shared_ptr<InflightBlob> fetch;
     if (peers_ && !peers_->live().empty() && !site_fetch_failed_recently(*digest)) {
       // In a site: from members that hold it completely (no uplink needed) ...
@@ -287,7 +287,7 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
       auto size = head_blob();
       if (!size && size.status().code == Errc::blob_unknown) return size.status();
       if (size) {
-        if (auto s = blobs_.admit(*size); !s) return s;
+        if (auto s = blobs_.admit_making_room(*size); !s) return s;
         fetch = start_site_fetch(up, local, repo, *digest, *size, serves_ranges(up, repo, *digest, accept_ranges));
       }
     }

@@ -97,7 +97,7 @@ Result<BlobSource> Mirror::blob_from_peers(const std::string& repo, const std::s
   auto holders = find_holders(repo, *digest);
   if (holders.peers.empty()) return Status{Errc::blob_unknown, "blob unknown to repository: " + digest->str()};
   const uint64_t size = holders.size;
-  if (auto s = blobs_.admit(holders.size); !s) return s;
+  if (auto s = blobs_.admit_making_room(holders.size); !s) return s;
   auto fetch = start_peer_fetch(repo, *digest, std::move(holders));
   if (!fetch) return Status{Errc::io_error, "cannot stage a blob fetch"};
   if (!background) note_client_fetch(fetch);

@@ -76,10 +76,35 @@ bool Replicator::mirrored(const crdt::PinView& pin) const {
   return !index_->origin(std::string(split_reference(pin.ref).first)).ns.empty();
 }
 
+uint64_t Replicator::make_room(uint64_t bytes) {
+  std::lock_guard lock(evict_mu_);
+  const uint64_t used = blobs_.used_bytes();
+  const uint64_t before = evicted_bytes_;
+  // A budget of what is stored less what is wanted (0 would mean "unlimited").
+  evict(plan(used, used > bytes ? std::max<uint64_t>(1, used - bytes) : 1));
+  const uint64_t freed = evicted_bytes_ - before;
+  log_info("storage", "the data dir is short of " + std::to_string(bytes) + " bytes: evicted " + std::to_string(freed) +
+                          " bytes of cached blobs" + (freed < bytes ? " (all that may be evicted)" : ""));
+  return freed;
+}
+
 void Replicator::enforce_budget() {
+  std::lock_guard lock(evict_mu_);
   const uint64_t budget = budget_;
   const uint64_t used = blobs_.used_bytes();
   if (budget == 0 || (used <= budget && !over_budget_)) return;
+  const auto planned = plan(used, budget);
+  evict(planned);
+  kept_bytes_ = planned.kept_bytes;
+  if (planned.over_budget != over_budget_.exchange(planned.over_budget))  // said once per change, not per round
+    log_warning("storage", planned.over_budget
+                               ? "explicit pins and pinned pushed images hold " + std::to_string(planned.kept_bytes) +
+                                     " bytes, more than storage-budget " + std::to_string(budget) +
+                                     "; they are kept (epctl pins; remove a pin or raise the budget)"
+                               : "blob storage is within storage-budget again");
+}
+
+EvictionPlan Replicator::plan(uint64_t used, uint64_t budget) {
   std::vector<PinnedImage> pins;
   for (auto& pin : index_->pins()) {
     PinnedImage image{pin, {}, mirrored(pin)};
@@ -88,26 +113,28 @@ void Replicator::enforce_budget() {
     pins.push_back(std::move(image));
   }
   auto access = registry_.blob_access();
+  auto referenced = registry_.referenced_blobs();
+  if (!referenced) return {};  // cannot tell an upload in progress from a cached blob: evict nothing
   std::vector<StoredBlob> stored;
   for (auto& [digest, size] : blobs_.list()) {
     auto it = access.find(digest.str());
-    stored.push_back({digest.str(), size, it == access.end() ? 0 : it->second});
+    stored.push_back({digest.str(), size, it == access.end() ? 0 : it->second, referenced->count(digest.str()) > 0});
   }
-  const auto plan = plan_eviction(stored, pins, used, budget);
+  return plan_eviction(stored, pins, used, budget);
+}
+
+void Replicator::evict(const EvictionPlan& plan) {
   // Removing a blob another thread is sending is safe: the open file stays
   // readable until that send ends. Partial blobs are not listed: a fetch
   // in progress is never evicted.
   for (const auto& digest : plan.evict) {
     auto d = Digest::parse(digest);
-    if (d && blobs_.remove(*d)) ++evicted_;
+    auto size = d ? blobs_.stat(*d) : Result<uint64_t>(Errc::blob_unknown, digest);
+    if (size && blobs_.remove(*d)) {
+      ++evicted_;
+      evicted_bytes_ += *size;
+    }
   }
-  kept_bytes_ = plan.kept_bytes;
-  if (plan.over_budget != over_budget_.exchange(plan.over_budget))  // said once per change, not per round
-    log_warning("storage", plan.over_budget
-                               ? "explicit pins and pinned pushed images hold " + std::to_string(plan.kept_bytes) +
-                                     " bytes, more than storage-budget " + std::to_string(budget) +
-                                     "; they are kept (epctl pins; remove a pin or raise the budget)"
-                               : "blob storage is within storage-budget again");
 }
 
 void Replicator::yield_to_clients() {

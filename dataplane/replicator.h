@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "dataplane/eviction_plan.h"
 #include "dataplane/garbage.h"
 #include "dataplane/mirror.h"
 #include "storage/blob_store.h"
@@ -37,6 +38,11 @@ class Replicator {
   // fetched again from the site or its upstream.
   void set_storage_budget(uint64_t bytes) { budget_ = bytes; }
   void set_auto_pin_ttl(uint64_t ms) { auto_pin_ttl_ms_ = ms; }
+  // The data dir is short of `bytes`: evicts what storage-budget would
+  // evict, in its order, until `bytes` are freed or nothing more may go.
+  // Returns the bytes freed. Blocks on the disk; any thread (the blob
+  // store's room maker, see storage/space_guard.h).
+  uint64_t make_room(uint64_t bytes);
   // Runs garbage collection on this thread every GarbageCollector::kPeriod
   // (the first a minute after start). Set before start().
   void set_collector(GarbageCollector* collector) { collector_ = collector; }
@@ -55,6 +61,8 @@ class Replicator {
   void run();
   void replicate(const crdt::PinView& pin);
   void enforce_budget();
+  EvictionPlan plan(uint64_t used, uint64_t budget);
+  void evict(const EvictionPlan& plan);
   bool mirrored(const crdt::PinView& pin) const;  // an upstream can give its blobs back
   void yield_to_clients();
 
@@ -67,9 +75,10 @@ class Replicator {
   GarbageCollector* collector_ = nullptr;
   std::thread thread_;
   std::mutex mu_;
+  std::mutex evict_mu_;  // one eviction at a time: the budget's or a room maker's
   std::condition_variable cv_;
   bool stopping_ = false;
-  std::atomic<uint64_t> replicated_{0}, evicted_{0}, budget_{0}, kept_bytes_{0};
+  std::atomic<uint64_t> replicated_{0}, evicted_{0}, evicted_bytes_{0}, budget_{0}, kept_bytes_{0};
   std::atomic<uint64_t> auto_pin_ttl_ms_{7ull * 24 * 3600 * 1000};
   std::atomic<bool> over_budget_{false};
 };

@@ -32,6 +32,20 @@ namespace {
 
 Status method_not_allowed() { return Status{Errc::method_not_allowed, "method not allowed on this endpoint"}; }
 
+// What a write request will store: its Content-Length (0 when unknown);
+// nothing for a request that writes no blob or manifest.
+std::optional<uint64_t> bytes_written(const Route& route, const RequestHead& head) {
+  const auto method = head.method();
+  const bool writes = (route.kind == RouteKind::upload_start && method == verb::verb::post) ||
+                      (route.kind == RouteKind::upload && (method == verb::verb::patch || method == verb::verb::put)) ||
+                      (route.kind == RouteKind::manifest && method == verb::verb::put);
+  if (!writes) return std::nullopt;
+  uint64_t length = 0;
+  auto header = head[field::content_length];
+  std::from_chars(header.data(), header.data() + header.size(), length);
+  return length;
+}
+
 Result<long> parse_n(const Route& route) {
   if (!route.has("n")) return -1L;
   auto text = route.param("n");
@@ -56,6 +70,19 @@ void add_next_link(Reply& reply, const std::string& path, long n, const std::str
 }  // namespace
 
 Handling Api::handle(const RequestHead& head) {
+  auto route = parse_route(std::string_view(head.target().data(), head.target().size()));
+  if (auto bytes = bytes_written(route, head); bytes && !blobs_.admit(*bytes) && blobs_.can_make_room()) {
+    Handling h;
+    h.route = route.kind;
+    h.prepare = [this, wanted = *bytes] { (void)blobs_.admit_making_room(wanted); };
+    return h;
+  }
+  Handling h = begin(route, head);
+  h.route = route.kind;
+  return h;
+}
+
+Handling Api::handle_prepared(const RequestHead& head) {
   auto route = parse_route(std::string_view(head.target().data(), head.target().size()));
   Handling h = begin(route, head);
   h.route = route.kind;

@@ -35,6 +35,9 @@ struct Handling {
   bool finish_waits = false;  // finish may block (disk sync, the site actor): run it on the blocking pool
   // Work that may block on the network (mirror): run on a worker pool.
   std::function<Reply()> deferred;
+  // Blocking work before the handler decides (making room on a full disk):
+  // the server runs it on the worker pool, then calls handle_prepared().
+  std::function<void()> prepare;
 };
 
 // What the Server calls for each request once its header is parsed.
@@ -42,6 +45,9 @@ class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
   virtual Handling handle(const RequestHead& head) = 0;
+  // The same request again, after its Handling's `prepare` ran: decides
+  // without asking to prepare again.
+  virtual Handling handle_prepared(const RequestHead& head) { return handle(head); }
 };
 
 class Api : public RequestHandler {
@@ -49,7 +55,10 @@ class Api : public RequestHandler {
   Api(Registry& registry, Uploads& uploads, BlobStore& blobs, Metrics& metrics, Mirror* mirror = nullptr)
       : registry_(registry), uploads_(uploads), blobs_(blobs), metrics_(metrics), mirror_(mirror) {}
 
+  // A write that would be refused for space first asks to make room
+  // (Handling::prepare: the blob store's room maker, off the I/O thread).
   Handling handle(const RequestHead& head) override;
+  Handling handle_prepared(const RequestHead& head) override;
   Handling begin(const Route& route, const RequestHead& head);
   // Extra Prometheus text appended to /metrics (e.g. the site's counters).
   void set_metrics_source(std::function<std::string()> source) { extra_metrics_ = std::move(source); }

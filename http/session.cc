@@ -116,6 +116,36 @@ class Session : public std::enable_shared_from_this<Session> {
       handling_ = Handling{};
       handling_.reply = internal_error_reply("a request handler");
     }
+    if (handling_.prepare) return prepare();
+    proceed();
+  }
+
+  // The handler asked for blocking work before it decides (e.g. evicting
+  // cached blobs to make room): on the pool, then handled again here.
+  void prepare() {
+    auto work = std::move(handling_.prepare);
+    const bool queued = workers_.post([self = shared_from_this(), work = std::move(work)] {
+      try {
+        work();
+      } catch (...) {
+        internal_error("a request's preparation");
+      }
+      net::post(self->stream_.get_executor(), [self] {
+        try {
+          self->handling_ = self->api_.handle_prepared(self->parser_->get().base());
+        } catch (...) {
+          self->handling_ = Handling{};
+          self->handling_.reply = internal_error_reply("a request handler");
+        }
+        self->proceed();
+      });
+    });
+    if (!queued) reject(Status{Errc::upstream_unavailable, "the node is shutting down"});
+  }
+
+  // Reads the body as the Handling says, or answers at once.
+  void proceed() {
+    const auto& head = parser_->get().base();
     route_ = handling_.route;
     if (parser_->is_done()) return finish();
     if (handling_.reply && bhttp::token_list(head[bhttp::field::expect]).exists("100-continue")) {

@@ -18,6 +18,7 @@
 #include "base/digest.h"
 #include "base/error.h"
 #include "base/fd.h"
+#include "storage/space_guard.h"  // RoomMaker
 
 namespace ep {
 
@@ -43,6 +44,11 @@ class BlobStore {
   // and still leave min-free-space, out_of_space otherwise. New staging
   // files are admitted the same way.
   virtual Status admit(uint64_t bytes) = 0;
+  // admit(), after asking the room maker (set_room_maker) to free the
+  // shortfall by evicting cached blobs. Blocks: never on an I/O thread.
+  virtual Status admit_making_room(uint64_t bytes) = 0;
+  virtual void set_room_maker(RoomMaker maker) = 0;
+  virtual bool can_make_room() const = 0;
   virtual uint64_t free_bytes() const = 0;  // UINT64_MAX when unknown
   virtual bool full() const = 0;            // free space is below min-free-space now
 

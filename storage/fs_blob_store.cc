@@ -51,6 +51,9 @@ class FsBlobStore final : public BlobStore {
   }
 
   Status admit(uint64_t bytes) override { return space_.admit(bytes); }
+  Status admit_making_room(uint64_t bytes) override { return space_.admit_making_room(bytes); }
+  void set_room_maker(RoomMaker maker) override { space_.set_room_maker(std::move(maker)); }
+  bool can_make_room() const override { return space_.can_make_room(); }
   uint64_t free_bytes() const override { return space_.free_bytes(); }
   bool full() const override { return space_.full(); }
 
@@ -170,6 +173,9 @@ class FsBlobStore final : public BlobStore {
 class MemoryBlobStore final : public BlobStore {
  public:
   Status admit(uint64_t) override { return Status::Ok(); }
+  Status admit_making_room(uint64_t) override { return Status::Ok(); }
+  void set_room_maker(RoomMaker) override {}
+  bool can_make_room() const override { return false; }
   uint64_t free_bytes() const override { return std::numeric_limits<uint64_t>::max(); }
   bool full() const override { return false; }
   Result<uint64_t> stat(const Digest& digest) override {

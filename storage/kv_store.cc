@@ -15,6 +15,7 @@
 #include <filesystem>
 
 #include "base/log.h"
+#include "storage/space_guard.h"
 
 namespace ep {
 
@@ -22,7 +23,8 @@ namespace {
 
 class RocksKvStore final : public KvStore {
  public:
-  explicit RocksKvStore(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+  RocksKvStore(std::unique_ptr<rocksdb::DB> db, const std::string& path, uint64_t min_free)
+      : db_(std::move(db)), space_(path, min_free) {}
 
   Result<std::optional<std::string>> get(std::string_view key) override {
     std::string value;
@@ -40,6 +42,11 @@ class RocksKvStore final : public KvStore {
       else
         wb.Delete(op.key);
     }
+    // A write RocksDB's log cannot take leaves its log writer failed, and
+    // RocksDB 7.8 then asserts on a later write: never let it run out.
+    if (space_.full())
+      return Status{Errc::out_of_space, "out of storage space: metadata writes wait for " +
+                                            std::to_string(space_.min_free() >> 20) + " MiB free in the data dir"};
     // After a failed write RocksDB refuses every write until resumed; try
     // that first (it succeeds once the cause, usually a full disk, is gone).
     // Only this recovery is serialized: writers otherwise go to RocksDB at
@@ -91,6 +98,7 @@ class RocksKvStore final : public KvStore {
 
  private:
   std::unique_ptr<rocksdb::DB> db_;
+  SpaceGuard space_;  // only its statvfs check: the blob store's guard logs the disk's state
   std::mutex error_mu_;             // one Resume() at a time
   std::atomic<bool> failed_{false};  // a write failed and the database has not been resumed since
 };
@@ -157,20 +165,24 @@ class NodeLogger final : public rocksdb::Logger {
 
 }  // namespace
 
-Result<std::unique_ptr<KvStore>> open_rocks_kv_store(const std::string& path) {
+Result<std::unique_ptr<KvStore>> open_rocks_kv_store(const std::string& path, uint64_t min_free) {
   rocksdb::Options options;
   options.create_if_missing = true;
   options.info_log = std::make_shared<NodeLogger>();
   std::error_code ignored;  // made here, RocksDB need not report (at error level) that it was missing
   std::filesystem::create_directories(path, ignored);
   options.IncreaseParallelism(2);
+  // After a full disk RocksDB resumes writes only once write_buffer_size
+  // bytes are free (its recovery reserve; 64 MiB by default, more than a
+  // small data dir may ever have). The metadata is small: 8 MiB memtables.
+  options.write_buffer_size = 8 << 20;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(32 << 20);
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   rocksdb::DB* raw = nullptr;
   auto s = rocksdb::DB::Open(options, path, &raw);
   if (!s.ok()) return Status{Errc::io_error, "cannot open metadata database " + path + ": " + s.ToString()};
-  return std::unique_ptr<KvStore>(new RocksKvStore(std::unique_ptr<rocksdb::DB>(raw)));
+  return std::unique_ptr<KvStore>(new RocksKvStore(std::unique_ptr<rocksdb::DB>(raw), path, min_free));
 }
 
 std::unique_ptr<KvStore> make_memory_kv_store() { return std::make_unique<MemoryKvStore>(); }

@@ -44,7 +44,9 @@ class KvStore {
   virtual Status scan(std::string_view prefix, std::string_view start_after, const KvVisitor& visit) = 0;
 };
 
-Result<std::unique_ptr<KvStore>> open_rocks_kv_store(const std::string& path);
+// Writes are refused (out_of_space) while less than `min_free` bytes are
+// free where `path` lives, before RocksDB sees them.
+Result<std::unique_ptr<KvStore>> open_rocks_kv_store(const std::string& path, uint64_t min_free = 0);
 std::unique_ptr<KvStore> make_memory_kv_store();
 
 }  // namespace ep

@@ -36,4 +36,27 @@ Status SpaceGuard::admit(uint64_t bytes) {
                                         mib(min_free_) + (bytes ? ", this write needs " + mib(bytes) + " more" : "")};
 }
 
+Status SpaceGuard::admit_making_room(uint64_t bytes) {
+  if (auto s = admit(bytes); s) return s;
+  RoomMaker maker;
+  {
+    std::lock_guard lock(maker_mu_);
+    maker = room_maker_;
+  }
+  const uint64_t free = free_bytes();
+  const uint64_t wanted = min_free_ + bytes;
+  if (maker && free < wanted) maker(wanted - free);
+  return admit(bytes);
+}
+
+void SpaceGuard::set_room_maker(RoomMaker maker) {
+  std::lock_guard lock(maker_mu_);
+  room_maker_ = std::move(maker);
+}
+
+bool SpaceGuard::can_make_room() const {
+  std::lock_guard lock(maker_mu_);
+  return static_cast<bool>(room_maker_);
+}
+
 }  // namespace ep

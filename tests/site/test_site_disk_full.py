@@ -6,7 +6,8 @@ mid-stream (no Content-Length) gives its space back. With the disk filled
 by something else: reads go on, /readyz, /metrics and epctl stats say the
 storage is full (the log says it once), SIGTERM exits 0 and a restart on
 the full disk serves reads. Once space is freed, writes work again with no
-restart.
+restart, and the site's writes a full node could not make (the index, tags
+and manifests replicated to it meanwhile) land then too.
 """
 import hashlib
 import json
@@ -93,11 +94,42 @@ def test_full_disk_refuses_writes_keeps_reads_and_recovers(small_disk):
     assert node.manifest_digest("team/app", "v1") == small.digest
     for layer in json.loads(small.manifest_raw)["layers"]:
         assert node.session.get(node.url + "/v2/team/app/blobs/" + layer["digest"], timeout=5).status_code == 200
+    # RocksDB's recovery at the start gives back what its old log had reserved: fill that too.
+    fill(mount / "filler2")
+    assert node.session.get(node.url + "/readyz", timeout=5).json()["storage"] == "full"
+    assert push_bytes(node, env.dir, b"x" * 1000)[0] == 507
 
     # Space comes back: writes work, without a restart.
     os.remove(mount / "filler")
+    os.remove(mount / "filler2")
     node.push(env.image("after"), "team/app", "v2")
     wait_for(lambda: node.session.get(node.url + "/readyz", timeout=5).json()["storage"] == "ok", 5,
              what="/readyz says the storage is fine again")
     assert node.metric("edgepier_storage_full") == 0
     assert "has room again" in node.log_text()
+
+
+def test_site_writes_made_while_the_disk_was_full_land_when_space_returns(small_disk):
+    """n2's disk is full while n1 takes a push: n2 learns the tag but cannot
+    store it. Once space returns, n2 serves the tag, with no restart: the
+    writes it could not make were kept and retried."""
+    env, mount = small_disk
+    n1 = env.node("n1", key=env.key)
+    n2 = env.node("n2", key=env.key, seeds=[n1.cluster_address],
+                  extra=["--edgepier.data-dir=%s" % (mount / "data"), "--edgepier.min-free-space=%d" % (4 * MIB)])
+    wait_for(lambda: sl.full_mesh([n1, n2]), 30, what="a two-node site")
+    fill(mount / "filler")
+    image = env.image("while-full")
+    n1.push(image, "team/app", "v9")
+    wait_for(lambda: "kept and retried" in n2.log_text(), 20, what="n2 says it keeps the writes it cannot make")
+    assert n2.http_status("/v2/team/app/manifests/v9") == 404  # not stored: the disk is full
+
+    os.remove(mount / "filler")
+    wait_for(lambda: n2.http_status("/v2/team/app/manifests/v9") == 200, 30,
+             what="n2 serves the tag once space returned")
+    assert n2.manifest_digest("team/app", "v9") == image.digest
+    assert "the kept ones landed" in n2.log_text()
+    # And they are on disk: after a restart n2 still has the tag.
+    n2.stop()
+    n2.start()
+    assert n2.manifest_digest("team/app", "v9") == image.digest
