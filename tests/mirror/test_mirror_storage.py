@@ -10,6 +10,7 @@ are evicted to make room before the write would be refused.
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import time
 
@@ -95,36 +96,39 @@ def test_explicit_pins_stay_over_the_budget(env):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs: needs root")
 def test_a_push_to_a_full_disk_evicts_cached_images_first(env):
-    """A 48 MiB data dir holds a 20 MiB cached (auto-pinned, mirrored) image.
-    A 24 MiB push does not fit beside it and min-free-space: the cache is
-    evicted and the push succeeds; the image comes back from the upstream
-    once there is room for it again."""
+    """A 64 MiB data dir holds a 24 MiB cached (auto-pinned, mirrored) image.
+    A 36 MiB push does not fit beside it and min-free-space (8 MiB), whatever
+    RocksDB takes: the cache is evicted and the push succeeds. The pushed
+    blob is never evicted; once it is deleted and collected, the image comes
+    back from the upstream."""
     up = env.upstream()
-    img = ml.make_image(env.dir / "cached", "edgepier-make-room", layers=1, layer_mb=20, tag="v1")
+    img = ml.make_image(env.dir / "cached", "edgepier-make-room", layers=2, layer_mb=12, tag="v1")
     up.push(img, "cache/app", "v1")
     small = env.dir / "small"
     small.mkdir()
-    ml.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(small)])
+    ml.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(small)])
     node = None
     try:
         node = env.node({"ns1": up.url}, default="ns1",
                         extra=["--edgepier.data-dir=%s" % (small / "data"), "--edgepier.min-free-space=%d" % (8 * MIB),
                                "--edgepier.gc-grace=1s"])
         node.pull("cache/app", "v1", env.dir / "first")
-        blob = os.urandom(24 * MIB)
+        assert shutil.disk_usage(small).free < (36 + 8) * MIB  # the push cannot fit without eviction
+        blob = os.urandom(36 * MIB)
         digest = "sha256:" + hashlib.sha256(blob).hexdigest()
         r = requests.post(node.url + "/v2/team/big/blobs/uploads/?digest=" + digest, data=blob,
                           headers={"Content-Type": "application/octet-stream"}, timeout=60)
         assert r.status_code == 201, (r.status_code, r.text)
         assert requests.get(node.url + "/v2/team/big/blobs/" + digest, timeout=30).content == blob
-        assert metric(node, "edgepier_storage_evicted_blobs_total") >= 1
+        assert metric(node, "edgepier_storage_evicted_blobs_total") >= 2
         assert "evicted" in node.log.read_text()
-        # The pushed blob is not cache: it is never evicted. Once it is deleted
-        # and collected, the evicted image comes back from the upstream.
+
         assert requests.delete(node.url + "/v2/team/big/blobs/" + digest, timeout=30).status_code == 202
+        before = shutil.disk_usage(small).free
         epctl(node, "gc")  # the collector's first sight of it unreferenced
-        time.sleep(1.5)  # gc-grace
-        assert "removed" in epctl(node, "gc", "--run")
+        time.sleep(1.5)    # gc-grace
+        epctl(node, "gc", "--run")
+        assert shutil.disk_usage(small).free >= before + 30 * MIB, "the collected blob's space did not come back"
         again = env.dir / "again"
         node.pull("cache/app", "v1", again)
         assert ml.oci_layout_blobs(again) == img["blobs"]
