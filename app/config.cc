@@ -6,6 +6,7 @@
 #include <caf/config_value.hpp>
 #include <caf/settings.hpp>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -235,13 +236,15 @@ std::string host_name() {
 NodeConfig::NodeConfig() {
   caf::config_option_adder group{custom_options_, "edgepier"};
   for (const auto& key : kKeys) {
+    // caf::string_view takes a const char* only under GCC (CAF_GCC); clang needs the length.
+    const caf::string_view name(key.name, std::strlen(key.name)), help(key.help, std::strlen(key.help));
     switch (key.kind) {
-      case Kind::string_list: group.add<std::vector<std::string>>(key.name, key.help); break;
-      case Kind::size: group.add<int64_t>(key.name, key.help); break;
+      case Kind::string_list: group.add<std::vector<std::string>>(name, help); break;
+      case Kind::size: group.add<int64_t>(name, help); break;
       // CAF's CLI parser takes no value for bool flags; read it as text.
-      case Kind::boolean: group.add<std::string>(key.name, key.help); break;
-      case Kind::duration: group.add<caf::timespan>(key.name, key.help); break;
-      default: group.add<std::string>(key.name, key.help); break;
+      case Kind::boolean: group.add<std::string>(name, help); break;
+      case Kind::duration: group.add<caf::timespan>(name, help); break;
+      default: group.add<std::string>(name, help); break;
     }
   }
 }

@@ -52,7 +52,9 @@ Result<CredentialStore> load_credentials(const std::string& path) {
   CredentialStore store;
   auto auths = doc.find("auths");
   if (auths == doc.end() || !auths->is_object()) return store;
-  for (auto& [key, entry] : auths->items()) {
+  for (auto& item : auths->items()) {  // not a structured binding: clang 14 cannot capture one
+    const std::string& key = item.key();
+    const auto& entry = item.value();
     if (!entry.is_object()) continue;
     Credentials creds;
     if (entry.contains("auth") && entry["auth"].is_string()) {
