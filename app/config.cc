@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 
@@ -249,6 +250,23 @@ NodeConfig::NodeConfig() {
   }
 }
 
+Status apply_ini(Config& config, std::istream& ini, const std::string& path) {
+  auto raw = caf::actor_system_config::parse_config(ini);
+  if (!raw)
+    return Status{Errc::config_invalid,
+                  "cannot read config file " + path + ": " + caf::actor_system_config::render(raw.error())};
+  if (auto it = raw->find("edgepier"); it != raw->end()) {
+    const auto* section = caf::get_if<caf::settings>(&it->second);
+    if (!section) return Status{Errc::config_invalid, path + ": edgepier must be a section"};
+    for (const auto& [name, value] : *section) {
+      const Key* key = find_key(name);
+      if (!key) return Status{Errc::config_invalid, path + ": unknown setting edgepier." + name};
+      if (auto s = apply(config, *key, value); !s) return Status{Errc::config_invalid, path + ": " + s.message};
+    }
+  }
+  return Status::Ok();
+}
+
 Result<Config> load_config(NodeConfig& cfg, int argc, char** argv) {
   if (auto err = cfg.parse(argc, argv))
     return Status{Errc::config_invalid, "invalid configuration: " + cfg.render(err)};
@@ -265,17 +283,9 @@ Result<Config> load_config(NodeConfig& cfg, int argc, char** argv) {
   else if (!cfg.config_file_path.empty() && std::filesystem::exists(cfg.config_file_path))
     path = cfg.config_file_path;
   if (!path.empty()) {
-    auto raw = caf::actor_system_config::parse_config_file(path.c_str());
-    if (!raw) return Status{Errc::config_invalid, "cannot read config file " + path + ": " + cfg.render(raw.error())};
-    if (auto it = raw->find("edgepier"); it != raw->end()) {
-      const auto* section = caf::get_if<caf::settings>(&it->second);
-      if (!section) return Status{Errc::config_invalid, path + ": edgepier must be a section"};
-      for (const auto& [name, value] : *section) {
-        const Key* key = find_key(name);
-        if (!key) return Status{Errc::config_invalid, path + ": unknown setting edgepier." + name};
-        if (auto s = apply(config, *key, value); !s) return Status{Errc::config_invalid, path + ": " + s.message};
-      }
-    }
+    std::ifstream file(path);
+    if (!file) return Status{Errc::config_invalid, "cannot read config file " + path};
+    if (auto s = apply_ini(config, file, path); !s) return s;
   }
   // Command-line values win over the file.
   auto cli = caf::get_if<caf::settings>(&cfg.content, "edgepier");

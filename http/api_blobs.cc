@@ -21,13 +21,9 @@ bool parse_u64(std::string_view text, uint64_t& out) {
   return ec == std::errc() && ptr == text.data() + text.size() && !text.empty();
 }
 
-struct ByteRange {
-  uint64_t first, last;  // inclusive
-};
+}  // namespace
 
-// Parses "bytes=a-b", "bytes=a-" and "bytes=-n" against `size`. nullopt:
-// header absent or not a single range we understand (serve the whole blob).
-// Sets `unsatisfiable` when the range is well-formed but outside the blob.
+// The Range parsers (declared in api.h, for tests/fuzz/fuzz_range.cc).
 std::optional<ByteRange> parse_range(std::string_view header, uint64_t size, bool& unsatisfiable) {
   unsatisfiable = false;
   if (header.substr(0, 6) != "bytes=" || header.find(',') != std::string_view::npos) return std::nullopt;
@@ -50,7 +46,6 @@ std::optional<ByteRange> parse_range(std::string_view header, uint64_t size, boo
   return ByteRange{first, std::min(last, size - 1)};
 }
 
-// Content-Range of a PATCH: "a-b" (Docker) or "bytes a-b/*" forms.
 std::optional<ByteRange> parse_content_range(std::string_view header) {
   if (header.substr(0, 6) == "bytes ") header = header.substr(6);
   if (header.substr(0, 6) == "bytes=") header = header.substr(6);
@@ -62,6 +57,8 @@ std::optional<ByteRange> parse_content_range(std::string_view header) {
     return std::nullopt;
   return ByteRange{first, last};
 }
+
+namespace {
 
 std::string upload_location(const UploadState& state) {
   return "/v2/" + state.repo + "/blobs/uploads/" + state.id;

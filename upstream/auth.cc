@@ -46,7 +46,11 @@ Result<CredentialStore> load_credentials(const std::string& path) {
   if (!in) return Status{Errc::config_invalid, "cannot read upstream credentials file " + path};
   std::stringstream text;
   text << in.rdbuf();
-  auto doc = nlohmann::json::parse(text.str(), nullptr, false);
+  return parse_credentials(text.str(), path);
+}
+
+Result<CredentialStore> parse_credentials(std::string_view text, const std::string& path) {
+  auto doc = nlohmann::json::parse(text, nullptr, false);
   if (doc.is_discarded() || !doc.is_object())
     return Status{Errc::config_invalid, path + ": not a docker config.json (invalid JSON)"};
   CredentialStore store;
