@@ -65,13 +65,15 @@ Status bad(const std::string& key, const std::string& why) {
 bool parse_duration(std::string_view text, std::chrono::milliseconds& out) {
   double value = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || value < 0) return false;
+  if (ec != std::errc() || !(value >= 0)) return false;  // NaN too
   std::string_view unit(ptr, static_cast<size_t>(text.data() + text.size() - ptr));
   static const std::map<std::string_view, double> kUnits = {
       {"ms", 1}, {"s", 1000}, {"min", 60000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
   auto it = kUnits.find(unit);
   if (it == kUnits.end()) return false;
-  out = std::chrono::milliseconds(static_cast<int64_t>(value * it->second));
+  const double ms = value * it->second;
+  if (!(ms < 9.2e18)) return false;  // below 2^63, so the conversion is defined (inf fails too)
+  out = std::chrono::milliseconds(static_cast<int64_t>(ms));
   return true;
 }
 
@@ -148,7 +150,7 @@ Status apply(Config& config, const Key& key, const config_value& value) {
                     : name == "auto-pin-ttl" ? config.auto_pin_ttl
                     : name == "gc-grace"     ? config.gc_grace
                                              : config.gone_after;
-      if (const auto* span = caf::get_if<caf::timespan>(&value)) {
+      if (const auto* span = caf::get_if<caf::timespan>(&value); span && span->count() >= 0) {
         field = std::chrono::duration_cast<std::chrono::milliseconds>(*span);
         return Status::Ok();
       }
