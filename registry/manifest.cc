@@ -86,7 +86,8 @@ Result<ManifestInfo> parse_manifest(std::string_view body, std::string_view cont
   const bool image = info.media_type == media::kOciManifest || info.media_type == media::kDockerManifest;
   if (index || image) {
     auto version = doc.find("schemaVersion");
-    if (version == doc.end() || !version->is_number_integer() || version->get<int>() != 2)
+    // Compared as JSON: get<int>() would truncate 4294967298 to 2.
+    if (version == doc.end() || !version->is_number_integer() || *version != 2)
       return invalid("schemaVersion must be 2");
   }
   if (image) {
