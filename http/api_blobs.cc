@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <cstdint>
 #include <optional>
 
 #include "http/api.h"
@@ -52,8 +53,10 @@ std::optional<ByteRange> parse_content_range(std::string_view header) {
   header = header.substr(0, header.find('/'));
   auto dash = header.find('-');
   uint64_t first = 0, last = 0;
+  // A range that ends at byte 2^64 - 1 has no length that fits in 64 bits
+  // (0-18446744073709551615 would claim length 0).
   if (dash == std::string_view::npos || !parse_u64(header.substr(0, dash), first) ||
-      !parse_u64(header.substr(dash + 1), last) || last < first)
+      !parse_u64(header.substr(dash + 1), last) || last < first || last == UINT64_MAX)
     return std::nullopt;
   return ByteRange{first, last};
 }
