@@ -126,6 +126,10 @@ Result<ManifestInfo> parse_manifest(std::string_view body, std::string_view cont
   if (auto at = string_field(doc, "artifactType"); !at.empty()) info.artifact_type = at;
   if (auto ann = doc.find("annotations"); ann != doc.end()) {
     if (!ann->is_object()) return invalid("annotations must be an object");
+    // The spec's map of strings; nested values would also reach json_text,
+    // whose dump recurses once per level (a deep one overflowed the stack).
+    for (const auto& value : *ann)
+      if (!value.is_string()) return invalid("annotation values must be strings");
     info.annotations_json = json_text(*ann);
   }
   return info;
