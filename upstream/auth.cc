@@ -25,6 +25,8 @@ std::optional<std::string> base64_decode(const std::string& in) {
   if (n < 0) return std::nullopt;
   size_t padding = 0;
   for (size_t i = in.size(); i > 0 && in[i - 1] == '='; --i) ++padding;
+  // "====" decodes to 3 bytes with 4 of padding: n - padding would wrap.
+  if (padding > 2 || static_cast<size_t>(n) < padding) return std::nullopt;
   out.resize(static_cast<size_t>(n) - padding);
   return out;
 }
