@@ -54,13 +54,13 @@ for source in tests/fuzz/fuzz_*.cc; do
   cov=$(grep -o 'cov: [0-9]*' <<<"$last" | cut -d' ' -f2)
   ft=$(grep -o 'ft: [0-9]*' <<<"$last" | cut -d' ' -f2)
   files=$(find "$out/corpus" -type f | wc -l)
-  bytes=$(du -sk "$out/corpus" | cut -f1)
+  bytes=$(find "$out/corpus" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%d", s / 1024 }')
   rows+=("$(printf '%-16s %-6s %12s %8s %7s %7s %8s %8s' "$name" "$status" "${execs:--}" "${rate:--}" "${cov:--}" \
     "${ft:--}" "$files" "${bytes}K")")
 done
 
 echo
-printf '%-16s %-6s %12s %8s %7s %7s %8s %8s\n' harness result executions exec/s cov ft corpus size
+printf '%-16s %-6s %12s %8s %7s %7s %8s %8s\n' harness result executions exec/s cov ft files size
 for row in "${rows[@]}"; do echo "$row"; done
 if ((${#failed[@]})); then
   echo "FAILED: ${failed[*]} (inputs and logs in $run)"

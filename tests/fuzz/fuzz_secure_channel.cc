@@ -12,7 +12,8 @@
 //       payload is a pattern): sent by the peer's SecureChannel, received;
 //     op%4 == 1 tampered frame: as 0, then u16 position and a byte to XOR
 //       into the sealed frame at position % its length; ends the script;
-//     op%4 == 2 raw bytes: the rest of the input, written as is; ends it;
+//     op%4 == 2 raw bytes: the rest of the input (at most 64 KiB), written
+//       as is; ends it;
 //     op%4 == 3 ends the script.
 //   After the script the peer closes its side.
 //
@@ -37,6 +38,8 @@ namespace {
 
 constexpr std::chrono::milliseconds kTimeout{2000};
 constexpr size_t kMaxPart = 16 << 10;
+// Raw bytes are written before anything reads them: keep within the socket buffer.
+constexpr size_t kMaxRaw = 64 << 10;
 
 struct Input {
   const uint8_t* p;
@@ -120,6 +123,7 @@ void fuzz_frames(Input in) {
     in.take(&op, 1);
     if (op % 4 == 3) break;
     if (op % 4 == 2) {
+      in.n = std::min(in.n, kMaxRaw);
       write_raw(client->socket(), in.p, in.n);
       break;
     }
@@ -136,6 +140,7 @@ void fuzz_frames(Input in) {
       uint8_t flip = 0;
       if (!in.u16(position) || !in.take(&flip, 1)) flip = 1;
       std::string sealed = drain(server->socket());
+      FUZZ_CHECK(!sealed.empty());
       sealed[position % sealed.size()] ^= flip ? flip : 1;
       write_raw(client->socket(), sealed.data(), sealed.size());
       ::shutdown(client->socket(), SHUT_WR);
