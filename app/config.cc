@@ -6,7 +6,9 @@
 #include <caf/config_value.hpp>
 #include <caf/settings.hpp>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 
@@ -66,13 +68,15 @@ Status bad(const std::string& key, const std::string& why) {
 bool parse_duration(std::string_view text, std::chrono::milliseconds& out) {
   double value = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || value < 0) return false;
+  if (ec != std::errc() || !(value >= 0)) return false;  // NaN too
   std::string_view unit(ptr, static_cast<size_t>(text.data() + text.size() - ptr));
   static const std::map<std::string_view, double> kUnits = {
       {"ms", 1}, {"s", 1000}, {"min", 60000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
   auto it = kUnits.find(unit);
   if (it == kUnits.end()) return false;
-  out = std::chrono::milliseconds(static_cast<int64_t>(value * it->second));
+  const double ms = value * it->second;
+  if (!(ms < 9.2e18)) return false;  // below 2^63, so the conversion is defined (inf fails too)
+  out = std::chrono::milliseconds(static_cast<int64_t>(ms));
   return true;
 }
 
@@ -154,7 +158,7 @@ Status apply(Config& config, const Key& key, const config_value& value) {
                     : name == "http-stall-timeout"  ? config.http_stall_timeout
                                              : config.gone_after;
       std::chrono::milliseconds parsed{-1};
-      if (const auto* span = caf::get_if<caf::timespan>(&value))
+      if (const auto* span = caf::get_if<caf::timespan>(&value); span && span->count() >= 0)
         parsed = std::chrono::duration_cast<std::chrono::milliseconds>(*span);
       else if (!str || !parse_duration(*str, parsed))
         return bad(name, "expected a duration like 30s, 500ms, 5min, 12h or 7d, got " + caf::to_string(value));
@@ -246,15 +250,34 @@ std::string host_name() {
 NodeConfig::NodeConfig() {
   caf::config_option_adder group{custom_options_, "edgepier"};
   for (const auto& key : kKeys) {
+    // caf::string_view takes a const char* only under GCC (CAF_GCC); clang needs the length.
+    const caf::string_view name(key.name, std::strlen(key.name)), help(key.help, std::strlen(key.help));
     switch (key.kind) {
-      case Kind::string_list: group.add<std::vector<std::string>>(key.name, key.help); break;
-      case Kind::size: group.add<int64_t>(key.name, key.help); break;
+      case Kind::string_list: group.add<std::vector<std::string>>(name, help); break;
+      case Kind::size: group.add<int64_t>(name, help); break;
       // CAF's CLI parser takes no value for bool flags; read it as text.
-      case Kind::boolean: group.add<std::string>(key.name, key.help); break;
-      case Kind::duration: group.add<caf::timespan>(key.name, key.help); break;
-      default: group.add<std::string>(key.name, key.help); break;
+      case Kind::boolean: group.add<std::string>(name, help); break;
+      case Kind::duration: group.add<caf::timespan>(name, help); break;
+      default: group.add<std::string>(name, help); break;
     }
   }
+}
+
+Status apply_ini(Config& config, std::istream& ini, const std::string& path) {
+  auto raw = caf::actor_system_config::parse_config(ini);
+  if (!raw)
+    return Status{Errc::config_invalid,
+                  "cannot read config file " + path + ": " + caf::actor_system_config::render(raw.error())};
+  if (auto it = raw->find("edgepier"); it != raw->end()) {
+    const auto* section = caf::get_if<caf::settings>(&it->second);
+    if (!section) return Status{Errc::config_invalid, path + ": edgepier must be a section"};
+    for (const auto& [name, value] : *section) {
+      const Key* key = find_key(name);
+      if (!key) return Status{Errc::config_invalid, path + ": unknown setting edgepier." + name};
+      if (auto s = apply(config, *key, value); !s) return Status{Errc::config_invalid, path + ": " + s.message};
+    }
+  }
+  return Status::Ok();
 }
 
 Result<Config> load_config(NodeConfig& cfg, int argc, char** argv) {
@@ -273,17 +296,9 @@ Result<Config> load_config(NodeConfig& cfg, int argc, char** argv) {
   else if (!cfg.config_file_path.empty() && std::filesystem::exists(cfg.config_file_path))
     path = cfg.config_file_path;
   if (!path.empty()) {
-    auto raw = caf::actor_system_config::parse_config_file(path.c_str());
-    if (!raw) return Status{Errc::config_invalid, "cannot read config file " + path + ": " + cfg.render(raw.error())};
-    if (auto it = raw->find("edgepier"); it != raw->end()) {
-      const auto* section = caf::get_if<caf::settings>(&it->second);
-      if (!section) return Status{Errc::config_invalid, path + ": edgepier must be a section"};
-      for (const auto& [name, value] : *section) {
-        const Key* key = find_key(name);
-        if (!key) return Status{Errc::config_invalid, path + ": unknown setting edgepier." + name};
-        if (auto s = apply(config, *key, value); !s) return Status{Errc::config_invalid, path + ": " + s.message};
-      }
-    }
+    std::ifstream file(path);
+    if (!file) return Status{Errc::config_invalid, "cannot read config file " + path};
+    if (auto s = apply_ini(config, file, path); !s) return s;
   }
   // Command-line values win over the file.
   auto cli = caf::get_if<caf::settings>(&cfg.content, "edgepier");

@@ -10,6 +10,7 @@
 #include <caf/actor_system_config.hpp>
 #include <chrono>
 #include <cstdint>
+#include <istream>
 #include <string>
 #include <vector>
 
@@ -58,5 +59,10 @@ class NodeConfig : public caf::actor_system_config {
 // Parses argv (and the INI file it names) into `config`. `cfg` keeps CAF's own
 // settings for the actor system. Errors name the offending key.
 Result<Config> load_config(NodeConfig& cfg, int argc, char** argv);
+
+// What load_config does with the INI file: parses `ini` (CAF's INI syntax)
+// and applies its [edgepier] section onto `config`, each key checked; errors
+// name `origin` and the key. Declared here for tests/fuzz/fuzz_config.cc.
+Status apply_ini(Config& config, std::istream& ini, const std::string& origin);
 
 }  // namespace ep

@@ -4,11 +4,22 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <sstream>
+
+#include "site/chunk_plan.h"
 
 namespace ep {
 
 namespace {
+// A decimal number and nothing else: istream's >> would take "-1" for 2^64 - 1.
+bool read_u64(std::istream& in, uint64_t& out) {
+  std::string token;
+  if (!(in >> token)) return false;
+  auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), out);
+  return ec == std::errc() && end == token.data() + token.size();
+}
+
 bool append(int fd, const std::string& line) {
   if (::lseek(fd, 0, SEEK_END) < 0) return false;
   for (size_t done = 0; done < line.size();) {
@@ -47,14 +58,16 @@ std::optional<ChunkJournal::Contents> ChunkJournal::read(int fd) {
   std::string line;
   if (!std::getline(in, line)) return std::nullopt;
   std::istringstream header(line);
-  if (!(header >> c.blob >> c.size >> c.chunk_size) || c.chunk_size == 0 || !Digest::parse(c.blob)) return std::nullopt;
-  const uint64_t chunks = (c.size + c.chunk_size - 1) / c.chunk_size;
+  if (!(header >> c.blob) || !read_u64(header, c.size) || !read_u64(header, c.chunk_size) || c.chunk_size == 0 ||
+      !Digest::parse(c.blob))
+    return std::nullopt;
+  const uint64_t chunks = site::chunk_count(c.size, c.chunk_size);
   while (std::getline(in, line)) {
     if (in.eof() && !text.empty() && text.back() != '\n') break;  // torn last line
     std::istringstream entry(line);
     uint64_t index;
     std::string digest;
-    if (!(entry >> index >> digest) || index >= chunks || !Digest::parse(digest)) continue;
+    if (!read_u64(entry, index) || !(entry >> digest) || index >= chunks || !Digest::parse(digest)) continue;
     c.chunks[index] = digest;
   }
   return c;

@@ -91,6 +91,18 @@ Handling answer(Reply reply);
 Handling fail(const Status& status);
 Reply empty_reply(unsigned status);
 Reply manifest_reply(StoredManifest manifest);
+// An inclusive byte range [first, last].
+struct ByteRange {
+  uint64_t first, last;
+};
+// Parses a blob GET's Range, "bytes=a-b", "bytes=a-" or "bytes=-n", against
+// `size`. nullopt: not a single range we understand (serve the whole blob).
+// Sets `unsatisfiable` when the range is well-formed but outside the blob.
+// Declared here for tests/fuzz/fuzz_range.cc.
+std::optional<ByteRange> parse_range(std::string_view header, uint64_t size, bool& unsatisfiable);
+// Parses a PATCH's Content-Range: "a-b" (Docker), "bytes a-b/*" or
+// "bytes=a-b". Declared here for tests/fuzz/fuzz_range.cc.
+std::optional<ByteRange> parse_content_range(std::string_view header);
 // Blob GET/HEAD reply for `size` bytes, honouring a Range header; `file` may
 // be empty for HEAD.
 Reply blob_reply(const std::string& digest, uint64_t size, std::string_view range_header, FileRange file);

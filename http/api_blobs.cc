@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <cstdint>
 #include <optional>
 
 #include "http/api.h"
@@ -21,13 +22,9 @@ bool parse_u64(std::string_view text, uint64_t& out) {
   return ec == std::errc() && ptr == text.data() + text.size() && !text.empty();
 }
 
-struct ByteRange {
-  uint64_t first, last;  // inclusive
-};
+}  // namespace
 
-// Parses "bytes=a-b", "bytes=a-" and "bytes=-n" against `size`. nullopt:
-// header absent or not a single range we understand (serve the whole blob).
-// Sets `unsatisfiable` when the range is well-formed but outside the blob.
+// The Range parsers (declared in api.h, for tests/fuzz/fuzz_range.cc).
 std::optional<ByteRange> parse_range(std::string_view header, uint64_t size, bool& unsatisfiable) {
   unsatisfiable = false;
   if (header.substr(0, 6) != "bytes=" || header.find(',') != std::string_view::npos) return std::nullopt;
@@ -50,18 +47,21 @@ std::optional<ByteRange> parse_range(std::string_view header, uint64_t size, boo
   return ByteRange{first, std::min(last, size - 1)};
 }
 
-// Content-Range of a PATCH: "a-b" (Docker) or "bytes a-b/*" forms.
 std::optional<ByteRange> parse_content_range(std::string_view header) {
   if (header.substr(0, 6) == "bytes ") header = header.substr(6);
   if (header.substr(0, 6) == "bytes=") header = header.substr(6);
   header = header.substr(0, header.find('/'));
   auto dash = header.find('-');
   uint64_t first = 0, last = 0;
+  // A range that ends at byte 2^64 - 1 has no length that fits in 64 bits
+  // (0-18446744073709551615 would claim length 0).
   if (dash == std::string_view::npos || !parse_u64(header.substr(0, dash), first) ||
-      !parse_u64(header.substr(dash + 1), last) || last < first)
+      !parse_u64(header.substr(dash + 1), last) || last < first || last == UINT64_MAX)
     return std::nullopt;
   return ByteRange{first, last};
 }
+
+namespace {
 
 std::string upload_location(const UploadState& state) {
   return "/v2/" + state.repo + "/blobs/uploads/" + state.id;

@@ -86,7 +86,8 @@ Result<ManifestInfo> parse_manifest(std::string_view body, std::string_view cont
   const bool image = info.media_type == media::kOciManifest || info.media_type == media::kDockerManifest;
   if (index || image) {
     auto version = doc.find("schemaVersion");
-    if (version == doc.end() || !version->is_number_integer() || version->get<int>() != 2)
+    // Compared as JSON: get<int>() would truncate 4294967298 to 2.
+    if (version == doc.end() || !version->is_number_integer() || *version != 2)
       return invalid("schemaVersion must be 2");
   }
   if (image) {
@@ -125,6 +126,10 @@ Result<ManifestInfo> parse_manifest(std::string_view body, std::string_view cont
   if (auto at = string_field(doc, "artifactType"); !at.empty()) info.artifact_type = at;
   if (auto ann = doc.find("annotations"); ann != doc.end()) {
     if (!ann->is_object()) return invalid("annotations must be an object");
+    // The spec's map of strings; nested values would also reach json_text,
+    // whose dump recurses once per level (a deep one overflowed the stack).
+    for (const auto& value : *ann)
+      if (!value.is_string()) return invalid("annotation values must be strings");
     info.annotations_json = json_text(*ann);
   }
   return info;

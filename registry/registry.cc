@@ -167,7 +167,8 @@ std::pair<std::string_view, std::string_view> split_reference(std::string_view r
 }
 
 std::optional<std::vector<Digest>> Registry::image_blobs(std::string_view ref, std::vector<uint64_t>* sizes) {
-  auto [repo, reference] = split_reference(ref);
+  const auto parts = split_reference(ref);  // no structured binding: clang 14 cannot capture one
+  const std::string_view repo = parts.first, reference = parts.second;
   std::vector<Digest> blobs;
   std::function<bool(std::string_view, int)> walk = [&](std::string_view r, int depth) {
     auto m = get_manifest(repo, r);

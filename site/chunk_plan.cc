@@ -18,7 +18,8 @@ uint64_t fnv(const std::string& s, uint64_t h = 1469598103934665603ull) {
 }  // namespace
 
 uint64_t chunk_count(uint64_t blob_size, uint64_t chunk_size) {
-  return blob_size == 0 ? 1 : (blob_size + chunk_size - 1) / chunk_size;
+  // Not (size + chunk_size - 1) / chunk_size: near 2^64 that wraps to 0.
+  return blob_size == 0 ? 1 : blob_size / chunk_size + (blob_size % chunk_size != 0);
 }
 
 ChunkRange chunk_range(uint64_t blob_size, uint64_t chunk_size, uint64_t index) {

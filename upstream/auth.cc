@@ -25,6 +25,8 @@ std::optional<std::string> base64_decode(const std::string& in) {
   if (n < 0) return std::nullopt;
   size_t padding = 0;
   for (size_t i = in.size(); i > 0 && in[i - 1] == '='; --i) ++padding;
+  // "====" decodes to 3 bytes with 4 of padding: n - padding would wrap.
+  if (padding > 2 || static_cast<size_t>(n) < padding) return std::nullopt;
   out.resize(static_cast<size_t>(n) - padding);
   return out;
 }
@@ -46,13 +48,19 @@ Result<CredentialStore> load_credentials(const std::string& path) {
   if (!in) return Status{Errc::config_invalid, "cannot read upstream credentials file " + path};
   std::stringstream text;
   text << in.rdbuf();
-  auto doc = nlohmann::json::parse(text.str(), nullptr, false);
+  return parse_credentials(text.str(), path);
+}
+
+Result<CredentialStore> parse_credentials(std::string_view text, const std::string& path) {
+  auto doc = nlohmann::json::parse(text, nullptr, false);
   if (doc.is_discarded() || !doc.is_object())
     return Status{Errc::config_invalid, path + ": not a docker config.json (invalid JSON)"};
   CredentialStore store;
   auto auths = doc.find("auths");
   if (auths == doc.end() || !auths->is_object()) return store;
-  for (auto& [key, entry] : auths->items()) {
+  for (auto& item : auths->items()) {  // not a structured binding: clang 14 cannot capture one
+    const std::string& key = item.key();
+    const auto& entry = item.value();
     if (!entry.is_object()) continue;
     Credentials creds;
     if (entry.contains("auth") && entry["auth"].is_string()) {

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "base/error.h"
 
@@ -20,6 +21,9 @@ struct Credentials {
 // host ("registry.example.com" or "host:port") -> credentials.
 using CredentialStore = std::map<std::string, Credentials>;
 Result<CredentialStore> load_credentials(const std::string& path);
+// The parse behind load_credentials: `text` is the file's content, `origin`
+// names it in errors (a seam for tests/fuzz/fuzz_auth.cc).
+Result<CredentialStore> parse_credentials(std::string_view text, const std::string& origin);
 std::optional<Credentials> find_credentials(const CredentialStore& store, const std::string& host_port);
 
 struct Challenge {
