@@ -8,6 +8,7 @@ PKGS=(
   python3 python3-pytest python3-requests python3-yaml python3-matplotlib libedit-dev curl jq wrk iproute2 util-linux
   skopeo podman containerd docker-registry
   dpkg-dev umoci chromium ca-certificates
+  clang-14 libfuzzer-14-dev libclang-rt-14-dev
 )
 # kubectl (for `kubectl kustomize` in tests/deploy): Debian's kubernetes-client,
 # unless some kubectl is installed already (a kubectl package owns /usr/bin/kubectl
