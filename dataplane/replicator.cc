@@ -78,13 +78,20 @@ bool Replicator::mirrored(const crdt::PinView& pin) const {
 
 uint64_t Replicator::make_room(uint64_t bytes) {
   std::lock_guard lock(evict_mu_);
+  // A full disk with nothing evictable: each refused write would plan again
+  // (a scan of every manifest and blob); once a second is enough.
+  if (nothing_to_evict_at_ms_ && steady_clock_ms() - nothing_to_evict_at_ms_ < 1000) return 0;
   const uint64_t used = blobs_.used_bytes();
   const uint64_t before = evicted_bytes_;
   // A budget of what is stored less what is wanted (0 would mean "unlimited").
   evict(plan(used, used > bytes ? std::max<uint64_t>(1, used - bytes) : 1));
   const uint64_t freed = evicted_bytes_ - before;
-  log_info("storage", "the data dir is short of " + std::to_string(bytes) + " bytes: evicted " + std::to_string(freed) +
-                          " bytes of cached blobs" + (freed < bytes ? " (all that may be evicted)" : ""));
+  nothing_to_evict_at_ms_ = freed > 0 ? 0 : steady_clock_ms();
+  // Nothing to evict is not news: the blob store says once that the disk is full.
+  if (freed > 0)
+    log_info("storage", "the data dir is short of " + std::to_string(bytes) + " bytes: evicted " +
+                            std::to_string(freed) + " bytes of cached blobs" +
+                            (freed < bytes ? " (all that may be evicted)" : ""));
   return freed;
 }
 

@@ -76,6 +76,7 @@ class Replicator {
   std::thread thread_;
   std::mutex mu_;
   std::mutex evict_mu_;  // one eviction at a time: the budget's or a room maker's
+  uint64_t nothing_to_evict_at_ms_ = 0;  // under evict_mu_: when make_room last found nothing
   std::condition_variable cv_;
   bool stopping_ = false;
   std::atomic<uint64_t> replicated_{0}, evicted_{0}, evicted_bytes_{0}, budget_{0}, kept_bytes_{0};
