@@ -77,9 +77,7 @@ Handling Api::handle(const RequestHead& head) {
     h.prepare = [this, wanted = *bytes] { (void)blobs_.admit_making_room(wanted); };
     return h;
   }
-  Handling h = begin(route, head);
-  h.route = route.kind;
-  return h;
+  return handle_prepared(head);
 }
 
 Handling Api::handle_prepared(const RequestHead& head) {
