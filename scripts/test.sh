@@ -13,12 +13,14 @@ scripts/install-deps.sh
 scripts/build.sh
 (cd build && ctest --output-on-failure --timeout 900)
 
-# ASan + UBSan. UBSan's one suppression is CAF's (tests/sanitizers/ubsan.supp says why).
+# ASan + UBSan. UBSan's and LeakSanitizer's suppressions are CAF's
+# (tests/sanitizers/ubsan.supp and lsan.supp say why).
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGEPIER_SANITIZE=address >/dev/null
 cmake --build build-asan -j2 --target edgepier epctl unit_tests caf_intruder
 (
   cd build-asan
   export ASAN_OPTIONS=detect_leaks=1
+  export LSAN_OPTIONS="suppressions=$PWD/../tests/sanitizers/lsan.supp"
   export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$PWD/../tests/sanitizers/ubsan.supp"
   ctest --output-on-failure --timeout 1500 -R '^(unit|api|mirror|site)$'
 )
