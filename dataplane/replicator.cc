@@ -82,10 +82,8 @@ uint64_t Replicator::make_room(uint64_t bytes) {
   // (a scan of every manifest and blob); once a second is enough.
   if (nothing_to_evict_at_ms_ && steady_clock_ms() - nothing_to_evict_at_ms_ < 1000) return 0;
   const uint64_t used = blobs_.used_bytes();
-  const uint64_t before = evicted_bytes_;
   // A budget of what is stored less what is wanted (0 would mean "unlimited").
-  evict(plan(used, used > bytes ? std::max<uint64_t>(1, used - bytes) : 1));
-  const uint64_t freed = evicted_bytes_ - before;
+  const uint64_t freed = evict(plan(used, used > bytes ? std::max<uint64_t>(1, used - bytes) : 1));
   nothing_to_evict_at_ms_ = freed > 0 ? 0 : steady_clock_ms();
   // Nothing to evict is not news: the blob store says once that the disk is full.
   if (freed > 0)
@@ -130,7 +128,8 @@ EvictionPlan Replicator::plan(uint64_t used, uint64_t budget) {
   return plan_eviction(stored, pins, used, budget);
 }
 
-void Replicator::evict(const EvictionPlan& plan) {
+uint64_t Replicator::evict(const EvictionPlan& plan) {
+  uint64_t freed = 0;
   // Removing a blob another thread is sending is safe: the open file stays
   // readable until that send ends. Partial blobs are not listed: a fetch
   // in progress is never evicted.
@@ -139,9 +138,10 @@ void Replicator::evict(const EvictionPlan& plan) {
     auto size = d ? blobs_.stat(*d) : Result<uint64_t>(Errc::blob_unknown, digest);
     if (size && blobs_.remove(*d)) {
       ++evicted_;
-      evicted_bytes_ += *size;
+      freed += *size;
     }
   }
+  return freed;
 }
 
 void Replicator::yield_to_clients() {

@@ -62,7 +62,7 @@ class Replicator {
   void replicate(const crdt::PinView& pin);
   void enforce_budget();
   EvictionPlan plan(uint64_t used, uint64_t budget);
-  void evict(const EvictionPlan& plan);
+  uint64_t evict(const EvictionPlan& plan);  // returns the bytes freed
   bool mirrored(const crdt::PinView& pin) const;  // an upstream can give its blobs back
   void yield_to_clients();
 
@@ -79,7 +79,7 @@ class Replicator {
   uint64_t nothing_to_evict_at_ms_ = 0;  // under evict_mu_: when make_room last found nothing
   std::condition_variable cv_;
   bool stopping_ = false;
-  std::atomic<uint64_t> replicated_{0}, evicted_{0}, evicted_bytes_{0}, budget_{0}, kept_bytes_{0};
+  std::atomic<uint64_t> replicated_{0}, evicted_{0}, budget_{0}, kept_bytes_{0};
   std::atomic<uint64_t> auto_pin_ttl_ms_{7ull * 24 * 3600 * 1000};
   std::atomic<bool> over_budget_{false};
 };

@@ -13,6 +13,11 @@ namespace ep::http {
 
 Reply internal_error_reply(const char* where) { return error_reply(internal_error(where)); }
 
+namespace {
+// The blocking pool refused work: it is stopping with the node.
+Status shutting_down() { return Status{Errc::upstream_unavailable, "the node is shutting down"}; }
+}  // namespace
+
 void Session::start() {
   net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
 }
@@ -72,14 +77,21 @@ void Session::on_header(beast::error_code ec, size_t n) {
   head_request_ = head.method() == bhttp::verb::head;
   keep_alive_ = parser_->get().keep_alive();
   version_ = parser_->get().version() == 10 ? 10 : 11;
+  decide(/*prepared=*/false);
+  if (handling_.prepare) return prepare();
+  proceed();
+}
+
+// Asks the handler how to treat this request (again, once prepared); an
+// exception it throws becomes this request's 500.
+void Session::decide(bool prepared) {
+  const auto& head = parser_->get().base();
   try {
-    handling_ = api_.handle(head);
+    handling_ = prepared ? api_.handle_prepared(head) : api_.handle(head);
   } catch (...) {
     handling_ = Handling{};
     handling_.reply = internal_error_reply("a request handler");
   }
-  if (handling_.prepare) return prepare();
-  proceed();
 }
 
 // The handler asked for blocking work before it decides (e.g. evicting
@@ -93,16 +105,11 @@ void Session::prepare() {
       internal_error("a request's preparation");
     }
     net::post(self->stream_.get_executor(), [self] {
-      try {
-        self->handling_ = self->api_.handle_prepared(self->parser_->get().base());
-      } catch (...) {
-        self->handling_ = Handling{};
-        self->handling_.reply = internal_error_reply("a request handler");
-      }
+      self->decide(/*prepared=*/true);
       self->proceed();
     });
   });
-  if (!queued) reject(Status{Errc::upstream_unavailable, "the node is shutting down"});
+  if (!queued) reject(shutting_down());
 }
 
 // Reads the body as the Handling says, or answers at once.
@@ -182,10 +189,7 @@ void Session::run_on_pool(std::function<Reply()> work) {
       self->write_reply();
     });
   });
-  if (queued) return;
-  reply_ = error_reply(Status{Errc::upstream_unavailable, "the node is shutting down"});
-  reply_.close = true;
-  write_reply();
+  if (!queued) reject(shutting_down());
 }
 
 void Session::done() {

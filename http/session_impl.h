@@ -54,6 +54,7 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   void read_header();
   void on_header(beast::error_code ec, size_t n);
+  void decide(bool prepared);
 
   // The handler asked for blocking work before it decides (e.g. evicting
   // cached blobs to make room): on the pool, then handled again here.
