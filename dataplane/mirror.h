@@ -129,11 +129,15 @@ class Mirror {
                              bool whole_blob);
   // Chunk `index` of a mirrored blob: from a peer that announced it, else
   // chunk_via_fetchers.
-  Status obtain_chunk(Upstream& upstream, const std::string& repo, SiteBlob& blob, uint64_t index);
+  Status obtain_chunk(Upstream& upstream, const std::string& repo, SiteBlob& blob, uint64_t index,
+                      bool upstream_ranges);
   // The chunk's designated fetchers among `live` and this node, in
-  // rendezvous order; upstream directly if every one failed.
+  // rendezvous order; upstream directly if every one failed. Without
+  // `upstream_ranges` (Mirror::serves_ranges) the blob has one designated
+  // fetcher, which gets it in one GET: every caller must agree on it, or the
+  // blob crosses the uplink once per disagreeing member.
   Status chunk_via_fetchers(Upstream& upstream, const std::string& repo, SiteBlob& blob, uint64_t index,
-                            const std::vector<site::PeerAddress>& live);
+                            const std::vector<site::PeerAddress>& live, bool upstream_ranges);
   using ChunkedBody = std::function<void(std::shared_ptr<InflightBlob>, std::shared_ptr<SiteBlob>)>;
   // Registers a chunked fetch (single flight by digest) and runs `body` on its own thread.
   std::shared_ptr<InflightBlob> start_chunked(const Digest& digest, uint64_t size, ChunkedBody body);

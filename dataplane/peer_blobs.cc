@@ -131,8 +131,12 @@ std::shared_ptr<InflightBlob> Mirror::start_peer_fetch(const std::string& repo, 
                                           stall_bound(holder.name, kHolderStall), expected))
           return *stored;
       }
-      // Every peer with the chunk was tried: the designated fetchers next.
-      if (upstream) return chunk_via_fetchers(*upstream, upstream_repo, *sb, i, live);
+      // Every peer with the chunk was tried: the designated fetchers next,
+      // chosen as a cold pull's members choose them (an upstream without
+      // Range support has one per blob), so they agree on who uses the uplink.
+      if (upstream)
+        return chunk_via_fetchers(*upstream, upstream_repo, *sb, i, live,
+                                  serves_ranges(*upstream, upstream_repo, sb->digest, {}));
       return Status{Errc::blob_unknown, "no peer could provide " + sb->digest.str()};
     });
   });

@@ -41,9 +41,6 @@ struct Mirror::SiteBlob {
   std::optional<ChunkJournal> journal;     // records `have` for a resume after restart
   bool pulling = false;                    // a local pull owns publishing it
   bool streaming_whole = false;            // an upstream that ignores Range is sending all of it here
-  // Whether the upstream serves Range requests (Mirror::serves_ranges): if
-  // not, all chunks go to one designated fetcher, which gets the blob in one GET.
-  bool upstream_ranges = true;
   std::chrono::steady_clock::time_point last_used = std::chrono::steady_clock::now();  // guarded by Mirror::mu_
 };
 

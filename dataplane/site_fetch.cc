@@ -111,7 +111,8 @@ std::optional<Status> Mirror::chunk_from_peer(SiteBlob& sb, const std::string& p
   return into == Into::memory ? store_chunk(sb, index, held, want) : Status::Ok();
 }
 
-Status Mirror::obtain_chunk(Upstream& up, const std::string& repo, SiteBlob& sb, uint64_t index) {
+Status Mirror::obtain_chunk(Upstream& up, const std::string& repo, SiteBlob& sb, uint64_t index,
+                            bool upstream_ranges) {
   {
     std::lock_guard lock(sb.mu);
     if (sb.have[index]) return Status::Ok();
@@ -132,11 +133,11 @@ Status Mirror::obtain_chunk(Upstream& up, const std::string& repo, SiteBlob& sb,
     if (auto stored = chunk_from_peer(sb, peer.name, peer.data_address, request, stall_bound(peer.name, kHolderStall), {}))
       return *stored;
   }
-  return chunk_via_fetchers(up, repo, sb, index, live);
+  return chunk_via_fetchers(up, repo, sb, index, live, upstream_ranges);
 }
 
 Status Mirror::chunk_via_fetchers(Upstream& up, const std::string& repo, SiteBlob& sb, uint64_t index,
-                                  const std::vector<site::PeerAddress>& live) {
+                                  const std::vector<site::PeerAddress>& live, bool upstream_ranges) {
   std::map<std::string, std::string> address_of;
   std::vector<std::string> names{self_name_};
   for (const auto& peer : live) {
@@ -145,17 +146,17 @@ Status Mirror::chunk_via_fetchers(Upstream& up, const std::string& repo, SiteBlo
   }
   // Without Range support upstream, one designated fetcher per blob (the
   // order of chunk 0 for all): it gets the blob in one GET.
-  const uint64_t key = sb.upstream_ranges ? index : 0;
+  const uint64_t key = upstream_ranges ? index : 0;
   for (const auto& candidate : prefer_trusted(site::rendezvous_order(sb.digest.str(), key, names))) {
     if (candidate == self_name_) {
-      if (chunk_from_upstream(up, repo, sb, index, !sb.upstream_ranges)) return Status::Ok();
+      if (chunk_from_upstream(up, repo, sb, index, !upstream_ranges)) return Status::Ok();
       continue;
     }
     auto request = chunk_request(sb.digest, index, sb.chunk_size, sb.size);
     request.set_ns(up.ns());
     request.set_repo(repo);
     request.set_fetch(true);
-    request.set_whole_blob(!sb.upstream_ranges);
+    request.set_whole_blob(!upstream_ranges);
     request.set_asker(self_name_);
     // Fixed bound, not the adaptive one: a fetcher's answer waits on the
     // shared uplink (it sends WORKING notes meanwhile), so its past speed
@@ -163,7 +164,7 @@ Status Mirror::chunk_via_fetchers(Upstream& up, const std::string& repo, SiteBlo
     // the next in rendezvous order.
     if (auto stored = chunk_from_peer(sb, candidate, address_of[candidate], request, kFetcherStall, {})) return *stored;
   }
-  return chunk_from_upstream(up, repo, sb, index, !sb.upstream_ranges);  // last resort: every member failed
+  return chunk_from_upstream(up, repo, sb, index, !upstream_ranges);  // last resort: every member failed
 }
 
 std::shared_ptr<InflightBlob> Mirror::start_chunked(const Digest& digest, uint64_t size, ChunkedBody body) {
@@ -203,8 +204,7 @@ void Mirror::publish_chunked(const std::shared_ptr<InflightBlob>& fetch, const s
 std::shared_ptr<InflightBlob> Mirror::start_site_fetch(Upstream& up, const std::string& local, const std::string& repo,
                                                        const Digest& digest, uint64_t size, bool ranges) {
   return start_chunked(digest, size, [this, &up, local, repo, ranges](auto fetch, auto sb) {
-    sb->upstream_ranges = ranges;
-    assemble(fetch, sb, local, [&](uint64_t i) { return obtain_chunk(up, repo, *sb, i); });
+    assemble(fetch, sb, local, [&](uint64_t i) { return obtain_chunk(up, repo, *sb, i, ranges); });
   });
 }
 
