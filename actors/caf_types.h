@@ -26,5 +26,10 @@ using holds_atom = caf::atom_constant<caf::atom("holds")>;         // which pinn
 using store_atom = caf::atom_constant<caf::atom("store")>;         // writes for the store actor
 using stop_atom = caf::atom_constant<caf::atom("stop")>;           // the store actor ends (after what is queued)
 using flush_atom = caf::atom_constant<caf::atom("flush")>;         // the store actor retries writes that did not land
+using round_atom = caf::atom_constant<caf::atom("round")>;         // replicator: a round's blobs to fetch
+using started_atom = caf::atom_constant<caf::atom("started")>;     // replicator: how starting a fetch went
+using fetched_atom = caf::atom_constant<caf::atom("fetched")>;     // replicator: a started fetch ended (ok?)
+using retry_atom = caf::atom_constant<caf::atom("retry")>;         // replicator: ask again after yielding to clients
+using rested_atom = caf::atom_constant<caf::atom("rested")>;       // replicator: housekeeping after a round is done
 
 }  // namespace ep::actors

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "actors/replicator_actor.h"
 #include "actors/site_actor.h"
 #include "app/upstreams.h"
 #include "http/admin_api.h"
@@ -85,6 +86,7 @@ struct Node::Parts {
   std::shared_ptr<site::PeerDirectory> peers = std::make_shared<site::PeerDirectory>();
   std::shared_ptr<site::IndexSnapshot> index = std::make_shared<site::IndexSnapshot>();
   std::unique_ptr<Replicator> replicator;
+  caf::actor replicator_actor;  // drives the replicator on the blocking pool
   std::shared_ptr<transfer::PeerTraffic> traffic = std::make_shared<transfer::PeerTraffic>();
   std::unique_ptr<transfer::ChunkServer> chunk_server;
   std::unique_ptr<transfer::ClusterGate> gate;
@@ -100,6 +102,15 @@ struct Node::Parts {
 
 Node::Node(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 
+namespace {
+void stop_actor(Node::Parts& p, const caf::actor& actor) {
+  if (!actor) return;
+  caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+  caf::scoped_actor waiter{*p.system};
+  waiter->wait_for(actor);
+}
+}  // namespace
+
 Node::~Node() {
   auto& p = *parts_;
   if (p.mirror) p.mirror->stop();  // fetches give up, so handlers waiting on them return
@@ -107,6 +118,7 @@ Node::~Node() {
   if (p.blocking) p.blocking->stop();  // every deferred handler has returned
   if (p.admin_blocking) p.admin_blocking->stop();
   if (p.blobs) p.blobs->set_room_maker(nullptr);
+  stop_actor(p, p.replicator_actor);  // its work has ended with the blocking pool
   p.replicator.reset();
   if (p.chunk_server) p.chunk_server->stop();  // and every serving thread is gone
   if (p.gate) p.gate->stop();
@@ -119,11 +131,7 @@ Node::~Node() {
   p.chunk_server.reset();
   p.io.reset();
   if (p.registry) p.registry->set_observer(nullptr);
-  if (p.site) {
-    caf::anon_send_exit(p.site, caf::exit_reason::user_shutdown);
-    caf::scoped_actor waiter{*p.system};
-    waiter->wait_for(p.site);  // it calls into the mirror (holdings) until it is gone
-  }
+  stop_actor(p, p.site);  // it calls into the mirror (holdings) until it is gone
   p.mirror.reset();
 }
 
@@ -281,7 +289,8 @@ void start_serving(Parts& p, const Config& config) {
   p.replicator->set_storage_budget(config.storage_budget);
   p.replicator->set_auto_pin_ttl(static_cast<uint64_t>(config.auto_pin_ttl.count()));
   p.replicator->set_collector(p.gc.get());
-  p.replicator->start();
+  p.replicator_actor = actors::spawn_replicator_actor(
+      *p.system, *p.replicator, [pool = p.blocking.get()](std::function<void()> work) { return pool->post(std::move(work)); });
   // A write that would be refused for space first evicts cached blobs.
   p.blobs->set_room_maker([replicator = p.replicator.get()](uint64_t bytes) { return replicator->make_room(bytes); });
   p.admin->set_replicator(p.replicator.get());

@@ -1,5 +1,7 @@
 #include "dataplane/inflight_blob.h"
 
+#include <limits>
+
 namespace ep {
 
 Result<uint64_t> InflightBlob::wait_size(std::chrono::milliseconds timeout) {
@@ -51,6 +53,11 @@ void InflightBlob::when_readable(uint64_t offset, std::function<void()> ready) {
     }
   }
   ready();
+}
+
+void InflightBlob::when_done(std::function<void()> ended) {
+  // No offset is ever readable past the largest: only the end releases it.
+  when_readable(std::numeric_limits<uint64_t>::max(), std::move(ended));
 }
 
 void InflightBlob::notify_locked(std::vector<std::function<void()>>& out) {

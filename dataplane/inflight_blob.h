@@ -37,6 +37,9 @@ class InflightBlob {
   // Calls `ready` (possibly inline, possibly from the fetch thread) once
   // readable() > offset or the fetch has ended.
   void when_readable(uint64_t offset, std::function<void()> ready);
+  // Calls `ended` (possibly inline, possibly from the fetch thread) once the
+  // fetch has ended, complete or failed.
+  void when_done(std::function<void()> ended);
 
   // Fetch thread side.
   void begin(uint64_t size);

@@ -14,25 +14,7 @@ namespace ep {
 Replicator::Replicator(Registry& registry, BlobStore& blobs, Mirror& mirror, std::shared_ptr<site::IndexSnapshot> index,
                        std::shared_ptr<site::PeerDirectory> peers, std::string self_name)
     : registry_(registry), blobs_(blobs), mirror_(mirror), index_(std::move(index)), peers_(std::move(peers)),
-      self_(std::move(self_name)) {}
-
-Replicator::~Replicator() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
-void Replicator::start() {
-  thread_ = std::thread([this] {
-    guarded("the replicator", [&] {
-      run();
-      return Status::Ok();
-    });
-  });
-}
+      self_(std::move(self_name)), next_collection_(std::chrono::steady_clock::now() + GarbageCollector::kPeriod / 10) {}
 
 bool Replicator::assigned(const crdt::PinView& pin, const std::string& self, std::vector<std::string> members) {
   if (pin.replicas == 0) return true;
@@ -42,35 +24,56 @@ bool Replicator::assigned(const crdt::PinView& pin, const std::string& self, std
   return std::find(order.begin(), end, self) != end;
 }
 
-void Replicator::run() {
-  auto next_collection = std::chrono::steady_clock::now() + GarbageCollector::kPeriod / 10;
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
-    cv_.wait_for(lock, std::chrono::seconds(3), [&] { return stopping_; });
-    if (stopping_) break;
-    lock.unlock();
-    std::vector<std::string> members;
-    for (const auto& peer : peers_->live()) members.push_back(peer.name);
-    const uint64_t now = wall_clock_ms();
-    for (const auto& pin : index_->pins()) {
-      if (!assigned(pin, self_, members) || pin.lapsed(now, auto_pin_ttl_ms_)) continue;
-      // A cache hint of a mirrored image never pushes storage over its budget
-      // (it would be evicted again); pushed images are the site's only copies.
-      if (!pin.explicit_pin && budget_ > 0 && blobs_.used_bytes() >= budget_ && mirrored(pin)) continue;
-      if (registry_.holds_image(pin.ref)) continue;
-      replicate(pin);
-      std::lock_guard check(mu_);
-      if (stopping_) break;
-    }
-    enforce_budget();
-    if (collector_ && std::chrono::steady_clock::now() >= next_collection) {
-      if (auto report = collector_->collect(/*remove=*/true); !report)
-        log_warning("gc", "garbage collection failed: " + report.status().message);
-      next_collection = std::chrono::steady_clock::now() + GarbageCollector::kPeriod;
-    }
-    lock.lock();
+std::vector<ReplicationJob> Replicator::round() {
+  std::vector<std::string> members;
+  for (const auto& peer : peers_->live()) members.push_back(peer.name);
+  const uint64_t now = wall_clock_ms();
+  std::vector<ReplicationJob> jobs;
+  for (const auto& pin : index_->pins()) {
+    if (!assigned(pin, self_, members) || pin.lapsed(now, auto_pin_ttl_ms_)) continue;
+    // A cache hint of a mirrored image never pushes storage over its budget
+    // (it would be evicted again); pushed images are the site's only copies.
+    const bool cache_hint = !pin.explicit_pin && mirrored(pin);
+    if (cache_hint && over_budget_now()) continue;
+    auto blobs = registry_.image_blobs(pin.ref);  // the manifest arrives with the index
+    if (!blobs) continue;
+    std::string repo(split_reference(pin.ref).first);
+    auto origin = index_->origin(repo);
+    for (const auto& digest : *blobs)
+      if (!registry_.stat_blob(repo, digest.str())) jobs.push_back({repo, digest.str(), origin.ns, origin.repo, cache_hint});
+  }
+  return jobs;
+}
+
+FetchStart Replicator::start_fetch(const ReplicationJob& job, bool may_yield, std::function<void(bool ok)> done) {
+  // The round is a snapshot: an earlier job or a client may have brought it.
+  if (registry_.stat_blob(job.repo, job.digest)) return FetchStart::skipped;
+  if (job.cache_hint && over_budget_now()) return FetchStart::skipped;
+  // Prefetch yields to pulls: the uplink, the peers and this node's CPU go
+  // to what a pod is waiting for.
+  if (may_yield && mirror_.client_fetch_running()) return FetchStart::yielded;
+  Upstream* upstream = job.ns.empty() ? nullptr : mirror_.upstream_for(job.ns);
+  auto source = upstream ? mirror_.blob(*upstream, job.origin_repo, job.digest, false, /*background=*/true)
+                         : mirror_.blob_from_peers(job.repo, job.digest, /*background=*/true);
+  if (!source || !source->inflight) return FetchStart::skipped;  // failed (next round), or stored already
+  source->inflight->when_done([done = std::move(done), inflight = source->inflight.get()] { done(!inflight->failed()); });
+  return FetchStart::started;
+}
+
+void Replicator::note_fetched(bool ok) {
+  if (ok) ++replicated_;
+}
+
+void Replicator::housekeeping() {
+  enforce_budget();
+  if (collector_ && std::chrono::steady_clock::now() >= next_collection_) {
+    if (auto report = collector_->collect(/*remove=*/true); !report)
+      log_warning("gc", "garbage collection failed: " + report.status().message);
+    next_collection_ = std::chrono::steady_clock::now() + GarbageCollector::kPeriod;
   }
 }
+
+bool Replicator::over_budget_now() const { return budget_ > 0 && blobs_.used_bytes() >= budget_; }
 
 bool Replicator::mirrored(const crdt::PinView& pin) const {
   return !index_->origin(std::string(split_reference(pin.ref).first)).ns.empty();
@@ -142,37 +145,6 @@ uint64_t Replicator::evict(const EvictionPlan& plan) {
     }
   }
   return freed;
-}
-
-void Replicator::yield_to_clients() {
-  // At most kMaxYield at a time, so a steady stream of pulls cannot hold
-  // the pinned images back for ever.
-  constexpr auto kMaxYield = std::chrono::seconds(60);
-  const auto until = std::chrono::steady_clock::now() + kMaxYield;
-  std::unique_lock lock(mu_);
-  while (!stopping_ && mirror_.client_fetch_running() && std::chrono::steady_clock::now() < until)
-    cv_.wait_for(lock, std::chrono::milliseconds(200));
-}
-
-void Replicator::replicate(const crdt::PinView& pin) {
-  auto blobs = registry_.image_blobs(pin.ref);  // the manifest arrives with the index
-  if (!blobs) return;
-  std::string repo(split_reference(pin.ref).first);
-  auto origin = index_->origin(repo);
-  Upstream* upstream = origin.ns.empty() ? nullptr : mirror_.upstream_for(origin.ns);
-  for (const auto& digest : *blobs) {
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_) return;
-    }
-    if (registry_.stat_blob(repo, digest.str())) continue;
-    yield_to_clients();
-    auto source = upstream ? mirror_.blob(*upstream, origin.repo, digest.str(), false, /*background=*/true)
-                           : mirror_.blob_from_peers(repo, digest.str(), /*background=*/true);
-    if (!source) continue;  // try again next round
-    if (source->inflight && !source->inflight->wait_complete(std::chrono::minutes(30))) continue;
-    ++replicated_;
-  }
 }
 
 }  // namespace ep

@@ -56,7 +56,9 @@ std::string render_storage_metrics(const Replicator& replicator, const BlobStore
          gauge("edgepier_storage_full", "1 while free space is below min-free-space (writes refused).",
                blobs.full() ? 1 : 0) +
          counter("edgepier_storage_evicted_blobs_total", "Blobs evicted to keep storage-budget.") +
-         "edgepier_storage_evicted_blobs_total " + std::to_string(replicator.blobs_evicted()) + "\n";
+         "edgepier_storage_evicted_blobs_total " + std::to_string(replicator.blobs_evicted()) + "\n" +
+         counter("edgepier_replicated_blobs_total", "Blobs of pinned images fetched in the background.") +
+         "edgepier_replicated_blobs_total " + std::to_string(replicator.blobs_replicated()) + "\n";
 }
 
 }  // namespace ep::http

@@ -250,17 +250,24 @@ Result<wire::ChunkResponse> ChunkClient::fetch(const std::string& address, const
   } unlist_at_exit{unlist};
   for (int attempt = 0; attempt < 2; ++attempt) {
     bool reused = channel != nullptr;
+    // The socket is listed from before the handshake on: a peer that
+    // accepted but does not answer (it is stopping too) must not hold this
+    // node's stop for the handshake's whole timeout.
+    auto list = [&](int fd) {
+      std::lock_guard lock(mu_);
+      if (cancelled_) return false;
+      busy_.insert(listed = fd);
+      return true;
+    };
     if (!channel) {
       auto fd = connect_tcp(address, std::chrono::milliseconds(2000));
       if (!fd) return fd.status();
+      if (!list(fd->get())) return Status{Errc::io_error, "the node is stopping"};
       auto ch = SecureChannel::client(std::move(*fd), key_, timeout);
       if (!ch) return ch.status();
       channel = std::make_unique<SecureChannel>(std::move(*ch));
-    }
-    {
-      std::lock_guard lock(mu_);
-      if (cancelled_) return Status{Errc::io_error, "the node is stopping"};
-      busy_.insert(listed = channel->socket());
+    } else if (!list(channel->socket())) {
+      return Status{Errc::io_error, "the node is stopping"};
     }
     channel->set_timeout(timeout);  // pooled channels serve callers with different stall bounds
     Status got = channel->send(request.SerializeAsString());  // requests carry no payload
