@@ -18,6 +18,7 @@
 #include "actors/site_actor.h"
 #include "app/upstreams.h"
 #include "http/admin_api.h"
+#include "transfer/chunk_server.h"
 #include "transfer/cluster_gate.h"
 #include "http/api.h"
 #include "http/node_metrics.h"
@@ -94,6 +95,7 @@ struct Node::Parts {
   // actor) run on threads started on demand.
   std::unique_ptr<IoPool> io;
   std::unique_ptr<BlockingPool> blocking, admin_blocking;
+  std::unique_ptr<BlockingPool> peer_requests;  // the chunk server's provider calls
   http::Metrics metrics, admin_metrics;
   std::unique_ptr<http::Api> api;
   std::unique_ptr<http::AdminApi> admin;
@@ -117,6 +119,7 @@ Node::~Node() {
   if (p.io) p.io->stop();          // no I/O handler runs from here on
   if (p.blocking) p.blocking->stop();  // every deferred handler has returned
   if (p.admin_blocking) p.admin_blocking->stop();
+  if (p.peer_requests) p.peer_requests->stop();  // every peer's request has been answered or dropped
   if (p.blobs) p.blobs->set_room_maker(nullptr);
   stop_actor(p, p.replicator_actor);  // its work has ended with the blocking pool
   p.replicator.reset();
@@ -214,8 +217,12 @@ Status bind_site_listeners(Parts& p, const Config& config, const std::string& si
   if (auto port = p.gate->listen(config.cluster_address); !port) return port.status();
   auto data_key = site::derive_site_subkey(site_key, "edgepier data plane v1");
   auto mirror = p.mirror.get();
+  // Peers' requests may wait on the disk or the uplink: a pool of their own,
+  // so a rush of them never holds up this node's clients.
+  p.peer_requests = std::make_unique<BlockingPool>(config.blocking_threads);
   p.chunk_server = std::make_unique<transfer::ChunkServer>(
-      *p.io, data_key, [mirror](const wire::ChunkRequest& r) { return mirror->serve_chunk(r); }, p.traffic);
+      *p.io, *p.peer_requests, data_key, [mirror](const wire::ChunkRequest& r) { return mirror->serve_chunk(r); },
+      p.traffic);
   if (auto port = p.chunk_server->listen(config.data_address); !port) return port.status();
   p.mirror->enable_site(p.peers, std::make_shared<transfer::ChunkClient>(data_key, p.traffic), config.node_name,
                         config.chunk_size);

@@ -12,14 +12,6 @@ Result<uint64_t> InflightBlob::wait_size(std::chrono::milliseconds timeout) {
   return size_;
 }
 
-Status InflightBlob::wait_complete(std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mu_);
-  cv_.wait_for(lock, timeout, [&] { return state_ == State::complete || state_ == State::failed; });
-  if (state_ == State::failed) return failure_;
-  if (state_ != State::complete) return Status{Errc::busy, "fetch still running"};
-  return Status::Ok();
-}
-
 uint64_t InflightBlob::readable_locked() const {
   switch (state_) {
     case State::complete: return size_;

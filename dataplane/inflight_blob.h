@@ -29,8 +29,6 @@ class InflightBlob {
 
   // Waits until the upstream answered with the blob's size (or failed).
   Result<uint64_t> wait_size(std::chrono::milliseconds timeout);
-  // Waits until the fetch ended; its outcome.
-  Status wait_complete(std::chrono::milliseconds timeout);
   uint64_t readable() const;
   bool failed() const;
   bool done() const;  // complete or failed

@@ -1,28 +1,20 @@
-// Chunk transfer between nodes over SecureChannel.
-//
-// ChunkServer: accepts on data-address on the node's I/O pool; one thread per
-// connection (capped, owned and joined: stop() returns only once every one
-// has ended),
-// answering pipelined ChunkRequests in order with ChunkResponses from a
-// ChunkProvider. ChunkClient: fetches chunks from peers, reusing idle
-// connections per address. Chunk bytes travel only here, never in CAF
-// messages. Both are thread-safe.
+// Chunk transfer between nodes over SecureChannel: the types both sides
+// share, and ChunkClient, which fetches chunks from peers (blocking, on the
+// caller's thread), reusing idle connections per address. The serving side
+// is ChunkServer (chunk_server.h). Chunk bytes travel only here, never in
+// CAF messages. Thread-safe.
 #pragma once
 
 #include <atomic>
 #include <functional>
-#include <list>
 #include <map>
 #include <memory>
-#include <condition_variable>
 #include <mutex>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "proto/edgepier.pb.h"
-#include "base/io_pool.h"
 #include "transfer/secure_channel.h"
 
 namespace ep {
@@ -48,44 +40,13 @@ struct ChunkSink {
   std::function<Status(const unsigned char* data, size_t size)> bytes;
 };
 
-// Answers one request; may block (e.g. fetching the chunk from upstream).
+// Answers one request; may block (e.g. fetching the chunk from upstream):
+// the server runs it on a blocking pool.
 using ChunkProvider = std::function<ChunkReply(const wire::ChunkRequest&)>;
 
 struct PeerTraffic {
   std::atomic<uint64_t> bytes_served{0}, bytes_fetched{0}, requests_served{0}, handshakes_refused{0};
   std::atomic<uint64_t> connections_refused{0};
-};
-
-class ChunkServer {
- public:
-  // Accepts on `io`; the Node stops the I/O pool before stop().
-  ChunkServer(IoPool& io, DataKey key, ChunkProvider provider, std::shared_ptr<PeerTraffic> traffic);
-  ~ChunkServer();
-  Result<uint16_t> listen(const std::string& address);
-  void start();
-  void stop();
-
- private:
-  struct Connection {
-    std::thread thread;
-    bool done = false;  // set by the thread as its last step (under mu_)
-  };
-  struct Acceptor;  // Asio, kept out of this header
-  void accept();
-  void start_connection(UniqueFd fd);
-  void join_finished();
-  void serve(UniqueFd fd);
-  ChunkReply answer(SecureChannel& channel, const wire::ChunkRequest& request, bool& peer_gone);
-  DataKey key_;
-  std::mutex mu_;
-  std::condition_variable idle_;
-  std::set<int> open_;  // sockets of serving threads, shut down by stop()
-  std::list<Connection> connections_;  // acceptor thread adds, acceptor and stop() join
-  int sending_ = 0;     // chunk frames being sent (bounded)
-  ChunkProvider provider_;
-  std::shared_ptr<PeerTraffic> traffic_;
-  std::unique_ptr<Acceptor> acceptor_;
-  std::atomic<bool> stopping_{false};
 };
 
 class ChunkClient {

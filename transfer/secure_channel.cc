@@ -6,8 +6,6 @@
 #include <netdb.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <openssl/evp.h>
-#include <sodium.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -58,47 +56,6 @@ void set_timeouts(int fd, std::chrono::milliseconds timeout) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
-
-// Frames are sealed with AES-256-GCM (OpenSSL: AES-NI, several GB/s per
-// core, where libsodium's secretbox manages under 1 GB/s) under the
-// per-direction session key from crypto_kx, with the frame counter as nonce:
-// a key never sees a nonce twice, and frames cannot be replayed or reordered.
-constexpr size_t kTagBytes = 16;
-// Framing version, bound into the handshake: v2 = tag last, sliced frames.
-constexpr char kStreamVersion[] = "edgepier-data/2";
-
-// One frame's cipher state, sealing or opening in place, a piece at a time.
-class FrameCipher {
- public:
-  FrameCipher(bool seal, const std::array<unsigned char, 32>& key, uint64_t counter)
-      : seal_(seal), ctx_(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free) {
-    unsigned char nonce[12] = {};
-    for (int i = 0; i < 8; ++i) nonce[i] = static_cast<unsigned char>(counter >> (8 * i));
-    ok_ = ctx_ && EVP_CipherInit_ex(ctx_.get(), EVP_aes_256_gcm(), nullptr, key.data(), nonce, seal ? 1 : 0) == 1;
-  }
-  bool update(unsigned char* data, size_t size) {
-    int out = 0;  // pieces are at most a header and a slice: well within int
-    ok_ = ok_ && size <= kMaxFrame && EVP_CipherUpdate(ctx_.get(), data, &out, data, static_cast<int>(size)) == 1;
-    return ok_;
-  }
-  // Sealing: writes the tag after the last piece.
-  bool tag_into(unsigned char tag[kTagBytes]) {
-    int out = 0;
-    return ok_ && seal_ && EVP_CipherFinal_ex(ctx_.get(), tag, &out) == 1 &&
-           EVP_CIPHER_CTX_ctrl(ctx_.get(), EVP_CTRL_GCM_GET_TAG, kTagBytes, tag) == 1;
-  }
-  // Opening: whether the frame is authentic, given its tag.
-  bool tag_matches(unsigned char tag[kTagBytes]) {
-    int out = 0;
-    unsigned char none[16];
-    return ok_ && !seal_ && EVP_CIPHER_CTX_ctrl(ctx_.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes, tag) == 1 &&
-           EVP_CipherFinal_ex(ctx_.get(), none, &out) == 1;
-  }
-
- private:
-  bool seal_, ok_ = false;
-  std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> ctx_;
-};
 
 }  // namespace
 
@@ -161,33 +118,16 @@ Result<SecureChannel> SecureChannel::server(UniqueFd fd, const DataKey& key, std
 
 Result<SecureChannel> SecureChannel::handshake(UniqueFd fd, const DataKey& key, bool is_client,
                                                std::chrono::milliseconds timeout) {
-  if (sodium_init() < 0) return Status{Errc::io_error, "libsodium failed to initialise"};
   set_timeouts(fd.get(), timeout);
-  unsigned char pk[crypto_kx_PUBLICKEYBYTES], sk[crypto_kx_SECRETKEYBYTES], peer[crypto_kx_PUBLICKEYBYTES];
-  crypto_kx_keypair(pk, sk);
-  if (auto s = write_all(fd.get(), pk, sizeof pk); !s) return s;
+  Handshake hs(is_client);
+  unsigned char peer[kPublicKeyBytes], theirs[kProofBytes];
+  if (auto s = write_all(fd.get(), hs.public_key(), kPublicKeyBytes); !s) return s;
   if (auto s = read_all(fd.get(), peer, sizeof peer); !s) return s;
-  // Transcript: the stream version, client key, server key, role. With the
-  // version in it, nodes whose framing differs fail here, not on a frame.
-  unsigned char transcript[sizeof kStreamVersion - 1 + 2 * crypto_kx_PUBLICKEYBYTES + 1];
-  unsigned char* keys = transcript + sizeof kStreamVersion - 1;
-  std::memcpy(transcript, kStreamVersion, sizeof kStreamVersion - 1);
-  std::memcpy(keys, is_client ? pk : peer, crypto_kx_PUBLICKEYBYTES);
-  std::memcpy(keys + crypto_kx_PUBLICKEYBYTES, is_client ? peer : pk, crypto_kx_PUBLICKEYBYTES);
-  unsigned char mine[crypto_auth_BYTES], theirs[crypto_auth_BYTES];
-  transcript[sizeof transcript - 1] = is_client ? 'c' : 's';
-  crypto_auth(mine, transcript, sizeof transcript, key.data());
-  if (auto s = write_all(fd.get(), mine, sizeof mine); !s) return s;
+  const auto mine = hs.proof(peer, key);
+  if (auto s = write_all(fd.get(), mine.data(), mine.size()); !s) return s;
   if (auto s = read_all(fd.get(), theirs, sizeof theirs); !s) return s;
-  transcript[sizeof transcript - 1] = is_client ? 's' : 'c';
-  if (crypto_auth_verify(theirs, transcript, sizeof transcript, key.data()) != 0)
-    return Status{Errc::unauthorized, "peer does not hold the site key (or runs another data-stream version than " +
-                                          std::string(kStreamVersion) + ")"};
   SecureChannel ch;
-  int rc = is_client ? crypto_kx_client_session_keys(ch.rx_.data(), ch.tx_.data(), pk, sk, peer)
-                     : crypto_kx_server_session_keys(ch.rx_.data(), ch.tx_.data(), pk, sk, peer);
-  sodium_memzero(sk, sizeof sk);
-  if (rc != 0) return Status{Errc::unauthorized, "bad peer key"};
+  if (auto s = hs.finish(peer, theirs, key, ch.rx_, ch.tx_); !s) return s;
   ch.fd_ = std::move(fd);
   return ch;
 }
@@ -195,36 +135,13 @@ Result<SecureChannel> SecureChannel::handshake(UniqueFd fd, const DataKey& key, 
 void SecureChannel::set_timeout(std::chrono::milliseconds timeout) { set_timeouts(fd_.get(), timeout); }
 
 Status SecureChannel::send(std::string_view header, size_t payload_size, const PayloadFill& fill) {
-  const size_t plain = 4 + header.size() + payload_size;
-  if (plain > kMaxFrame) return Status{Errc::too_large, "frame too large"};
-  FrameCipher cipher(true, tx_, tx_counter_++);
-  // [sealed length | header length | header | payload... | tag]: the first
-  // piece carries everything up to the first payload slice, the last one
-  // the tag; every piece is sealed in place in one slice-sized buffer.
-  const size_t lead = 8 + header.size();
-  std::unique_ptr<unsigned char[]> buffer(new unsigned char[lead + std::min(payload_size, kSlice) + kTagBytes]);
-  const uint32_t sealed_len = htonl(static_cast<uint32_t>(plain + kTagBytes));
-  const uint32_t header_len = htonl(static_cast<uint32_t>(header.size()));
-  std::memcpy(buffer.get(), &sealed_len, 4);
-  std::memcpy(buffer.get() + 4, &header_len, 4);
-  std::memcpy(buffer.get() + 8, header.data(), header.size());
-  size_t sealed_from = 4, used = lead;  // the length goes in the clear
-  for (uint64_t done = 0;;) {
-    const size_t n = std::min<uint64_t>(payload_size - done, kSlice);
-    if (n > 0)
-      if (auto s = fill(done, buffer.get() + used, n); !s) return s;
-    if (!cipher.update(buffer.get() + sealed_from, used + n - sealed_from))
-      return Status{Errc::io_error, "cannot seal a frame"};
-    used += n;
-    done += n;
-    const bool last = done == payload_size;
-    if (last) {
-      if (!cipher.tag_into(buffer.get() + used)) return Status{Errc::io_error, "cannot seal a frame"};
-      used += kTagBytes;
-    }
-    if (auto s = write_all(fd_.get(), buffer.get(), used, /*more=*/!last); !s || last) return s;
-    sealed_from = used = 0;
+  FrameWriter frame(tx_, tx_counter_++, header, payload_size);
+  while (!frame.done()) {
+    auto piece = frame.next(fill);
+    if (!piece) return piece.status();
+    if (auto s = write_all(fd_.get(), piece->first, piece->second, /*more=*/!frame.done()); !s) return s;
   }
+  return Status::Ok();
 }
 
 Status SecureChannel::receive(const FrameSink& sink) {

@@ -1,5 +1,7 @@
 // SecureChannel: an authenticated, encrypted, framed byte stream over a
-// connected TCP socket (blocking; used by chunk transfer threads).
+// connected TCP socket (blocking; used by chunk transfer threads). The
+// cryptography itself is in frame_codec.h, shared with the asynchronous
+// ChunkServer.
 //
 // Handshake: both sides exchange ephemeral X25519 keys (crypto_kx) and prove
 // the site's data key with a MAC over the transcript, so a peer without the
@@ -27,22 +29,14 @@
 
 #include "base/error.h"
 #include "base/fd.h"
+#include "transfer/frame_codec.h"
 
 namespace ep::transfer {
-
-using DataKey = std::array<unsigned char, 32>;
-constexpr size_t kMaxFrame = 80 << 20;
-
-constexpr size_t kSlice = 256 << 10;
 
 // A frame received whole (requests, notes, tests).
 struct Frame {
   std::string header, payload;
 };
-
-// Produces the payload bytes [offset, offset + size) into `into` (e.g. a
-// pread); called in order, a slice at a time.
-using PayloadFill = std::function<Status(uint64_t offset, unsigned char* into, size_t size)>;
 
 // Takes a frame as it arrives: `begin` sees the header before any payload
 // byte, `bytes` the payload in order. Header and payload are decrypted but
@@ -73,7 +67,7 @@ class SecureChannel {
   static Result<SecureChannel> handshake(UniqueFd fd, const DataKey& key, bool is_client,
                                          std::chrono::milliseconds timeout);
   UniqueFd fd_;
-  std::array<unsigned char, 32> rx_{}, tx_{};
+  SessionKey rx_{}, tx_{};
   uint64_t rx_counter_ = 0, tx_counter_ = 0;
   std::unique_ptr<unsigned char[]> slice_;  // receive buffer, kSlice bytes, allocated on first use
 };

@@ -31,7 +31,8 @@
 
 #include "base/digest.h"
 #include "base/file_io.h"
-#include "transfer/chunk_service.h"
+#include "base/blocking_pool.h"
+#include "transfer/chunk_server.h"
 
 using namespace ep;
 using Clock = std::chrono::steady_clock;
@@ -103,8 +104,9 @@ double chunked(const std::string& src, const std::string& dst, uint64_t size, co
   transfer::DataKey key;
   key.fill(7);
   auto traffic = std::make_shared<transfer::PeerTraffic>();
-  IoPool io(1);  // the node's I/O pool, here of one thread
-  transfer::ChunkServer server(io, key, [&](const wire::ChunkRequest& r) {
+  IoPool io(2);  // the node's I/O pool, io-threads' default
+  BlockingPool providers(32);  // the node's pool for peers' requests (blocking-threads)
+  transfer::ChunkServer server(io, providers, key, [&](const wire::ChunkRequest& r) {
     transfer::ChunkReply reply;
     reply.fd = UniqueFd(::dup(in.get()));
     reply.offset = r.index() * chunk;
@@ -144,7 +146,8 @@ double chunked(const std::string& src, const std::string& dst, uint64_t size, co
     });
   for (auto& w : workers) w.join();
   double s = seconds_since(start);
-  io.stop();  // as the Node does: I/O first, then the server
+  io.stop();  // as the Node does: I/O and the provider pool first, then the server
+  providers.stop();
   server.stop();
   if (failed) std::fprintf(stderr, "edgepier: a chunk failed\n"), std::exit(1);
   return size / s / 1e6;

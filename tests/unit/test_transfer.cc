@@ -13,7 +13,8 @@
 
 #include "dataplane/chunk_journal.h"
 #include "site/chunk_plan.h"
-#include "transfer/chunk_service.h"
+#include "base/blocking_pool.h"
+#include "transfer/chunk_server.h"
 
 using namespace ep;
 
@@ -164,7 +165,8 @@ TEST_CASE("chunk service answers members and refuses intruders") {
   UniqueFd file(::memfd_create("chunks", 0));
   REQUIRE(::write(file.get(), content.data(), content.size()) == static_cast<ssize_t>(content.size()));
   IoPool io(1);  // the node's I/O pool, here of one thread
-  transfer::ChunkServer server(io, key_of(7), [&](const wire::ChunkRequest& r) {
+  BlockingPool providers(4);
+  transfer::ChunkServer server(io, providers, key_of(7), [&](const wire::ChunkRequest& r) {
     transfer::ChunkReply reply;
     reply.fd = UniqueFd(::dup(file.get()));
     reply.offset = r.index() * r.chunk_size();
@@ -192,7 +194,8 @@ TEST_CASE("chunk service answers members and refuses intruders") {
   request.set_id(1);
   request.set_chunk_size(10);
   CHECK_FALSE(intruder.fetch(address, request, std::chrono::seconds(2)).ok());
-  io.stop();  // as the Node does: I/O first, then the server
+  io.stop();  // as the Node does: I/O and the provider pool first, then the server
+  providers.stop();
   server.stop();
   CHECK(traffic->handshakes_refused >= 1);
   CHECK(traffic->requests_served == 5);
@@ -203,7 +206,8 @@ TEST_CASE("chunk service: garbage frames and a handler that throws end one strea
   UniqueFd file(::memfd_create("chunks", 0));
   REQUIRE(::write(file.get(), std::string(100, 'x').data(), 100) == 100);
   IoPool io(1);  // the node's I/O pool, here of one thread
-  transfer::ChunkServer server(io, key_of(7), [&](const wire::ChunkRequest& r) -> transfer::ChunkReply {
+  BlockingPool providers(4);
+  transfer::ChunkServer server(io, providers, key_of(7), [&](const wire::ChunkRequest& r) -> transfer::ChunkReply {
     if (r.index() == 99) throw std::runtime_error("a bug reached by a peer's request");
     transfer::ChunkReply reply;
     reply.fd = UniqueFd(::dup(file.get()));
@@ -235,7 +239,8 @@ TEST_CASE("chunk service: garbage frames and a handler that throws end one strea
   auto r = fetch_into(member, address, request, bytes);
   REQUIRE(r.ok());
   CHECK(bytes == std::string(100, 'x'));
-  io.stop();  // as the Node does: I/O first, then the server
+  io.stop();  // as the Node does: I/O and the provider pool first, then the server
+  providers.stop();
   server.stop();  // returns: every connection thread ended
 }
 
@@ -270,7 +275,8 @@ TEST_CASE("a designated fetcher that waits on the uplink longer than the asker's
   UniqueFd file(::memfd_create("chunk", 0));
   REQUIRE(::write(file.get(), "abcd", 4) == 4);
   IoPool io(1);  // the node's I/O pool, here of one thread
-  transfer::ChunkServer server(io, key_of(9), [&](const wire::ChunkRequest& r) {
+  BlockingPool providers(4);
+  transfer::ChunkServer server(io, providers, key_of(9), [&](const wire::ChunkRequest& r) {
     if (r.fetch()) std::this_thread::sleep_for(std::chrono::milliseconds(7000));  // a slow uplink
     transfer::ChunkReply reply;
     reply.fd = UniqueFd(::dup(file.get()));
@@ -292,6 +298,7 @@ TEST_CASE("a designated fetcher that waits on the uplink longer than the asker's
   REQUIRE(r.ok());
   CHECK(r->status() == wire::ChunkResponse::OK);
   CHECK(bytes == "abcd");
-  io.stop();  // as the Node does: I/O first, then the server
+  io.stop();  // as the Node does: I/O and the provider pool first, then the server
+  providers.stop();
   server.stop();
 }
