@@ -40,6 +40,8 @@ constexpr std::chrono::milliseconds kMetadataTimeout{5000};
 // Generous: the clients waiting on fetches are bounded by blocking-threads
 // already, and a lower bound measured slower (bench/cold-blobs).
 constexpr size_t kMaxFetchThreads = 512;
+// Jobs obtaining chunks of site blobs at once (four per blob); more wait.
+constexpr size_t kMaxChunkWorkers = 64;
 
 Status not_cached(const Upstream& up, const std::string& what, const std::string& why) {
   return Status{Errc::manifest_unknown, what + " is not cached and upstream " + up.describe() + " is unavailable: " + why};
@@ -49,13 +51,16 @@ Status not_cached(const Upstream& up, const std::string& what, const std::string
 Mirror::Mirror(Registry& registry, BlobStore& blobs, std::map<std::string, std::unique_ptr<Upstream>> upstreams,
                std::string default_ns, std::chrono::milliseconds tag_ttl)
     : registry_(registry), blobs_(blobs), upstreams_(std::move(upstreams)), default_ns_(std::move(default_ns)),
-      tag_ttl_(tag_ttl), fetches_(std::make_unique<BlockingPool>(kMaxFetchThreads)) {}
+      tag_ttl_(tag_ttl),
+      fetches_(std::make_unique<BlockingPool>(kMaxFetchThreads)),
+      chunk_workers_(std::make_unique<BlockingPool>(kMaxChunkWorkers)) {}
 
 Mirror::~Mirror() {
   stopping_ = true;
-  fetches_->stop();  // queued fetches run, see stopping_ and end
-  std::unique_lock lock(mu_);
-  idle_.wait(lock, [&] { return running_ == 0; });
+  // Queued fetches run, see stopping_ and end; every fetch ends in one of
+  // these pools' jobs, so none runs once both have stopped.
+  fetches_->stop();
+  chunk_workers_->stop();
 }
 
 void Mirror::stop() {
@@ -65,6 +70,7 @@ void Mirror::stop() {
   // Every fetch ends now, while the I/O pool that the clients waiting on
   // them post to still exists (the Node destroys it before the Mirror).
   fetches_->stop();
+  chunk_workers_->stop();
 }
 
 Upstream* Mirror::upstream_for(const std::string& ns) const {
@@ -123,15 +129,12 @@ Result<StoredManifest> Mirror::manifest(Upstream& up, const std::string& repo, c
     if (!slot) {
       slot = std::make_shared<Revalidation>();
       rv = slot;
-      ++running_;
       // Called once, with the mutex held: releases the slot and its waiters.
       auto settle = [this, key, rv](Result<StoredManifest> result) {
         rv->result = std::move(result);
         rv->done = true;
         rv->cv.notify_all();
         revalidations_.erase(key);
-        --running_;
-        idle_.notify_all();
       };
       const bool queued = fetches_->post([this, &up, local, repo, reference, known = *known, settle] {
         Result<StoredManifest> result = Status{Errc::io_error, "tag revalidation failed"};
@@ -339,7 +342,6 @@ std::shared_ptr<InflightBlob> Mirror::start_fetch(Upstream& up, const std::strin
   if (!fd) return nullptr;
   auto fetch = std::make_shared<InflightBlob>(digest, std::move(*fd));
   inflight_[digest.str()] = fetch;
-  ++running_;
   auto run = [this, &up, local, repo, fetch, staging_id] {
     Status outcome = stopping_ ? Status{Errc::upstream_unavailable, "node is stopping"}
                                : guarded("a blob fetch", [&] { return fetch_whole_blob(up, local, repo, *fetch, staging_id); });
@@ -353,7 +355,6 @@ std::shared_ptr<InflightBlob> Mirror::start_fetch(Upstream& up, const std::strin
 bool Mirror::spawn_fetch(std::function<void()> run, const std::shared_ptr<InflightBlob>& fetch) {
   if (fetches_->post(std::move(run))) return true;
   inflight_.erase(fetch->digest().str());
-  --running_;
   fetch->finish(Status{Errc::upstream_unavailable, "node is stopping"});
   return false;
 }
@@ -412,9 +413,6 @@ void Mirror::finish_fetch(const std::shared_ptr<InflightBlob>& blob, const Statu
       inflight_.erase(it);
   }
   blob->finish(outcome);
-  std::lock_guard lock(mu_);
-  --running_;
-  idle_.notify_all();
 }
 
 }  // namespace ep

@@ -194,7 +194,12 @@ class Mirror {
   // Obtains every chunk (several in flight) with `obtain`, streams the
   // verified-so-far prefix to clients, checks the digest and publishes.
   void assemble(std::shared_ptr<InflightBlob> blob, std::shared_ptr<SiteBlob> site, const std::string& repo,
-                const std::function<Status(uint64_t index)>& obtain);
+                std::function<Status(uint64_t index)> obtain);
+  struct Assembly;
+  void assembly_worker(const std::shared_ptr<Assembly>& assembly);
+  void worker_ended(const std::shared_ptr<Assembly>& assembly, const Status& outcome);
+  void hash_prefix(Assembly& assembly);
+  void finish_assembly(Assembly& assembly);
 
   Registry& registry_;
   BlobStore& blobs_;
@@ -203,17 +208,18 @@ class Mirror {
   std::chrono::milliseconds tag_ttl_;
 
   std::mutex mu_;
-  std::condition_variable idle_;
   std::map<std::string, std::weak_ptr<InflightBlob>> inflight_;  // by digest
   std::map<std::string, std::chrono::steady_clock::time_point> validated_;  // "<repo>:<tag>"
   std::map<std::string, std::shared_ptr<Revalidation>> revalidations_;  // "<repo>:<tag>"
-  int running_ = 0;
   std::atomic<bool> stopping_{false};
   // Upstream fetches, site assemblies and tag revalidations: each blocks on
   // the network for its whole span, so they get their own bounded pool
   // (clients wait on them from the registry's pool). Declared last: stopped
   // and joined first when the Mirror goes.
   std::unique_ptr<BlockingPool> fetches_;
+  // The jobs that obtain a site blob's chunks (kParallelChunks per blob);
+  // the last one to end publishes it. Stopped after fetches_.
+  std::unique_ptr<BlockingPool> chunk_workers_;
   std::atomic<uint64_t> bytes_from_upstream_{0};
   std::shared_ptr<site::PeerDirectory> peers_;
   std::shared_ptr<transfer::ChunkClient> chunk_client_;

@@ -113,7 +113,7 @@ std::shared_ptr<InflightBlob> Mirror::start_peer_fetch(const std::string& repo, 
     // chunk (partial copies: the designated fetchers of a cold pull), several
     // in flight; one that fails, stalls or sends a chunk that does not
     // verify is skipped.
-    assemble(fetch, sb, repo, [&](uint64_t i) -> Status {
+    assemble(fetch, sb, repo, [this, sb, holders, trusted, upstream, upstream_repo](uint64_t i) -> Status {
       const std::string expected = trusted ? holders.chunk_digests[i] : std::string();
       const auto live = peers_ ? peers_->live() : std::vector<site::PeerAddress>{};
       std::vector<site::PeerAddress> sources = holders.peers;

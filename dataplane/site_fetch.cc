@@ -176,7 +176,6 @@ std::shared_ptr<InflightBlob> Mirror::start_chunked(const Digest& digest, uint64
   auto fetch = std::make_shared<InflightBlob>(digest, UniqueFd(::dup(sb->fd.get())));
   fetch->begin(size);
   inflight_[digest.str()] = fetch;
-  ++running_;
   spawn_fetch([body = std::move(body), fetch, sb] { body(fetch, sb); }, fetch);
   return fetch;
 }
@@ -204,81 +203,129 @@ void Mirror::publish_chunked(const std::shared_ptr<InflightBlob>& fetch, const s
 std::shared_ptr<InflightBlob> Mirror::start_site_fetch(Upstream& up, const std::string& local, const std::string& repo,
                                                        const Digest& digest, uint64_t size, bool ranges) {
   return start_chunked(digest, size, [this, &up, local, repo, ranges](auto fetch, auto sb) {
-    assemble(fetch, sb, local, [&](uint64_t i) { return obtain_chunk(up, repo, *sb, i, ranges); });
+    assemble(fetch, sb, local, [this, &up, repo, sb, ranges](uint64_t i) { return obtain_chunk(up, repo, *sb, i, ranges); });
   });
 }
 
-void Mirror::assemble(std::shared_ptr<InflightBlob> blob, std::shared_ptr<SiteBlob> sb, const std::string& repo,
-                      const std::function<Status(uint64_t index)>& obtain) {
-  const uint64_t chunks = sb->have.size();
-  std::atomic<uint64_t> next{0};
-  std::mutex failure_mu;
+// One blob being assembled from chunks: kParallelChunks jobs on the chunk
+// pool obtain them; the contiguous prefix is hashed and made readable as it
+// grows, by one worker at a time; the job that ends last publishes. No
+// thread waits for the others.
+struct Mirror::Assembly {
+  std::shared_ptr<InflightBlob> blob;
+  std::shared_ptr<SiteBlob> sb;
+  std::string repo;
+  std::function<Status(uint64_t index)> obtain;
+  std::atomic<uint64_t> next{0};  // the next chunk index to take
+  std::mutex mu;                  // guards the four below
   Status failure;
-  std::vector<std::thread> workers;
-  for (int w = 0; w < kParallelChunks; ++w)
-    workers.emplace_back([&] {
-      for (uint64_t i; !stopping_ && (i = next++) < chunks;) {
-        {
-          std::lock_guard lock(sb->mu);
-          if (sb->have[i]) continue;  // resumed, or brought by a peer's request meanwhile
-        }
-        auto s = guarded("a chunk fetch", [&] { return obtain(i); });
-        std::lock_guard lock(sb->mu);
-        if (s) sb->have[i] = 1;
-        if (!s) {
-          std::lock_guard f(failure_mu);
-          if (failure.ok()) failure = s;
-          next = chunks;  // stop the others
-        }
-        sb->cv.notify_all();
-      }
-    });
-  // Hash the contiguous prefix as it grows and let clients stream it.
-  Sha256 hash;
+  int workers = kParallelChunks;  // jobs not yet ended
+  bool hashing = false;           // a worker is hashing the prefix
+  bool grown = false;             // the prefix grew while it hashed
+  // Only the worker hashing (or the last one) touches these.
   uint64_t hashed = 0;
-  // Hashing reads at most this much at a time, however far the prefix grew.
-  const uint64_t piece = std::min<uint64_t>(sb->chunk_size, 1 << 20);
-  std::unique_ptr<char[]> buffer(new char[piece]);
-  while (hashed < sb->size) {
+  Sha256 hash;
+};
+
+void Mirror::assemble(std::shared_ptr<InflightBlob> blob, std::shared_ptr<SiteBlob> sb, const std::string& repo,
+                      std::function<Status(uint64_t index)> obtain) {
+  auto a = std::make_shared<Assembly>();
+  a->blob = std::move(blob);
+  a->sb = std::move(sb);
+  a->repo = repo;
+  a->obtain = std::move(obtain);
+  for (int w = 0; w < kParallelChunks; ++w)
+    if (!chunk_workers_->post([this, a] { assembly_worker(a); }))
+      worker_ended(a, Status{Errc::upstream_unavailable, "node is stopping"});
+}
+
+void Mirror::assembly_worker(const std::shared_ptr<Assembly>& a) {
+  auto& sb = *a->sb;
+  const uint64_t chunks = sb.have.size();
+  Status outcome;
+  for (uint64_t i; !stopping_ && (i = a->next++) < chunks;) {
+    {
+      std::lock_guard lock(sb.mu);
+      if (sb.have[i]) continue;  // resumed, or brought by a peer's request meanwhile
+    }
+    outcome = guarded("a chunk fetch", [&] { return a->obtain(i); });
+    {
+      std::lock_guard lock(sb.mu);
+      if (outcome) sb.have[i] = 1;
+      sb.cv.notify_all();
+    }
+    if (!outcome) {
+      a->next = chunks;  // the others stop too
+      break;
+    }
+    hash_prefix(*a);
+  }
+  worker_ended(a, outcome);
+}
+
+void Mirror::worker_ended(const std::shared_ptr<Assembly>& a, const Status& outcome) {
+  {
+    std::lock_guard lock(a->mu);
+    if (!outcome && a->failure.ok()) a->failure = outcome;
+    if (--a->workers > 0) return;
+  }
+  hash_prefix(*a);  // the last one: no other worker runs
+  finish_assembly(*a);
+}
+
+// Hashes the contiguous prefix as far as it reaches and lets clients stream
+// it. One hasher at a time: a worker that finds another hashing leaves it the
+// work, and the hasher looks again before it stops.
+void Mirror::hash_prefix(Assembly& a) {
+  {
+    std::lock_guard lock(a.mu);
+    a.grown = true;
+    if (a.hashing) return;
+    a.hashing = true;
+  }
+  auto& sb = *a.sb;
+  const uint64_t piece = std::min<uint64_t>(sb.chunk_size, 1 << 20);  // read at most this much at a time
+  std::unique_ptr<char[]> buffer;
+  for (;;) {
+    {
+      std::lock_guard lock(a.mu);
+      if (!a.grown) {
+        a.hashing = false;
+        return;
+      }
+      a.grown = false;
+    }
     uint64_t prefix;
     {
-      std::unique_lock lock(sb->mu);
-      auto contiguous = [&] {
-        uint64_t i = hashed / sb->chunk_size;
-        while (i < chunks && sb->have[i]) ++i;
-        return std::min(sb->size, i * sb->chunk_size);
-      };
-      // Bounded waits: `stopping_` is set without notifying this blob.
-      while (!sb->cv.wait_for(lock, std::chrono::milliseconds(200), [&] {
-        std::lock_guard f(failure_mu);
-        return contiguous() > hashed || !failure.ok() || stopping_;
-      })) {
-      }
-      prefix = contiguous();
+      std::lock_guard lock(sb.mu);
+      uint64_t i = a.hashed / sb.chunk_size;
+      while (i < sb.have.size() && sb.have[i]) ++i;
+      prefix = std::min(sb.size, i * sb.chunk_size);
     }
-    if (prefix <= hashed) break;  // failed or stopping
-    while (hashed < prefix) {
-      uint64_t n = std::min(piece, prefix - hashed);
-      if (!pread_exact(sb->fd.get(), buffer.get(), n, hashed, "a chunk")) break;
-      hash.update(buffer.get(), n);
-      hashed += n;
-      blob->advance(hashed);
+    if (prefix > a.hashed && !buffer) buffer.reset(new char[piece]);
+    while (a.hashed < prefix) {
+      const uint64_t n = std::min(piece, prefix - a.hashed);
+      if (!pread_exact(sb.fd.get(), buffer.get(), n, a.hashed, "a chunk")) break;  // the blob ends short: fails
+      a.hash.update(buffer.get(), n);
+      a.hashed += n;
+      a.blob->advance(a.hashed);
     }
-    if (hashed < prefix) break;  // unreadable staging file
   }
-  for (auto& w : workers) w.join();
-  Status outcome = failure;
-  if (outcome && hashed != sb->size) outcome = Status{Errc::io_error, "site fetch stopped"};
-  if (outcome && hash.finish() != sb->digest) {
+}
+
+void Mirror::finish_assembly(Assembly& a) {
+  Status outcome = a.failure;
+  if (outcome && a.hashed != a.sb->size) outcome = Status{Errc::io_error, "site fetch stopped"};
+  if (outcome && a.hash.finish() != a.sb->digest) {
     // Some chunk verified against a digest that was itself wrong (a peer
     // recorded bad upstream bytes, or lied). Which one cannot be told, so
     // for a while this blob is fetched here straight from upstream.
-    outcome = Status{Errc::upstream_unavailable, "assembled chunks do not match " + sb->digest.str() +
+    outcome = Status{Errc::upstream_unavailable, "assembled chunks do not match " + a.sb->digest.str() +
                                                      "; the next pull fetches it from upstream directly"};
     std::lock_guard lock(mu_);
-    site_fetch_failed_[sb->digest.str()] = std::chrono::steady_clock::now();
+    site_fetch_failed_[a.sb->digest.str()] = std::chrono::steady_clock::now();
   }
-  publish_chunked(blob, sb, repo, outcome);
+  publish_chunked(a.blob, a.sb, a.repo, outcome);
 }
 
 }  // namespace ep
