@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include <filesystem>
 #include <map>
 #include <set>
 #include <thread>
@@ -301,4 +302,67 @@ TEST_CASE("a designated fetcher that waits on the uplink longer than the asker's
   io.stop();  // as the Node does: I/O and the provider pool first, then the server
   providers.stop();
   server.stop();
+}
+
+namespace {
+size_t threads_now() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("chunk server: many peers' streams cost no thread each, and stop closes them all") {
+  auto traffic = std::make_shared<transfer::PeerTraffic>();
+  UniqueFd file(::memfd_create("chunk", 0));
+  REQUIRE(::write(file.get(), std::string(4096, 'z').data(), 4096) == 4096);
+  auto io = std::make_unique<IoPool>(1);
+  BlockingPool providers(2);
+  auto server = std::make_unique<transfer::ChunkServer>(*io, providers, key_of(5), [&](const wire::ChunkRequest&) {
+    transfer::ChunkReply reply;
+    reply.fd = UniqueFd(::dup(file.get()));
+    reply.length = 4096;
+    return reply;
+  }, traffic);
+  auto port = server->listen("127.0.0.1:0");
+  REQUIRE(port.ok());
+  server->start();
+  io->start();
+  const size_t before = threads_now();
+  // 40 members connected at once, each with its stream open and asking.
+  std::vector<transfer::SecureChannel> peers;
+  for (int i = 0; i < 40; ++i) {
+    auto fd = transfer::connect_tcp("127.0.0.1:" + std::to_string(*port), std::chrono::seconds(2));
+    REQUIRE(fd.ok());
+    auto channel = transfer::SecureChannel::client(std::move(*fd), key_of(5), std::chrono::seconds(5));
+    REQUIRE(channel.ok());
+    peers.push_back(std::move(*channel));
+  }
+  for (size_t i = 0; i < peers.size(); ++i) {
+    wire::ChunkRequest request;
+    request.set_id(i + 1);
+    request.set_chunk_size(4096);
+    REQUIRE(peers[i].send(request.SerializeAsString()).ok());
+  }
+  for (auto& peer : peers) {
+    auto answer = peer.receive();
+    REQUIRE(answer.ok());
+    CHECK(answer->payload == std::string(4096, 'z'));
+  }
+  // At most the provider pool's two threads came; the streams themselves took none.
+  CHECK(threads_now() <= before + 2);
+  CHECK(traffic->requests_served == 40);
+  // Stopped as the Node stops it, with every stream open: each is closed
+  // (by the I/O pool freeing what its handlers held), none is left waiting.
+  io->stop();
+  providers.stop();
+  server->stop();
+  server.reset();
+  io.reset();
+  for (auto& peer : peers) {
+    peer.set_timeout(std::chrono::seconds(2));
+    auto after = peer.receive();
+    REQUIRE_FALSE(after.ok());
+    CHECK(after.status().code != Errc::timed_out);  // closed, not silent
+  }
 }
