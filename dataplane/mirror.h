@@ -167,6 +167,7 @@ class Mirror {
                               bool whole_blob, bool& another_stream);
   void mark_present(SiteBlob& blob, uint64_t index, const std::string& digest);  // caller holds blob.mu
   void resume_partial_blobs();
+  bool fits_on_disk(int partial_fd, uint64_t blob_size) const;
   void drop_idle_site_blobs();  // caller holds mu_
   bool site_fetch_failed_recently(const Digest& digest);
   // Accounts a chunk from `peer` that took `elapsed`.

@@ -3,6 +3,8 @@
 // a restart every journaled chunk is re-verified and kept, and partial blobs
 // nobody assembles are dropped after a while. Chunked fetches are in
 // site_fetch.cc, peers' blobs in peer_blobs.cc.
+#include <sys/stat.h>
+
 #include <set>
 
 #include "base/log.h"
@@ -18,6 +20,15 @@ namespace {
 // "chunks-<32 hex of the digest>-<random>": found again by digest on resume.
 std::string staging_prefix_for(const Digest& d) { return "chunks-" + std::string(d.hex().substr(0, 32)) + "-"; }
 }  // namespace
+
+// Whether a blob of `size` bytes, of which the partial file `fd` holds a
+// part, can still be completed in the data dir's free space.
+bool Mirror::fits_on_disk(int fd, uint64_t size) const {
+  struct stat st {};
+  const uint64_t have = ::fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  const uint64_t free = blobs_.free_bytes();
+  return size <= have || size - have <= free;
+}
 
 void Mirror::enable_site(std::shared_ptr<site::PeerDirectory> peers, std::shared_ptr<transfer::ChunkClient> client,
                          std::string self_name, uint64_t chunk_size) {
@@ -110,7 +121,12 @@ void Mirror::resume_partial_blobs() {
       std::lock_guard lock(mu_);
       duplicate = site_blobs_.count(digest->str()) > 0;  // two partial copies: keep one
     }
-    if (!digest || contents->chunk_size != chunk_size_ || id.rfind(staging_prefix_for(*digest), 0) != 0 || duplicate) {
+    // A blob that could not fit in the data dir any more (or a journal that
+    // says so after a torn write) is not worth resuming, and must not size
+    // this node's memory: its chunk map is allocated from that size.
+    const bool fits = contents && data && fits_on_disk(data->get(), contents->size);
+    if (!digest || !fits || contents->chunk_size != chunk_size_ || id.rfind(staging_prefix_for(*digest), 0) != 0 ||
+        duplicate) {
       blobs_.remove_staging(id);  // unusable: start over when it is asked for again
       blobs_.remove_staging(journal_id(id));
       continue;
