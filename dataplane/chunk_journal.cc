@@ -73,7 +73,7 @@ std::optional<ChunkJournal::Contents> ChunkJournal::read(int fd) {
   return c;
 }
 
-bool ChunkJournal::record(uint64_t index, const std::string& chunk_digest) {
+bool ChunkJournal::record(uint64_t index, const std::string& chunk_digest) const {
   return append(fd_.get(), std::to_string(index) + " " + chunk_digest + "\n");
 }
 

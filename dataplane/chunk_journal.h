@@ -35,7 +35,8 @@ class ChunkJournal {
   // Continues an existing journal (after read()).
   static ChunkJournal append_to(UniqueFd fd);
 
-  bool record(uint64_t index, const std::string& chunk_digest);
+  // Thread-safe: one write(2) of one line.
+  bool record(uint64_t index, const std::string& chunk_digest) const;
 
  private:
   explicit ChunkJournal(UniqueFd fd) : fd_(std::move(fd)) {}

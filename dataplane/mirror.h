@@ -166,9 +166,17 @@ class Mirror {
   Status stream_from_upstream(Upstream& upstream, const std::string& repo, SiteBlob& blob, uint64_t index,
                               bool whole_blob, bool& another_stream);
   void mark_present(SiteBlob& blob, uint64_t index, const std::string& digest);  // caller holds blob.mu
+  // Records a present chunk in the blob's journal; without blob.mu held (a file write).
+  void journal_chunk(const SiteBlob& blob, uint64_t index, const std::string& digest);
   void resume_partial_blobs();
   bool fits_on_disk(int partial_fd, uint64_t blob_size) const;
-  void drop_idle_site_blobs();  // caller holds mu_
+  // Takes the partial blobs nobody assembled for a while out of
+  // site_blobs_ (caller holds mu_); their files are removed by the caller
+  // once it released mu_ (remove_site_blob_files).
+  std::vector<std::shared_ptr<SiteBlob>> take_idle_site_blobs();
+  void remove_site_blob_files(const SiteBlob& blob);
+  // A new partial blob with its staging file and journal (file work: not under mu_).
+  std::shared_ptr<SiteBlob> make_site_blob(const Digest& digest, uint64_t size);
   bool site_fetch_failed_recently(const Digest& digest);
   // Accounts a chunk from `peer` that took `elapsed`.
   void count_from_peer(const std::string& peer, uint64_t bytes, std::chrono::steady_clock::duration elapsed);

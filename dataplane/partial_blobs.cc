@@ -57,7 +57,7 @@ std::vector<Mirror::Partial> Mirror::partial_blobs() {
   return out;
 }
 
-void Mirror::drop_idle_site_blobs() {
+std::vector<std::shared_ptr<Mirror::SiteBlob>> Mirror::take_idle_site_blobs() {
   // Chunks fetched for peers, or resumed, that no pull here ever assembled:
   // after a while nobody is coming for them; free their disk.
   const auto now = std::chrono::steady_clock::now();
@@ -72,36 +72,57 @@ void Mirror::drop_idle_site_blobs() {
       ++it;
     }
   }
-  for (const auto& sb : idle) {
-    blobs_.remove_staging(sb->staging_id);
-    blobs_.remove_staging(journal_id(sb->staging_id));
-  }
+  return idle;
 }
 
-std::shared_ptr<Mirror::SiteBlob> Mirror::site_blob(const Digest& digest, uint64_t size) {
-  std::lock_guard lock(mu_);
-  drop_idle_site_blobs();
-  auto& slot = site_blobs_[digest.str()];
-  if (slot) {
-    slot->last_used = std::chrono::steady_clock::now();
-    return slot->size == size ? slot : nullptr;
-  }
+void Mirror::remove_site_blob_files(const SiteBlob& sb) {
+  blobs_.remove_staging(sb.staging_id);
+  blobs_.remove_staging(journal_id(sb.staging_id));
+}
+
+std::shared_ptr<Mirror::SiteBlob> Mirror::make_site_blob(const Digest& digest, uint64_t size) {
   auto sb = std::make_shared<SiteBlob>(digest);
   auto staging_id = random_id(staging_prefix_for(digest));
-  if (staging_id) sb->staging_id = *staging_id;
-  auto fd = staging_id ? blobs_.open_staging(sb->staging_id, /*create=*/true)
-                       : Result<UniqueFd>(Status{Errc::io_error, "no random staging id"});
-  if (!fd) {
-    site_blobs_.erase(digest.str());
-    return nullptr;
-  }
+  if (!staging_id) return nullptr;
+  sb->staging_id = *staging_id;
+  auto fd = blobs_.open_staging(sb->staging_id, /*create=*/true);
+  if (!fd) return nullptr;
   sb->fd = std::move(*fd);
   sb->size_chunks(size, chunk_size_);
   // Without a journal the blob still assembles; it just cannot resume.
   if (auto jfd = blobs_.open_staging(journal_id(sb->staging_id), /*create=*/true))
     sb->journal = ChunkJournal::create(std::move(*jfd), digest, size, chunk_size_);
-  slot = sb;
   return sb;
+}
+
+std::shared_ptr<Mirror::SiteBlob> Mirror::site_blob(const Digest& digest, uint64_t size) {
+  auto existing = [&]() -> std::optional<std::shared_ptr<SiteBlob>> {  // caller holds mu_
+    auto it = site_blobs_.find(digest.str());
+    if (it == site_blobs_.end()) return std::nullopt;
+    it->second->last_used = std::chrono::steady_clock::now();
+    return it->second->size == size ? it->second : nullptr;
+  };
+  std::vector<std::shared_ptr<SiteBlob>> idle;
+  std::optional<std::shared_ptr<SiteBlob>> found;
+  {
+    std::lock_guard lock(mu_);
+    idle = take_idle_site_blobs();
+    found = existing();
+  }
+  for (const auto& sb : idle) remove_site_blob_files(*sb);
+  if (found) return *found;
+  auto fresh = make_site_blob(digest, size);
+  if (!fresh) return nullptr;
+  {
+    std::lock_guard lock(mu_);
+    found = existing();
+    if (!found) {
+      site_blobs_[digest.str()] = fresh;
+      return fresh;
+    }
+  }
+  remove_site_blob_files(*fresh);  // another thread made one meanwhile: that one is used
+  return *found;
 }
 
 void Mirror::resume_partial_blobs() {
@@ -161,8 +182,12 @@ void Mirror::resume_partial_blobs() {
 void Mirror::mark_present(SiteBlob& sb, uint64_t index, const std::string& digest) {
   sb.have[index] = 1;
   sb.chunk_digests[index] = digest;
-  if (sb.journal) sb.journal->record(index, digest);
   ++holdings_version_;
+}
+
+void Mirror::journal_chunk(const SiteBlob& sb, uint64_t index, const std::string& digest) {
+  // A crash before this line only costs the chunk's fetch again after a restart.
+  if (sb.journal) sb.journal->record(index, digest);
 }
 
 }  // namespace ep

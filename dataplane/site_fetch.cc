@@ -49,10 +49,13 @@ Status Mirror::store_chunk(SiteBlob& sb, uint64_t index, std::string_view data, 
   }
   auto range = site::chunk_range(sb.size, sb.chunk_size, index);
   Status written = pwrite_all(sb.fd.get(), data.data(), data.size(), range.offset, "a chunk");
-  std::lock_guard lock(sb.mu);
-  sb.fetching[index] = 0;
-  if (written) mark_present(sb, index, digest);
-  sb.cv.notify_all();
+  {
+    std::lock_guard lock(sb.mu);
+    sb.fetching[index] = 0;
+    if (written) mark_present(sb, index, digest);
+    sb.cv.notify_all();
+  }
+  if (written) journal_chunk(sb, index, digest);
   return written;
 }
 
@@ -94,10 +97,13 @@ std::optional<Status> Mirror::chunk_from_peer(SiteBlob& sb, const std::string& p
   const bool whole = answer && answer->status() == wire::ChunkResponse::OK && received == range.length;
   const bool verified = whole && into != Into::nothing && !want.empty() && hash.finish().str() == want;
   if (into == Into::file) {
-    std::lock_guard lock(sb.mu);
-    sb.fetching[index] = 0;
-    if (verified) mark_present(sb, index, want);
-    sb.cv.notify_all();
+    {
+      std::lock_guard lock(sb.mu);
+      sb.fetching[index] = 0;
+      if (verified) mark_present(sb, index, want);
+      sb.cv.notify_all();
+    }
+    if (verified) journal_chunk(sb, index, want);
   }
   if (whole && into != Into::nothing && !verified)
     penalise(peer, "chunk " + std::to_string(index) + " of " + sb.digest.str() +

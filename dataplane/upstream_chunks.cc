@@ -114,11 +114,15 @@ Status Mirror::stream_from_upstream(Upstream& up, const std::string& repo, SiteB
                     n -= piece;
                     seen += piece;
                     if (mine[k] && at + piece == chunk.offset + chunk.length) {
-                      std::lock_guard lock(sb.mu);
-                      sb.fetching[k] = mine[k] = 0;
-                      mark_present(sb, k, hash.finish().str());
+                      const std::string chunk_digest = hash.finish().str();
                       hash = Sha256();
-                      sb.cv.notify_all();
+                      {
+                        std::lock_guard lock(sb.mu);
+                        sb.fetching[k] = mine[k] = 0;
+                        mark_present(sb, k, chunk_digest);
+                        sb.cv.notify_all();
+                      }
+                      journal_chunk(sb, k, chunk_digest);
                     }
                   }
                   return Status::Ok();
