@@ -442,6 +442,7 @@ class FaultProxy:
 
     def _serve(self, conn):
         up = None
+        entry = None
         try:
             conn.settimeout(60)
             head, rest = self._read_head(conn)
@@ -581,8 +582,9 @@ class FaultProxy:
                 conn.sendall(b"0\r\n\r\n")
             entry["done"] = True
             entry["t_done"] = time.monotonic()
-        except OSError:
-            pass
+        except OSError as e:  # recorded: a test that counts requests can tell a drop from an answer
+            if entry is not None:
+                entry["error"] = repr(e)
         finally:
             for s in (conn, up):
                 if s is not None:
@@ -813,6 +815,7 @@ class Env:
                 close()
             except Exception as e:  # keep stopping the rest
                 errors.append(e)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not os.environ.get("EP_KEEP"):  # EP_KEEP=1 keeps every test's directory and logs
+            shutil.rmtree(self.dir, ignore_errors=True)
         if errors:
             raise errors[0]
