@@ -139,7 +139,7 @@ class Mirror {
   Status chunk_via_fetchers(Upstream& upstream, const std::string& repo, SiteBlob& blob, uint64_t index,
                             const std::vector<site::PeerAddress>& live, bool upstream_ranges);
   using ChunkedBody = std::function<void(std::shared_ptr<InflightBlob>, std::shared_ptr<SiteBlob>)>;
-  // Registers a chunked fetch (single flight by digest) and runs `body` on its own thread.
+  // Registers a chunked fetch (single flight by digest) and runs `body` on the fetch pool.
   std::shared_ptr<InflightBlob> start_chunked(const Digest& digest, uint64_t size, ChunkedBody body);
   // Publishes a verified chunked blob (or discards it) and ends the fetch.
   void publish_chunked(const std::shared_ptr<InflightBlob>& fetch, const std::shared_ptr<SiteBlob>& sb,
@@ -200,8 +200,9 @@ class Mirror {
   // fetcher gets the whole blob and every member asks it for each chunk.
   std::shared_ptr<InflightBlob> start_site_fetch(Upstream& upstream, const std::string& local, const std::string& repo,
                                                  const Digest& digest, uint64_t size, bool ranges);
-  // Obtains every chunk (several in flight) with `obtain`, streams the
-  // verified-so-far prefix to clients, checks the digest and publishes.
+  // Obtains every chunk with `obtain` (kParallelChunks jobs on the chunk
+  // pool), streams the verified-so-far prefix to clients, checks the digest
+  // and publishes; returns at once, the job that ends last publishes.
   void assemble(std::shared_ptr<InflightBlob> blob, std::shared_ptr<SiteBlob> site, const std::string& repo,
                 std::function<Status(uint64_t index)> obtain);
   struct Assembly;

@@ -31,14 +31,14 @@ std::vector<ReplicationJob> Replicator::round() {
   std::vector<ReplicationJob> jobs;
   for (const auto& pin : index_->pins()) {
     if (!assigned(pin, self_, members) || pin.lapsed(now, auto_pin_ttl_ms_)) continue;
+    std::string repo(split_reference(pin.ref).first);
+    const auto origin = index_->origin(repo);
     // A cache hint of a mirrored image never pushes storage over its budget
     // (it would be evicted again); pushed images are the site's only copies.
-    const bool cache_hint = !pin.explicit_pin && mirrored(pin);
+    const bool cache_hint = !pin.explicit_pin && !origin.ns.empty();
     if (cache_hint && over_budget_now()) continue;
     auto blobs = registry_.image_blobs(pin.ref);  // the manifest arrives with the index
     if (!blobs) continue;
-    std::string repo(split_reference(pin.ref).first);
-    auto origin = index_->origin(repo);
     for (const auto& digest : *blobs)
       if (!registry_.stat_blob(repo, digest.str())) jobs.push_back({repo, digest.str(), origin.ns, origin.repo, cache_hint});
   }

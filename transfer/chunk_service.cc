@@ -53,17 +53,17 @@ Result<wire::ChunkResponse> ChunkClient::fetch(const std::string& address, const
     std::function<void()> run;
     ~Unlist() { run(); }
   } unlist_at_exit{unlist};
+  // The socket is listed from before the handshake on: a peer that accepted
+  // but does not answer (it is stopping too) must not hold this node's stop
+  // for the handshake's whole timeout.
+  auto list = [&](int fd) {
+    std::lock_guard lock(mu_);
+    if (cancelled_) return false;
+    busy_.insert(listed = fd);
+    return true;
+  };
   for (int attempt = 0; attempt < 2; ++attempt) {
     bool reused = channel != nullptr;
-    // The socket is listed from before the handshake on: a peer that
-    // accepted but does not answer (it is stopping too) must not hold this
-    // node's stop for the handshake's whole timeout.
-    auto list = [&](int fd) {
-      std::lock_guard lock(mu_);
-      if (cancelled_) return false;
-      busy_.insert(listed = fd);
-      return true;
-    };
     if (!channel) {
       auto fd = connect_tcp(address, std::chrono::milliseconds(2000));
       if (!fd) return fd.status();
