@@ -20,6 +20,8 @@ json member_json(const wire::Member& m, const char* state, uint64_t last_seen_ms
           {"state", state},
           {"last_seen_ms", last_seen_ms},
           {"self", self},
+          // Hash of the registry users and access rules it enforces: equal on every member.
+          {"access_fingerprint", m.access_fingerprint()},
           // Blobs it announced it can serve now: being assembled, or recently completed.
           {"blobs_announced", m.blobs_size()}};
 }
@@ -119,13 +121,15 @@ std::string tags_json(const site::SiteCore& core, const std::string& repo) {
       continue;
     json conflicts = json::array();
     for (const auto& c : view.conflicts)
-      conflicts.push_back({{"digest", c.digest}, {"updated_by", c.ts.node}, {"updated_at_ms", c.ts.wall_ms}});
+      conflicts.push_back(
+          {{"digest", c.digest}, {"updated_by", c.ts.node}, {"writer", c.writer}, {"updated_at_ms", c.ts.wall_ms}});
     tags.push_back({{"namespace", k.ns},
                     {"repository", k.repo},
                     {"tag", k.tag},
                     {"digest", view.value.digest},
                     {"media_type", view.value.media_type},
                     {"updated_by", view.value.ts.node},
+                    {"writer", view.value.writer},
                     {"updated_at_ms", view.value.ts.wall_ms},
                     {"deleted", view.value.deleted()},
                     {"conflicts", conflicts}});

@@ -31,5 +31,6 @@ using started_atom = caf::atom_constant<caf::atom("started")>;     // replicator
 using fetched_atom = caf::atom_constant<caf::atom("fetched")>;     // replicator: a started fetch ended (ok?)
 using retry_atom = caf::atom_constant<caf::atom("retry")>;         // replicator: ask again after yielding to clients
 using rested_atom = caf::atom_constant<caf::atom("rested")>;       // replicator: housekeeping after a round is done
+using access_atom = caf::atom_constant<caf::atom("access")>;       // the registry users and rules changed (fingerprint)
 
 }  // namespace ep::actors

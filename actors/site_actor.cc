@@ -50,12 +50,27 @@ struct SiteState {
   caf::actor store;            // disk writes and blob stats, off this actor's thread (store_actor.h)
   bool holds_pending = false;  // a holds request is out
   site::SiteCore::Memory persisted;
+  std::map<std::string, std::string> access_warned;  // member -> the differing fingerprint the log named
   static inline const char* name = "edgepier.site";
 };
 
 using SiteActor = caf::stateful_actor<SiteState>;
 
 void carry_out(SiteActor* self, site::Effects fx);
+
+// Says once per change when a live member decides registry access on other
+// users or rules (its htpasswd or access file differs from ours).
+void warn_of_access_mismatches(SiteState& st) {
+  auto now = st.core->access_mismatches();
+  for (const auto& [name, fingerprint] : now)
+    if (st.access_warned[name] != fingerprint)
+      log_warning("site", "member " + name + " serves other registry users or access rules (fingerprint " +
+                              (fingerprint.empty() ? "none" : fingerprint) + ", here " +
+                              st.core->self().access_fingerprint() +
+                              "): a write one node refuses another accepts; give every node the same "
+                              "htpasswd-file and access-file");
+  st.access_warned = std::move(now);
+}
 
 void connect(SiteActor* self, const std::string& address) {
   auto& st = self->state;
@@ -268,8 +283,13 @@ caf::behavior site_behavior(SiteActor* self) {
           st.peers_changed = false;
           publish_peers(st);
         }
+        if (st.ticks % 20 == 0) warn_of_access_mismatches(st);
         carry_out(self, st.core->tick(now_ms()));
         self->delayed_send(self, std::chrono::milliseconds(250), tick_atom::value);
+      },
+      [=](access_atom, const std::string& fingerprint) {
+        self->state.core->set_access_fingerprint(fingerprint);
+        carry_out(self, self->state.core->announce(now_ms()));
       },
       [=](envelope_atom, const std::string& sealed) {
         guarded("a peer envelope", [&] {  // a bad envelope is dropped; the actor keeps running
@@ -278,13 +298,14 @@ caf::behavior site_behavior(SiteActor* self) {
         });
       },
       [=](tag_put_atom, const std::string& ns, const std::string& repo, const std::string& tag,
-          const std::string& digest, const std::string& media_type, const std::string& body) {
+          const std::string& digest, const std::string& media_type, const std::string& body,
+          const std::string& writer) {
         auto& st = self->state;
         wire::Manifest m;
         m.set_digest(digest);
         m.set_media_type(media_type);
         m.set_body(body);
-        carry_out(self, st.core->put_tag(crdt::TagKey{ns, repo, tag}, m, now_ms()));
+        carry_out(self, st.core->put_tag(crdt::TagKey{ns, repo, tag}, m, now_ms(), writer));
         if (st.auto_pin) {  // first pull (or push) pins the image for the site
           std::string ref = (ns.empty() ? repo : mirror_repository(ns, repo)) + ":" + tag;
           auto pins = st.core->index().pins();
@@ -296,8 +317,9 @@ caf::behavior site_behavior(SiteActor* self) {
         auto& st = self->state;
         if (auto fx = st.core->use_pin(ref, now_ms(), st.use_step_ms)) carry_out(self, std::move(*fx));
       },
-      [=](tag_del_atom, const std::string& ns, const std::string& repo, const std::string& tag) {
-        carry_out(self, self->state.core->delete_tag(crdt::TagKey{ns, repo, tag}, now_ms()));
+      [=](tag_del_atom, const std::string& ns, const std::string& repo, const std::string& tag,
+          const std::string& writer) {
+        carry_out(self, self->state.core->delete_tag(crdt::TagKey{ns, repo, tag}, now_ms(), writer));
       },
       [=](pin_add_atom, const std::string& ref, int32_t replicas) -> std::string {
         auto& st = self->state;

@@ -60,8 +60,9 @@ class SiteTagObserver : public TagObserver {
  public:
   explicit SiteTagObserver(caf::actor site) : site_(std::move(site)) {}
   void tag_written(const std::string& ns, const std::string& repo, const std::string& tag,
-                   const StoredManifest& manifest) override;
-  void tag_deleted(const std::string& ns, const std::string& repo, const std::string& tag) override;
+                   const StoredManifest& manifest, const std::string& writer) override;
+  void tag_deleted(const std::string& ns, const std::string& repo, const std::string& tag,
+                   const std::string& writer) override;
   void image_pulled(const std::string& repo, const std::string& reference) override;
 
  private:

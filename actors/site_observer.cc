@@ -11,12 +11,14 @@
 namespace ep::actors {
 
 void SiteTagObserver::tag_written(const std::string& ns, const std::string& repo, const std::string& tag,
-                                  const StoredManifest& manifest) {
-  caf::anon_send(site_, tag_put_atom::value, ns, repo, tag, manifest.digest.str(), manifest.media_type, manifest.body);
+                                  const StoredManifest& manifest, const std::string& writer) {
+  caf::anon_send(site_, tag_put_atom::value, ns, repo, tag, manifest.digest.str(), manifest.media_type, manifest.body,
+                 writer);
 }
 
-void SiteTagObserver::tag_deleted(const std::string& ns, const std::string& repo, const std::string& tag) {
-  caf::anon_send(site_, tag_del_atom::value, ns, repo, tag);
+void SiteTagObserver::tag_deleted(const std::string& ns, const std::string& repo, const std::string& tag,
+                                  const std::string& writer) {
+  caf::anon_send(site_, tag_del_atom::value, ns, repo, tag, writer);
 }
 
 void SiteTagObserver::image_pulled(const std::string& repo, const std::string& reference) {

@@ -57,6 +57,13 @@ const Key kKeys[] = {
     {"http-max-connections", Kind::size, "open registry connections; past it a new one gets 503 (default 4096)"},
     {"http-header-timeout", Kind::duration, "a request's whole header must arrive within this (default 30s)"},
     {"http-stall-timeout", Kind::duration, "a body or reply that makes no progress this long ends the connection (default 60s)"},
+    {"htpasswd-file", Kind::string, "users of the registry API (bcrypt htpasswd); with it, pushes and deletes need a "
+                                    "user; re-read when it changes"},
+    {"access-file", Kind::string, "pull, push and delete rights per user or group on repository patterns, and the "
+                                  "anonymous policy (README, \"Access control\"); re-read when it changes"},
+    {"tls-cert-file", Kind::string, "serve the registry listener over HTTPS with this certificate chain (PEM)"},
+    {"tls-key-file", Kind::string, "the private key (PEM) of tls-cert-file; both are re-read when they change"},
+    {"token-ttl", Kind::duration, "how long a token from /v2/token is valid (default 5min)"},
     {"log-level", Kind::string, "trace, debug (adds one access-log line per request), info, warning or error"},
     {"log-format", Kind::string, "\"text\" or \"json\" (one JSON object per line on standard error)"},
 };
@@ -100,6 +107,10 @@ Status apply(Config& config, const Key& key, const config_value& value) {
           {"upstream-credentials-file", &Config::upstream_credentials_file},
           {"advertise-host", &Config::advertise_host},
           {"admin-token-file", &Config::admin_token_file},
+          {"htpasswd-file", &Config::htpasswd_file},
+          {"access-file", &Config::access_file},
+          {"tls-cert-file", &Config::tls_cert_file},
+          {"tls-key-file", &Config::tls_key_file},
           {"log-level", &Config::log_level},
           {"log-format", &Config::log_format}};
       config.*kFields.at(name) = *str;
@@ -156,6 +167,7 @@ Status apply(Config& config, const Key& key, const config_value& value) {
                     : name == "gc-grace"     ? config.gc_grace
                     : name == "http-header-timeout" ? config.http_header_timeout
                     : name == "http-stall-timeout"  ? config.http_stall_timeout
+                    : name == "token-ttl"           ? config.token_ttl
                                              : config.gone_after;
       std::chrono::milliseconds parsed{-1};
       if (const auto* span = caf::get_if<caf::timespan>(&value); span && span->count() >= 0)
@@ -163,7 +175,7 @@ Status apply(Config& config, const Key& key, const config_value& value) {
       else if (!str || !parse_duration(*str, parsed))
         return bad(name, "expected a duration like 30s, 500ms, 5min, 12h or 7d, got " + caf::to_string(value));
       // A connection timeout of nothing would close every connection at once.
-      if (name.rfind("http-", 0) == 0 && parsed < std::chrono::milliseconds(100))
+      if ((name.rfind("http-", 0) == 0 || name == "token-ttl") && parsed < std::chrono::milliseconds(100))
         return bad(name, "expected at least 100ms");
       field = parsed;
       return Status::Ok();
@@ -236,6 +248,9 @@ Status check_semantics(const Config& c) {
   if (!loopback && c.admin_token_file.empty())
     return bad("admin-address", "listening off loopback needs admin-token-file");
   if (c.node_name.empty()) return bad("node-name", "must not be empty");
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty())
+    return bad(c.tls_cert_file.empty() ? "tls-cert-file" : "tls-key-file",
+               "HTTPS needs both tls-cert-file and tls-key-file");
   return Status::Ok();
 }
 

@@ -47,6 +47,10 @@ struct Config {
   std::chrono::milliseconds tag_ttl{30000};
   std::chrono::milliseconds gone_after{24 * 3600 * 1000};  // dead/left members dropped after (extension)
   std::chrono::milliseconds gc_grace{3600 * 1000};  // unreferenced blobs and idle uploads kept this long (extension)
+  std::string htpasswd_file;  // registry users (bcrypt); none: anonymous writes from loopback only
+  std::string access_file;    // rights per user/group and repository pattern; none: the built-in rules
+  std::string tls_cert_file, tls_key_file;  // HTTPS on the registry listener
+  std::chrono::milliseconds token_ttl{300000};  // tokens of /v2/token (extension)
   std::string log_level = "info";   // trace, debug (adds the access log), info, warning, error
   std::string log_format = "text";  // text or json (one object per line)
 };

@@ -14,8 +14,10 @@
 #include <filesystem>
 #include <fstream>
 
+#include "actors/caf_types.h"
 #include "actors/replicator_actor.h"
 #include "actors/site_actor.h"
+#include "app/credential_files.h"
 #include "app/upstreams.h"
 #include "http/admin_api.h"
 #include "transfer/chunk_server.h"
@@ -97,6 +99,8 @@ struct Node::Parts {
   std::unique_ptr<BlockingPool> blocking, admin_blocking;
   std::unique_ptr<BlockingPool> peer_requests;  // the chunk server's provider calls
   http::Metrics metrics, admin_metrics;
+  std::unique_ptr<access::AccessControl> access;
+  std::unique_ptr<CredentialFiles> credentials;  // after the server it reloads
   std::unique_ptr<http::Api> api;
   std::unique_ptr<http::AdminApi> admin;
   std::unique_ptr<http::Server> server, admin_server;
@@ -128,6 +132,7 @@ Node::~Node() {
   // Listeners go before the I/O pool they were made on; the pool then frees
   // the connections its queued handlers still hold (they use the metrics
   // and handlers, which live on).
+  p.credentials.reset();
   p.server.reset();
   p.admin_server.reset();
   p.gate.reset();
@@ -229,8 +234,21 @@ Status bind_site_listeners(Parts& p, const Config& config, const std::string& si
   return Status::Ok();
 }
 
-Result<unsigned short> bind_registry(Parts& p, const Config& config) {
-  p.api = std::make_unique<http::Api>(*p.registry, *p.uploads, *p.blobs, p.metrics, p.mirror.get());
+// Who may use the registry: users, rules, and tokens any member accepts
+// (their key comes from the site key).
+void make_access(Parts& p, const Config& config, const std::string& site_key) {
+  access::AccessSettings settings;
+  settings.htpasswd_file = config.htpasswd_file;
+  settings.access_file = config.access_file;
+  settings.node_name = config.node_name;
+  settings.token_ttl_ms = static_cast<uint64_t>(config.token_ttl.count());
+  settings.token_key = site::derive_site_subkey(site_key, "edgepier registry tokens v1");
+  p.access = std::make_unique<access::AccessControl>(std::move(settings));
+}
+
+Result<unsigned short> bind_registry(Parts& p, const Config& config, const std::string& site_key) {
+  make_access(p, config, site_key);
+  p.api = std::make_unique<http::Api>(*p.registry, *p.uploads, *p.blobs, p.metrics, *p.access, p.mirror.get());
   // The replicator is made before the I/O threads start and goes after they stop.
   p.api->set_metrics_source([&p] {
     std::string text = http::render_node_metrics(*p.stats, *p.traffic, *p.mirror);
@@ -243,6 +261,11 @@ Result<unsigned short> bind_registry(Parts& p, const Config& config) {
   limits.header_timeout = config.http_header_timeout;
   limits.stall_timeout = config.http_stall_timeout;
   p.server = std::make_unique<http::Server>(*p.io, *p.api, p.metrics, *p.blocking, limits);
+  p.credentials = std::make_unique<CredentialFiles>(
+      *p.access, *p.server, *p.blocking, config.tls_cert_file, config.tls_key_file, [&p](const std::string& fingerprint) {
+        if (p.site) caf::anon_send(p.site, actors::access_atom::value, fingerprint);
+      });
+  if (auto s = p.credentials->load(); !s) return s;
   return p.server->listen(config.registry_address);
 }
 
@@ -268,7 +291,9 @@ Status bind_admin(Parts& p, const Config& config) {
 Status start_site(Parts& p, const Config& config, const SiteIdentity& identity) {
   site::CoreOptions core_options;
   core_options.membership.gone_after_ms = static_cast<uint64_t>(config.gone_after.count());
-  actors::SiteActorConfig site_config{identity.self,      config.seeds,     core_options,
+  wire::Member self = identity.self;
+  self.set_access_fingerprint(p.access->fingerprint());
+  actors::SiteActorConfig site_config{self,               config.seeds,     core_options,
                                       config.replication, config.auto_pin, config.chunk_size,
                                       static_cast<uint64_t>(config.auto_pin_ttl.count())};
   auto* mirror = p.mirror.get();
@@ -314,6 +339,7 @@ void start_serving(Parts& p, const Config& config) {
   p.admin_server->start();
   p.admin->sample_traffic();  // the status page's chart starts at the node's start
   p.io->repeat(http::AdminApi::kTrafficPeriod, [admin = p.admin.get()] { admin->sample_traffic(); });
+  p.io->repeat(std::chrono::seconds(2), [credentials = p.credentials.get()] { credentials->check(); });
   p.io->start();
 }
 
@@ -330,12 +356,13 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig& caf_config, const Config& 
   start_actor_system(p, caf_config);
   p.io = std::make_unique<IoPool>(config.io_threads);
   if (auto s = bind_site_listeners(p, config, identity->site_key); !s) return s;
-  auto port = bind_registry(p, config);
+  auto port = bind_registry(p, config, identity->site_key);
   if (!port) return port.status();
   if (auto s = bind_admin(p, config); !s) return s;
   if (auto s = start_site(p, config, *identity); !s) return s;
   start_serving(p, config);
-  log_info("node", "node " + config.node_name + " serving the registry on " + config.registry_address + " (port " +
+  log_info("node", "node " + config.node_name + " serving the registry on " + config.registry_address +
+                       (config.tls_cert_file.empty() ? "" : " over HTTPS") + " (port " +
            std::to_string(*port) + "), admin on " + config.admin_address + ", data in " + config.data_dir +
            (config.site_key_file.empty() ? ", single node (no site key)"
                                          : ", site member at " + identity->self.cluster_address()));

@@ -44,7 +44,9 @@ const wire::TagWrite* winner(const std::vector<wire::TagWrite>& writes) {
   return writes.empty() ? nullptr : &writes.back();  // kept sorted by ts
 }
 
-TagVersion version_of(const wire::TagWrite& w) { return TagVersion{w.digest(), w.media_type(), from_wire(w.ts())}; }
+TagVersion version_of(const wire::TagWrite& w) {
+  return TagVersion{w.digest(), w.media_type(), from_wire(w.ts()), w.writer()};
+}
 }  // namespace
 
 void Index::touch(const std::string& key) {
@@ -61,7 +63,7 @@ void Index::note(const Hlc& ts) {
 }
 
 wire::IndexDelta Index::put_tag(const TagKey& key, const std::string& digest, const std::string& media_type,
-                                const Hlc& ts) {
+                                const Hlc& ts, const std::string& writer) {
   wire::IndexDelta delta;
   auto* w = delta.add_tags();
   w->mutable_key()->set_ns(key.ns);
@@ -69,6 +71,7 @@ wire::IndexDelta Index::put_tag(const TagKey& key, const std::string& digest, co
   w->mutable_key()->set_tag(key.tag);
   w->set_digest(digest);
   w->set_media_type(media_type);
+  w->set_writer(writer);
   to_wire(ts, w->mutable_ts());
   if (auto it = tags_.find(tag_entry_key(key)); it != tags_.end() && !it->second.writes.empty())
     *w->mutable_observed() = winner(it->second.writes)->ts();
@@ -76,7 +79,9 @@ wire::IndexDelta Index::put_tag(const TagKey& key, const std::string& digest, co
   return delta;
 }
 
-wire::IndexDelta Index::delete_tag(const TagKey& key, const Hlc& ts) { return put_tag(key, "", "", ts); }
+wire::IndexDelta Index::delete_tag(const TagKey& key, const Hlc& ts, const std::string& writer) {
+  return put_tag(key, "", "", ts, writer);
+}
 
 wire::IndexDelta Index::add_pin(const std::string& ref, uint32_t replicas, const Hlc& ts, bool automatic) {
   wire::IndexDelta delta;

@@ -45,6 +45,7 @@ struct TagVersion {
   std::string digest;  // empty: deleted
   std::string media_type;
   Hlc ts;
+  std::string writer;  // the registry user who wrote it ("" for the mirror)
   bool deleted() const { return digest.empty(); }
 };
 
@@ -79,8 +80,9 @@ class Index {
  public:
   Index() = default;
 
-  wire::IndexDelta put_tag(const TagKey& key, const std::string& digest, const std::string& media_type, const Hlc& ts);
-  wire::IndexDelta delete_tag(const TagKey& key, const Hlc& ts);
+  wire::IndexDelta put_tag(const TagKey& key, const std::string& digest, const std::string& media_type, const Hlc& ts,
+                           const std::string& writer = "");
+  wire::IndexDelta delete_tag(const TagKey& key, const Hlc& ts, const std::string& writer = "");
   wire::IndexDelta add_pin(const std::string& ref, uint32_t replicas, const Hlc& ts, bool automatic = false);
   // Records a pull of `ref` at `wall_ms` when it is pinned and its last use
   // is at least `step_ms` older (one write per pin and step, not per pull).

@@ -183,7 +183,7 @@ Result<StoredManifest> Mirror::revalidate_tag(Upstream& up, const std::string& l
   } else if (auto cached = remote ? registry_.get_manifest(local, remote->str()) : result; remote && cached) {
     auto s = registry_.put_mirrored_manifest(local, cached->digest, cached->media_type, cached->body, reference);
     if (!s) return s;
-    if (registry_.observer()) registry_.observer()->tag_written(up.ns(), up.upstream_repo(repo), reference, *cached);
+    if (registry_.observer()) registry_.observer()->tag_written(up.ns(), up.upstream_repo(repo), reference, *cached, "");
     result = std::move(cached);
   } else {
     result = fetch_manifest(up, local, repo, remote ? remote->str() : reference, reference);
@@ -217,7 +217,7 @@ Result<StoredManifest> Mirror::fetch_manifest(Upstream& up, const std::string& l
     return Status{Errc::upstream_unavailable, "upstream " + up.describe() + " sent an invalid manifest: " + info.status().message};
   if (auto s = registry_.put_mirrored_manifest(local, digest, info->media_type, got->body, tag); !s) return s;
   StoredManifest stored{digest, info->media_type, std::move(got->body)};
-  if (!tag.empty() && registry_.observer()) registry_.observer()->tag_written(up.ns(), up.upstream_repo(repo), tag, stored);
+  if (!tag.empty() && registry_.observer()) registry_.observer()->tag_written(up.ns(), up.upstream_repo(repo), tag, stored, "");
   return stored;
 }
 

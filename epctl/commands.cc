@@ -105,7 +105,9 @@ int cmd_tags(AdminClient& client, const Invocation& inv, std::ostream& out) {
   if (inv.global.json) return print_json(doc, out), 0;
   std::vector<json> rows(list(doc, "tags").begin(), list(doc, "tags").end());
   sort_by(rows, [](const json& t) { return std::make_pair(repo_name(t), str(t, "tag")); });
-  Table table({"REPOSITORY", "TAG", "DIGEST", "UPDATED", "BY", "CONFLICT"});
+  // BY: the node that took the write; USER: the registry user who made it
+  // ("-" for the mirror's own writes).
+  Table table({"REPOSITORY", "TAG", "DIGEST", "UPDATED", "BY", "USER", "CONFLICT"});
   size_t conflicts = 0;
   int64_t now = now_unix_ms();
   for (const auto& t : rows) {
@@ -119,7 +121,7 @@ int cmd_tags(AdminClient& client, const Invocation& inv, std::ostream& out) {
     if (!others.empty()) ++conflicts;
     table.add_row({repo_name(t), str(t, "tag"), flag(t, "deleted") ? "(deleted)" : short_digest(str(t, "digest")),
                    human_since(num(t, "updated_at_ms"), now), str(t, "updated_by"),
-                   others.empty() ? "" : "vs " + join_or_dash(others)});
+                   str(t, "writer").empty() ? "-" : str(t, "writer"), others.empty() ? "" : "vs " + join_or_dash(others)});
   }
   if (table.rows() == 0) return out << (inv.arg.empty() ? "no tags\n" : "no tags in " + inv.arg + "\n"), 0;
   table.print(out);

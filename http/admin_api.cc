@@ -80,7 +80,7 @@ Reply AdminApi::ask(Ts... request) {
   return reply;
 }
 
-Handling AdminApi::handle(const RequestHead& head) {
+Handling AdminApi::handle(const RequestHead& head, const access::Caller&) {
   const std::string_view requested(head.target().data(), head.target().size());
   if ((head.method() == verb::verb::get || head.method() == verb::verb::head) &&
       (requested == "/" || requested == "/index.html"))

@@ -33,7 +33,7 @@ class AdminApi : public RequestHandler {
       : system_(system), site_(std::move(site)), registry_(registry), blobs_(blobs), metrics_(registry_metrics),
         mirror_(mirror), traffic_(std::move(traffic)), token_(std::move(token)) {}
 
-  Handling handle(const RequestHead& head) override;
+  Handling handle(const RequestHead& head, const access::Caller& caller) override;
   // Records the byte counters for the status page's chart; called every
   // kTrafficPeriod by a timer on the I/O pool (never blocks).
   static constexpr std::chrono::milliseconds kTrafficPeriod{5000};

@@ -32,20 +32,6 @@ namespace {
 
 Status method_not_allowed() { return Status{Errc::method_not_allowed, "method not allowed on this endpoint"}; }
 
-// What a write request will store: its Content-Length (0 when unknown);
-// nothing for a request that writes no blob or manifest.
-std::optional<uint64_t> bytes_written(const Route& route, const RequestHead& head) {
-  const auto method = head.method();
-  const bool writes = (route.kind == RouteKind::upload_start && method == verb::verb::post) ||
-                      (route.kind == RouteKind::upload && (method == verb::verb::patch || method == verb::verb::put)) ||
-                      (route.kind == RouteKind::manifest && method == verb::verb::put);
-  if (!writes) return std::nullopt;
-  uint64_t length = 0;
-  auto header = head[field::content_length];
-  std::from_chars(header.data(), header.data() + header.size(), length);
-  return length;
-}
-
 Result<long> parse_n(const Route& route) {
   if (!route.has("n")) return -1L;
   auto text = route.param("n");
@@ -56,6 +42,12 @@ Result<long> parse_n(const Route& route) {
   return n;
 }
 
+void add_next_link(Reply& reply, const std::string& path, long n, const std::string& last) {
+  reply.header("Link", "<" + path + "?n=" + std::to_string(n) + "&last=" + url_encode(last) + ">; rel=\"next\"");
+}
+
+}  // namespace
+
 Reply json_reply(std::string body) {
   Reply r;
   r.content_type = "application/json";
@@ -63,46 +55,26 @@ Reply json_reply(std::string body) {
   return r;
 }
 
-void add_next_link(Reply& reply, const std::string& path, long n, const std::string& last) {
-  reply.header("Link", "<" + path + "?n=" + std::to_string(n) + "&last=" + url_encode(last) + ">; rel=\"next\"");
-}
-
-}  // namespace
-
-Handling Api::handle(const RequestHead& head) {
-  auto route = parse_route(std::string_view(head.target().data(), head.target().size()));
-  if (auto bytes = bytes_written(route, head); bytes && !blobs_.admit(*bytes) && blobs_.can_make_room()) {
-    Handling h;
-    h.route = route.kind;
-    h.prepare = [this, wanted = *bytes] { (void)blobs_.admit_making_room(wanted); };
-    return h;
-  }
-  return handle_prepared(head);
-}
-
-Handling Api::handle_prepared(const RequestHead& head) {
-  auto route = parse_route(std::string_view(head.target().data(), head.target().size()));
-  Handling h = begin(route, head);
-  h.route = route.kind;
-  return h;
-}
-
-Handling Api::begin(const Route& route, const RequestHead& head) {
-  Handling h = dispatch(route, head);
+Handling Api::begin(const Route& route, const RequestHead& head, const access::Identity& who,
+                    const access::Caller& caller) {
+  Handling h = audited(dispatch(route, head, who), route, head, who, caller);
   // Mirror requests echo their namespace on every answer (when it is a
   // host name: anything else could split the header).
   auto ns = route.param("ns");
   if (!is_registry_host(ns)) return h;
-  auto tag = [ns](Reply r) {
+  return on_reply(std::move(h), [ns](Reply r) {
     r.header("OCI-Namespace", ns);
     return r;
-  };
-  if (h.reply) h.reply = tag(std::move(*h.reply));
+  });
+}
+
+Handling on_reply(Handling h, std::function<Reply(Reply)> step) {
+  if (h.reply) h.reply = step(std::move(*h.reply));
   if (h.finish)
-    h.finish = [tag, inner = std::move(h.finish)](std::string body, std::unique_ptr<UploadAppender> a) {
-      return tag(inner(std::move(body), std::move(a)));
+    h.finish = [step, inner = std::move(h.finish)](std::string body, std::unique_ptr<UploadAppender> a) {
+      return step(inner(std::move(body), std::move(a)));
     };
-  if (h.deferred) h.deferred = [tag, inner = std::move(h.deferred)] { return tag(inner()); };
+  if (h.deferred) h.deferred = [step, inner = std::move(h.deferred)] { return step(inner()); };
   return h;
 }
 
@@ -127,7 +99,7 @@ Reply Api::mirrored_manifest(Upstream& upstream, const Route& route) {
   return manifest_reply(std::move(*m));
 }
 
-Handling Api::dispatch(const Route& route, const RequestHead& head) {
+Handling Api::dispatch(const Route& route, const RequestHead& head, const access::Identity& who) {
   const auto method = head.method();
   const bool read = method == verb::verb::get || method == verb::verb::head;
   const bool repository_route = route.kind == RouteKind::manifest || route.kind == RouteKind::blob ||
@@ -159,7 +131,10 @@ Handling Api::dispatch(const Route& route, const RequestHead& head) {
     }
     case RouteKind::catalog:
       if (!read) return fail(method_not_allowed());
-      return answer(catalog(route));
+      return answer(catalog(route, who));
+    case RouteKind::token:
+      if (!read) return fail(method_not_allowed());
+      return answer(token(route, who));
     case RouteKind::tags:
       if (!read) return fail(method_not_allowed());
       return answer(tags(route));
@@ -167,7 +142,7 @@ Handling Api::dispatch(const Route& route, const RequestHead& head) {
       if (!read) return fail(method_not_allowed());
       return answer(referrers(route));
     case RouteKind::manifest:
-      return manifests(route, head);
+      return manifests(route, head, who.display());
     case RouteKind::blob:
       return blobs(route, head);
     case RouteKind::upload_start:
@@ -181,12 +156,19 @@ Handling Api::dispatch(const Route& route, const RequestHead& head) {
   return fail(Status{Errc::not_found, "no such endpoint"});
 }
 
-Reply Api::catalog(const Route& route) {
+// Lists the repositories the caller may pull (a page may come out shorter
+// than n; its Link still points past the last repository looked at).
+Reply Api::catalog(const Route& route, const access::Identity& who) {
   auto n = parse_n(route);
   if (!n) return error_reply(n.status());
   auto page = registry_.catalog(*n, route.param("last"));
   if (!page) return error_reply(page.status());
-  auto reply = json_reply(json_text(nlohmann::json({{"repositories", page->items}})));
+  access::Identity user = who;
+  user.has_token = false;  // a token proves who; the catalog shows what that user may pull
+  std::vector<std::string> visible;
+  for (const auto& repository : page->items)
+    if (access_.rights(user, repository) & access::kPull) visible.push_back(repository);
+  auto reply = json_reply(json_text(nlohmann::json({{"repositories", visible}})));
   if (page->more) add_next_link(reply, "/v2/_catalog", *n, page->items.back());
   return reply;
 }
@@ -214,7 +196,7 @@ Reply Api::referrers(const Route& route) {
   return reply;
 }
 
-Handling Api::manifests(const Route& route, const RequestHead& head) {
+Handling Api::manifests(const Route& route, const RequestHead& head, const std::string& writer) {
   switch (head.method()) {
     case verb::verb::get:
     case verb::verb::head: {
@@ -252,8 +234,8 @@ Handling Api::manifests(const Route& route, const RequestHead& head) {
       h.buffer_limit = kMaxManifestBytes;
       h.finish_waits = true;  // a database write and the site's index
       std::string content_type(head[field::content_type]);
-      h.finish = [this, route, content_type](std::string body, std::unique_ptr<UploadAppender>) {
-        auto put = registry_.put_manifest(route.name, route.reference, content_type, body);
+      h.finish = [this, route, content_type, writer](std::string body, std::unique_ptr<UploadAppender>) {
+        auto put = registry_.put_manifest(route.name, route.reference, content_type, body, writer);
         if (!put) return error_reply(put.status());
         Reply r = empty_reply(201);
         r.header("Location", "/v2/" + route.name + "/manifests/" + put->digest.str());
@@ -264,7 +246,7 @@ Handling Api::manifests(const Route& route, const RequestHead& head) {
       return h;
     }
     case verb::verb::delete_: {
-      auto s = registry_.delete_manifest(route.name, route.reference);
+      auto s = registry_.delete_manifest(route.name, route.reference, writer);
       if (!s) return fail(s);
       return answer(empty_reply(202));
     }

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "access/access_control.h"
 #include "http/metrics.h"
 #include "http/reply.h"
 #include "http/router.h"
@@ -44,28 +45,38 @@ struct Handling {
 class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
-  virtual Handling handle(const RequestHead& head) = 0;
+  virtual Handling handle(const RequestHead& head, const access::Caller& caller) = 0;
   // The same request again, after its Handling's `prepare` ran: decides
   // without asking to prepare again.
-  virtual Handling handle_prepared(const RequestHead& head) { return handle(head); }
+  virtual Handling handle_prepared(const RequestHead& head, const access::Caller& caller) {
+    return handle(head, caller);
+  }
 };
 
 class Api : public RequestHandler {
  public:
-  Api(Registry& registry, Uploads& uploads, BlobStore& blobs, Metrics& metrics, Mirror* mirror = nullptr)
-      : registry_(registry), uploads_(uploads), blobs_(blobs), metrics_(metrics), mirror_(mirror) {}
+  Api(Registry& registry, Uploads& uploads, BlobStore& blobs, Metrics& metrics, access::AccessControl& access,
+      Mirror* mirror = nullptr)
+      : registry_(registry), uploads_(uploads), blobs_(blobs), metrics_(metrics), access_(access), mirror_(mirror) {}
 
-  // A write that would be refused for space first asks to make room
-  // (Handling::prepare: the blob store's room maker, off the I/O thread).
-  Handling handle(const RequestHead& head) override;
-  Handling handle_prepared(const RequestHead& head) override;
-  Handling begin(const Route& route, const RequestHead& head);
+  // Every request is first checked by the access control (api_access.cc):
+  // a refusal is answered at once; a credential not checked yet is checked
+  // off the I/O thread (Handling::prepare). A write that would be refused
+  // for space first asks to make room (the blob store's room maker, also
+  // off the I/O thread).
+  Handling handle(const RequestHead& head, const access::Caller& caller) override;
+  Handling handle_prepared(const RequestHead& head, const access::Caller& caller) override;
   // Extra Prometheus text appended to /metrics (e.g. the site's counters).
   void set_metrics_source(std::function<std::string()> source) { extra_metrics_ = std::move(source); }
 
  private:
-  Handling dispatch(const Route& route, const RequestHead& head);
-  Handling manifests(const Route& route, const RequestHead& head);
+  Handling handle_request(const RequestHead& head, const access::Caller& caller, bool prepared);
+  Handling begin(const Route& route, const RequestHead& head, const access::Identity& who,
+                 const access::Caller& caller);
+  Handling dispatch(const Route& route, const RequestHead& head, const access::Identity& who);
+  // The registry token endpoint (GET /v2/token?service=&scope=...).
+  Reply token(const Route& route, const access::Identity& who);
+  Handling manifests(const Route& route, const RequestHead& head, const std::string& writer);
   // Mirror mode: the upstream for this request, when a local read misses.
   Upstream* upstream_for(const Route& route) const;
   Reply mirrored_manifest(Upstream& upstream, const Route& route);
@@ -74,7 +85,7 @@ class Api : public RequestHandler {
   Handling upload_start(const Route& route, const RequestHead& head);
   Handling upload(const Route& route, const RequestHead& head);
   Reply tags(const Route& route);
-  Reply catalog(const Route& route);
+  Reply catalog(const Route& route, const access::Identity& who);
   Reply referrers(const Route& route);
   Reply upload_progress(const UploadState& state, unsigned status);
 
@@ -82,6 +93,7 @@ class Api : public RequestHandler {
   Uploads& uploads_;
   BlobStore& blobs_;
   Metrics& metrics_;
+  access::AccessControl& access_;
   Mirror* mirror_;
   std::function<std::string()> extra_metrics_;
 };
@@ -90,6 +102,15 @@ class Api : public RequestHandler {
 Handling answer(Reply reply);
 Handling fail(const Status& status);
 Reply empty_reply(unsigned status);
+Reply json_reply(std::string body);
+// `h` with `step` applied to whichever reply it produces (at once, after
+// the body, or deferred).
+Handling on_reply(Handling h, std::function<Reply(Reply)> step);
+// `h`, logging its write (a manifest put or delete, a blob delete, a
+// finished upload) with user, repository, reference, digest and client
+// address once it succeeded. api_access.cc.
+Handling audited(Handling h, const Route& route, const RequestHead& head, const access::Identity& who,
+                 const access::Caller& caller);
 Reply manifest_reply(StoredManifest manifest);
 // An inclusive byte range [first, last].
 struct ByteRange {

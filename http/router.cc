@@ -16,6 +16,7 @@ const char* route_label(RouteKind kind) {
     case RouteKind::upload: return "upload";
     case RouteKind::tags: return "tags";
     case RouteKind::referrers: return "referrers";
+    case RouteKind::token: return "token";
     case RouteKind::healthz: return "healthz";
     case RouteKind::readyz: return "readyz";
     case RouteKind::metrics: return "metrics";
@@ -95,6 +96,7 @@ Route parse_route(std::string_view target) {
       auto key = decode(pair.substr(0, eq), true);
       auto value = decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), true);
       if (!key || !value) return route;
+      route.all_params.emplace_back(*key, *value);
       route.query.emplace(std::move(*key), std::move(*value));
       if (amp == std::string_view::npos) break;
       query = query.substr(amp + 1);
@@ -109,6 +111,7 @@ Route parse_route(std::string_view target) {
   if (path == "/metrics") route.kind = RouteKind::metrics;
   if (path == "/v2" || path == "/v2/") route.kind = RouteKind::base;
   if (path == "/v2/_catalog") route.kind = RouteKind::catalog;
+  if (path == "/v2/token") route.kind = RouteKind::token;
   if (route.kind != RouteKind::unknown || path.substr(0, 4) != "/v2/") return route;
 
   std::vector<std::string_view> segs;

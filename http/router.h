@@ -9,6 +9,8 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace ep::http {
 
@@ -21,6 +23,7 @@ enum class RouteKind {
   upload,        // /v2/<name>/blobs/uploads/<id>
   tags,          // /v2/<name>/tags/list
   referrers,     // /v2/<name>/referrers/<digest>
+  token,         // /v2/token: the registry token endpoint (access/tokens.h)
   healthz,
   readyz,
   metrics,
@@ -35,12 +38,20 @@ struct Route {
   std::string name;       // repository
   std::string reference;  // tag, digest or upload id
   std::map<std::string, std::string> query;  // first value of each parameter
+  std::vector<std::pair<std::string, std::string>> all_params;  // every parameter, in order
 
   std::string param(const std::string& key) const {
     auto it = query.find(key);
     return it == query.end() ? std::string() : it->second;
   }
   bool has(const std::string& key) const { return query.count(key) != 0; }
+  // Every value of a repeated parameter (the token endpoint's scope).
+  std::vector<std::string> params(const std::string& key) const {
+    std::vector<std::string> out;
+    for (const auto& [k, v] : all_params)
+      if (k == key) out.push_back(v);
+    return out;
+  }
 };
 
 // Returns kind unknown for targets that are not API routes or fail to decode.

@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -34,12 +35,13 @@ struct Server::Impl {
         });
       }
       socket.set_option(tcp::no_delay(true), ec);
+      auto context = std::atomic_load(&tls);
       if (at_capacity())
-        refuse_session(std::move(socket), api, metrics, limits, workers,
+        refuse_session(std::move(socket), std::move(context), api, metrics, limits, workers,
                        Status{Errc::overloaded, "too many connections to this node (http-max-connections " +
                                                     std::to_string(limits.max_connections) + "); retry later"});
       else
-        start_session(std::move(socket), api, metrics, limits, workers);
+        start_session(std::move(socket), std::move(context), api, metrics, limits, workers);
       accept();
     });
   }
@@ -71,6 +73,7 @@ struct Server::Impl {
   net::steady_timer retry{acceptor.get_executor()};
   BlockingPool& workers;
   IoPool& io;
+  std::shared_ptr<net::ssl::context> tls;  // null: plain HTTP; std::atomic_load/store only
   bool refusing = false;  // at the cap since the last "below the cap again"
   uint64_t refused = 0;
 };
@@ -82,6 +85,22 @@ Server::~Server() = default;
 
 Result<unsigned short> Server::listen(const std::string& address) {
   return listen_on(impl_->acceptor, address, "");
+}
+
+Status Server::use_tls(const std::string& cert_file, const std::string& key_file) {
+  auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+  context->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                       net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1 |
+                       net::ssl::context::single_dh_use);
+  beast::error_code ec;
+  context->use_certificate_chain_file(cert_file, ec);
+  if (ec) return Status{Errc::config_invalid, "tls-cert-file " + cert_file + ": " + ec.message()};
+  context->use_private_key_file(key_file, net::ssl::context::pem, ec);
+  if (ec) return Status{Errc::config_invalid, "tls-key-file " + key_file + ": " + ec.message()};
+  if (SSL_CTX_check_private_key(context->native_handle()) != 1)
+    return Status{Errc::config_invalid, "tls-key-file " + key_file + " does not match tls-cert-file " + cert_file};
+  std::atomic_store(&impl_->tls, std::move(context));
+  return Status::Ok();
 }
 
 void Server::start() {

@@ -6,7 +6,8 @@
 // (idle and slowloris clients), a bound on time without progress while
 // reading a body or writing a reply, and a cap on open connections (past it,
 // one 503 reply each; the log says so once per episode). Blob bytes go out
-// with sendfile(2). Keeps no request state beyond the open connections.
+// with sendfile(2), or through TLS when the listener serves HTTPS. Keeps no
+// request state beyond the open connections.
 #pragma once
 
 #include <chrono>
@@ -42,6 +43,11 @@ class Server {
   // Binds "host:port" (port 0 picks one); returns the bound port.
   Result<unsigned short> listen(const std::string& address);
   void start();  // accepts on the I/O pool
+  // Serves HTTPS from now on with this certificate chain and key (PEM
+  // files); called again, it swaps them for new connections (open ones keep
+  // theirs). config_invalid naming the file when they do not load: the
+  // certificate in force stays. Any thread; reads the files.
+  Status use_tls(const std::string& cert_file, const std::string& key_file);
 
  private:
   struct Impl;

@@ -18,13 +18,45 @@ namespace {
 Status shutting_down() { return Status{Errc::upstream_unavailable, "the node is shutting down"}; }
 }  // namespace
 
+Session::Session(tcp::socket socket, std::shared_ptr<net::ssl::context> tls, RequestHandler& api, Metrics& metrics,
+                 const ServerLimits& limits, BlockingPool& workers)
+    : stream_(std::move(socket), std::move(tls)), send_timer_(stream_.get_executor()), api_(api), metrics_(metrics),
+      limits_(limits), workers_(workers) {
+  metrics_.connection_opened();
+  beast::error_code ec;
+  auto peer = stream_.tcp().socket().remote_endpoint(ec);
+  if (!ec) {
+    auto address = peer.address();
+    if (address.is_v6() && address.to_v6().is_v4_mapped())
+      address = net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6());
+    caller_.address = address.to_string();
+    caller_.loopback = address.is_loopback();
+  } else {
+    caller_.address = "-";
+  }
+  caller_.tls = stream_.tls();
+}
+
 void Session::start() {
-  net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
+  after_handshake([self = shared_from_this()] { self->read_header(); });
+}
+
+void Session::after_handshake(std::function<void()> next) {
+  if (!stream_.tls()) return net::dispatch(stream_.get_executor(), std::move(next));
+  stream_.tcp().expires_after(limits_.header_timeout);
+  stream_.tls_stream().async_handshake(
+      net::ssl::stream_base::server, [self = shared_from_this(), next = std::move(next)](beast::error_code ec) {
+        if (ec) {  // not TLS, an untrusted certificate, or too slow: nothing to answer
+          log_debug("http", "TLS handshake with " + self->caller_.address + " failed: " + ec.message());
+          return self->shutdown();
+        }
+        next();
+      });
 }
 
 // Answers `status` without reading the request, then closes lingering.
 void Session::refuse(Status status) {
-  net::dispatch(stream_.get_executor(), [self = shared_from_this(), status = std::move(status)] {
+  after_handshake([self = shared_from_this(), status = std::move(status)] {
     self->started_ = Clock::now();
     self->reply_ = error_reply(status);
     self->reply_.header("Retry-After", "1");
@@ -39,7 +71,7 @@ void Session::read_header() {
   parser_->body_limit(std::numeric_limits<std::uint64_t>::max());  // none is broken in Boost 1.74
   body_.clear();
   consumed_ = 0;
-  stream_.expires_after(limits_.header_timeout);
+  stream_.tcp().expires_after(limits_.header_timeout);
   bhttp::async_read_header(stream_, buffer_, *parser_,
                            [self = shared_from_this()](beast::error_code ec, size_t n) { self->on_header(ec, n); });
 }
@@ -87,7 +119,7 @@ void Session::on_header(beast::error_code ec, size_t n) {
 void Session::decide(bool prepared) {
   const auto& head = parser_->get().base();
   try {
-    handling_ = prepared ? api_.handle_prepared(head) : api_.handle(head);
+    handling_ = prepared ? api_.handle_prepared(head, caller_) : api_.handle(head, caller_);
   } catch (...) {
     handling_ = Handling{};
     handling_.reply = internal_error_reply("a request handler");
@@ -205,23 +237,21 @@ void Session::done() {
 
 // The access log, at debug: client, request line, status, bytes, time.
 void Session::log_access(double seconds) {
-  beast::error_code ec;
-  auto peer = stream_.socket().remote_endpoint(ec);
   uint64_t length = reply_.file ? reply_.file->length : reply_.head_length.value_or(reply_.body.size());
-  log_debug("access", (ec ? std::string("-") : peer.address().to_string()) + " \"" + access_line_ + "\" " +
+  log_debug("access", caller_.address + " \"" + access_line_ + "\" " +
                           std::to_string(reply_.status) + " " + std::to_string(head_request_ ? 0 : length) + " " +
                           std::to_string(static_cast<uint64_t>(seconds * 1000)) + "ms");
   access_line_.clear();
 }
 
-void start_session(tcp::socket socket, RequestHandler& api, Metrics& metrics, const ServerLimits& limits,
-                   BlockingPool& workers) {
-  std::make_shared<Session>(std::move(socket), api, metrics, limits, workers)->start();
+void start_session(tcp::socket socket, std::shared_ptr<net::ssl::context> tls, RequestHandler& api, Metrics& metrics,
+                   const ServerLimits& limits, BlockingPool& workers) {
+  std::make_shared<Session>(std::move(socket), std::move(tls), api, metrics, limits, workers)->start();
 }
 
-void refuse_session(tcp::socket socket, RequestHandler& api, Metrics& metrics, const ServerLimits& limits,
-                    BlockingPool& workers, Status why) {
-  std::make_shared<Session>(std::move(socket), api, metrics, limits, workers)->refuse(std::move(why));
+void refuse_session(tcp::socket socket, std::shared_ptr<net::ssl::context> tls, RequestHandler& api,
+                    Metrics& metrics, const ServerLimits& limits, BlockingPool& workers, Status why) {
+  std::make_shared<Session>(std::move(socket), std::move(tls), api, metrics, limits, workers)->refuse(std::move(why));
 }
 
 }  // namespace ep::http

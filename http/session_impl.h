@@ -5,7 +5,8 @@
 // Owns itself (shared_from_this) until the connection closes; every
 // handler runs on the connection's strand, so its members need no lock.
 // `api`, `metrics`, `limits` and `workers` outlive it (the Server stops its
-// threads and workers before they go). Boost.Asio is included after <utility>.
+// threads and workers before they go). A TLS connection's handshake comes
+// first, within the header timeout. Boost.Asio is included after <utility>.
 #pragma once
 
 #include <utility>
@@ -23,6 +24,7 @@
 
 #include "http/api.h"
 #include "http/server.h"
+#include "http/stream.h"
 
 namespace ep::http {
 
@@ -39,11 +41,9 @@ Reply internal_error_reply(const char* where);
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, RequestHandler& api, Metrics& metrics, const ServerLimits& limits, BlockingPool& workers)
-      : stream_(std::move(socket)), send_timer_(stream_.get_executor()), api_(api), metrics_(metrics),
-        limits_(limits), workers_(workers) {
-    metrics_.connection_opened();
-  }
+  // `tls` null: plain HTTP.
+  Session(tcp::socket socket, std::shared_ptr<net::ssl::context> tls, RequestHandler& api, Metrics& metrics,
+          const ServerLimits& limits, BlockingPool& workers);
   ~Session() { metrics_.connection_closed(); }
 
   void start();
@@ -52,6 +52,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void refuse(Status status);
 
  private:
+  // The TLS handshake (within the header timeout), then `next`; at once for plain HTTP.
+  void after_handshake(std::function<void()> next);
   void read_header();
   void on_header(beast::error_code ec, size_t n);
   void decide(bool prepared);
@@ -80,6 +82,13 @@ class Session : public std::enable_shared_from_this<Session> {
   void write_reply();
   void on_header_written(beast::error_code ec, size_t n);
   void send_file();
+  // A blob over TLS: read from the file into chunk_, written through TLS
+  // (sendfile cannot encrypt).
+  void send_file_tls();
+  // For a blob still arriving: bounds `slice` by what is readable. False
+  // when nothing is yet (`resume` runs once more is) or the blob failed
+  // (the connection ends).
+  bool readable_slice(uint64_t& slice, void (Session::*resume)());
   void done();
 
   // The access log, at debug: client, request line, status, bytes, time.
@@ -94,7 +103,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void drain(size_t discarded);
   void shutdown();
 
-  beast::tcp_stream stream_;
+  ClientStream stream_;
+  access::Caller caller_;
   net::steady_timer send_timer_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::buffer_body>> parser_;

@@ -9,12 +9,14 @@
 #include <cerrno>
 #include <limits>
 
+#include "base/file_io.h"
 #include "http/oci_errors.h"
 
 namespace ep::http {
 
 constexpr size_t kChunk = 1 << 20;
 constexpr size_t kSendfileSlice = 4 << 20;
+constexpr size_t kTlsSlice = 256 << 10;
 constexpr uint64_t kYieldAfter = 64 << 20;  // let other connections run on this thread
 
 void Session::read_body() {
@@ -35,14 +37,14 @@ void Session::read_body() {
   body.data = chunk_.data();
   body.size = chunk_.size();
   body.more = true;
-  stream_.expires_after(limits_.stall_timeout);
+  stream_.tcp().expires_after(limits_.stall_timeout);
   bhttp::async_read(stream_, buffer_, *parser_,
                     [self = shared_from_this()](beast::error_code ec, size_t) { self->on_body(ec); });
 }
 
 void Session::read_raw() {
   if (raw_remaining_ == 0) return finish();
-  stream_.expires_after(limits_.stall_timeout);
+  stream_.tcp().expires_after(limits_.stall_timeout);
   size_t want = static_cast<size_t>(std::min<uint64_t>(chunk_.size(), raw_remaining_));
   stream_.async_read_some(net::buffer(chunk_.data(), want),
                           [self = shared_from_this()](beast::error_code ec, size_t n) {
@@ -98,7 +100,7 @@ void Session::write_reply() {
   if (reply_.status != 204) res.content_length(length);
   res.keep_alive(keep_alive_);
   serializer_.emplace(res);
-  stream_.expires_after(limits_.stall_timeout);
+  stream_.tcp().expires_after(limits_.stall_timeout);
   bhttp::async_write_header(stream_, *serializer_, [self = shared_from_this()](beast::error_code ec, size_t n) {
     self->on_header_written(ec, n);
   });
@@ -108,9 +110,10 @@ void Session::on_header_written(beast::error_code ec, size_t n) {
   metrics_.add_bytes_out(n);
   if (ec) return shutdown();
   if (head_request_ || reply_.status == 204) return done();
+  if (reply_.file && stream_.tls()) return send_file_tls();
   if (reply_.file) {
-    stream_.expires_never();
-    stream_.socket().native_non_blocking(true);
+    stream_.tcp().expires_never();
+    stream_.tcp().socket().native_non_blocking(true);
     return send_file();
   }
   if (reply_.body.empty()) return done();
@@ -123,21 +126,11 @@ void Session::on_header_written(beast::error_code ec, size_t n) {
 
 void Session::send_file() {
   auto& file = *reply_.file;
-  const int sock = stream_.socket().native_handle();
+  const int sock = stream_.tcp().socket().native_handle();
   uint64_t sent_now = 0;
   while (file.length > 0) {
     uint64_t slice = std::min<uint64_t>(file.length, kSendfileSlice);
-    if (file.growing) {
-      uint64_t readable = file.growing->readable();
-      if (file.growing->failed()) return shutdown();  // never finish a blob that did not verify
-      if (readable <= file.offset) {
-        file.growing->when_readable(file.offset, [self = shared_from_this()] {
-          net::post(self->stream_.get_executor(), [self] { self->send_file(); });
-        });
-        return;
-      }
-      slice = std::min<uint64_t>(slice, readable - file.offset);
-    }
+    if (!readable_slice(slice, &Session::send_file)) return;
     off_t offset = static_cast<off_t>(file.offset);
     auto n = ::sendfile(sock, file.blob.fd.get(), &offset, slice);
     if (n > 0) {
@@ -153,9 +146,9 @@ void Session::send_file() {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       send_timer_.expires_after(limits_.stall_timeout);
       send_timer_.async_wait([self = shared_from_this()](beast::error_code e) {
-        if (!e) self->stream_.socket().close();  // no progress: drop the slow client
+        if (!e) self->stream_.tcp().socket().close();  // no progress: drop the slow client
       });
-      stream_.socket().async_wait(tcp::socket::wait_write, [self = shared_from_this()](beast::error_code e) {
+      stream_.tcp().socket().async_wait(tcp::socket::wait_write, [self = shared_from_this()](beast::error_code e) {
         self->send_timer_.cancel();
         if (e) return self->shutdown();
         self->send_file();
@@ -167,6 +160,39 @@ void Session::send_file() {
   done();
 }
 
+bool Session::readable_slice(uint64_t& slice, void (Session::*resume)()) {
+  auto& file = *reply_.file;
+  if (!file.growing) return true;
+  uint64_t readable = file.growing->readable();
+  if (file.growing->failed()) return shutdown(), false;  // never finish a blob that did not verify
+  if (readable <= file.offset) {
+    file.growing->when_readable(file.offset, [self = shared_from_this(), resume] {
+      net::post(self->stream_.get_executor(), [self, resume] { ((*self).*resume)(); });
+    });
+    return false;
+  }
+  slice = std::min<uint64_t>(slice, readable - file.offset);
+  return true;
+}
+
+void Session::send_file_tls() {
+  auto& file = *reply_.file;
+  if (file.length == 0) return done();
+  uint64_t slice = std::min<uint64_t>(file.length, kTlsSlice);
+  if (!readable_slice(slice, &Session::send_file_tls)) return;
+  chunk_.resize(slice);
+  if (!pread_exact(file.blob.fd.get(), chunk_.data(), slice, file.offset, "a blob")) return shutdown();
+  stream_.tcp().expires_after(limits_.stall_timeout);
+  net::async_write(stream_, net::buffer(chunk_.data(), slice), [self = shared_from_this()](beast::error_code ec, size_t n) {
+    if (ec) return self->shutdown();
+    auto& sent = *self->reply_.file;
+    sent.offset += n;
+    sent.length -= n;
+    self->metrics_.add_bytes_out(n);
+    self->send_file_tls();
+  });
+}
+
 // After a complete reply on a connection that ends (often with request
 // body left unread, e.g. a 413 or a failed upload): half-close, then read
 // and discard for a moment before closing. Closing with unread input makes
@@ -175,11 +201,11 @@ void Session::send_file() {
 void Session::linger_close() {
   handling_ = Handling{};
   beast::error_code ignored;
-  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream_.tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
   send_timer_.expires_after(std::chrono::seconds(2));
   send_timer_.async_wait([self = shared_from_this()](beast::error_code) {
     beast::error_code e;
-    self->stream_.socket().close(e);
+    self->stream_.tcp().socket().close(e);
   });
   drain(0);
 }
@@ -187,7 +213,7 @@ void Session::linger_close() {
 void Session::drain(size_t discarded) {
   if (discarded > (4u << 20)) return shutdown();
   chunk_.resize(64 << 10);
-  stream_.socket().async_read_some(net::buffer(chunk_), [self = shared_from_this(), discarded](beast::error_code ec,
+  stream_.tcp().socket().async_read_some(net::buffer(chunk_), [self = shared_from_this(), discarded](beast::error_code ec,
                                                                                                 size_t n) {
     if (ec) {  // the client closed its side (or the timer closed ours)
       self->send_timer_.cancel();
@@ -200,8 +226,8 @@ void Session::drain(size_t discarded) {
 void Session::shutdown() {
   handling_ = Handling{};
   beast::error_code ignored;
-  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  stream_.socket().close(ignored);
+  stream_.tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream_.tcp().socket().close(ignored);
 }
 
 }  // namespace ep::http

@@ -97,7 +97,8 @@ Result<StoredManifest> Registry::get_manifest(std::string_view repo, std::string
 }
 
 Result<PutManifestResult> Registry::put_manifest(std::string_view repo, std::string_view reference,
-                                                 std::string_view content_type, std::string_view body) {
+                                                 std::string_view content_type, std::string_view body,
+                                                 const std::string& writer) {
   if (auto s = validate_repo(repo); !s) return s;
   const bool by_digest = looks_like_digest(reference);
   if (!by_digest)
@@ -139,7 +140,7 @@ Result<PutManifestResult> Registry::put_manifest(std::string_view repo, std::str
   if (auto s = kv_.write(batch); !s) return s;
   if (!by_digest && observer_)
     observer_->tag_written("", std::string(repo), std::string(reference),
-                           StoredManifest{digest, info->media_type, std::string(body)});
+                           StoredManifest{digest, info->media_type, std::string(body)}, writer);
   return PutManifestResult{digest, info->subject};
 }
 
@@ -229,7 +230,7 @@ Result<std::optional<Digest>> Registry::resolve_tag(std::string_view repo, std::
   return std::optional<Digest>(*d);
 }
 
-Status Registry::delete_manifest(std::string_view repo, std::string_view reference) {
+Status Registry::delete_manifest(std::string_view repo, std::string_view reference, const std::string& writer) {
   if (auto s = validate_repo(repo); !s) return s;
   KvBatch batch;
   if (!looks_like_digest(reference)) {
@@ -239,7 +240,7 @@ Status Registry::delete_manifest(std::string_view repo, std::string_view referen
     if (!*tagged) return Status{Errc::manifest_unknown, "tag unknown: " + std::string(reference)};
     batch.del(keys::tag(repo, reference));
     auto s = kv_.write(batch);
-    if (s && observer_) observer_->tag_deleted("", std::string(repo), std::string(reference));
+    if (s && observer_) observer_->tag_deleted("", std::string(repo), std::string(reference), writer);
     return s;
   }
   auto manifest = get_manifest(repo, reference);
@@ -260,7 +261,7 @@ Status Registry::delete_manifest(std::string_view repo, std::string_view referen
     batch.del(keys::referrer(repo, info->subject->str(), digest));
   s = kv_.write(batch);
   if (s && observer_)
-    for (const auto& tag : removed_tags) observer_->tag_deleted("", std::string(repo), tag);
+    for (const auto& tag : removed_tags) observer_->tag_deleted("", std::string(repo), tag, writer);
   return s;
 }
 

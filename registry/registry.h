@@ -46,9 +46,11 @@ struct Page {
 class TagObserver {
  public:
   virtual ~TagObserver() = default;
+  // `writer`: the registry user who made the change ("" for the mirror).
   virtual void tag_written(const std::string& ns, const std::string& repo, const std::string& tag,
-                           const StoredManifest& manifest) = 0;
-  virtual void tag_deleted(const std::string& ns, const std::string& repo, const std::string& tag) = 0;
+                           const StoredManifest& manifest, const std::string& writer) = 0;
+  virtual void tag_deleted(const std::string& ns, const std::string& repo, const std::string& tag,
+                           const std::string& writer) = 0;
   // A client pulled a manifest of `repo` (local repository) by `reference`.
   virtual void image_pulled(const std::string& repo, const std::string& reference) {}
 };
@@ -73,10 +75,12 @@ class Registry {
 
   // reference: a tag or a digest.
   Result<StoredManifest> get_manifest(std::string_view repo, std::string_view reference);
+  // `writer`: the registry user, recorded with the tag write in the site index.
   Result<PutManifestResult> put_manifest(std::string_view repo, std::string_view reference,
-                                         std::string_view content_type, std::string_view body);
+                                         std::string_view content_type, std::string_view body,
+                                         const std::string& writer = "");
   // By digest: unlinks the manifest and every tag pointing at it. By tag: removes the tag.
-  Status delete_manifest(std::string_view repo, std::string_view reference);
+  Status delete_manifest(std::string_view repo, std::string_view reference, const std::string& writer = "");
 
   Result<uint64_t> stat_blob(std::string_view repo, std::string_view digest);
   Result<OpenBlob> open_blob(std::string_view repo, std::string_view digest);

@@ -45,6 +45,15 @@ Effects SiteCore::connected(const std::string& address, uint64_t now) {
   return fx;
 }
 
+std::map<std::string, std::string> SiteCore::access_mismatches() const {
+  std::map<std::string, std::string> out;
+  const auto& mine = self().access_fingerprint();
+  for (const auto& [name, member] : membership_.members())
+    if (member.liveness == Liveness::alive && member.info.access_fingerprint() != mine)
+      out[name] = member.info.access_fingerprint();
+  return out;
+}
+
 wire::Member SiteCore::self_view() const {
   wire::Member me = self();
   me.set_peers(static_cast<uint32_t>(membership_.live_count()));
@@ -228,8 +237,9 @@ Effects SiteCore::broadcast_delta(wire::IndexDelta delta, uint64_t now) {
   return fx;
 }
 
-Effects SiteCore::put_tag(const crdt::TagKey& key, const wire::Manifest& manifest, uint64_t now) {
-  auto delta = index_.put_tag(key, manifest.digest(), manifest.media_type(), clock_.now(now));
+Effects SiteCore::put_tag(const crdt::TagKey& key, const wire::Manifest& manifest, uint64_t now,
+                          const std::string& writer) {
+  auto delta = index_.put_tag(key, manifest.digest(), manifest.media_type(), clock_.now(now), writer);
   Effects fx;
   fx.persist.push_back(crdt::tag_entry_key(key));
   *delta.add_manifests() = manifest;
@@ -237,8 +247,8 @@ Effects SiteCore::put_tag(const crdt::TagKey& key, const wire::Manifest& manifes
   return fx;
 }
 
-Effects SiteCore::delete_tag(const crdt::TagKey& key, uint64_t now) {
-  auto delta = index_.delete_tag(key, clock_.now(now));
+Effects SiteCore::delete_tag(const crdt::TagKey& key, uint64_t now, const std::string& writer) {
+  auto delta = index_.delete_tag(key, clock_.now(now), writer);
   Effects fx;
   fx.persist.push_back(crdt::tag_entry_key(key));
   fx.append(broadcast_delta(std::move(delta), now));

@@ -60,8 +60,10 @@ class SiteCore {
   // Called when the transport connected to an address (name unknown yet).
   Effects connected(const std::string& address, uint64_t now_ms);
 
-  Effects put_tag(const crdt::TagKey& key, const wire::Manifest& manifest, uint64_t now_ms);
-  Effects delete_tag(const crdt::TagKey& key, uint64_t now_ms);
+  // `writer`: the registry user who wrote it, recorded with the write.
+  Effects put_tag(const crdt::TagKey& key, const wire::Manifest& manifest, uint64_t now_ms,
+                  const std::string& writer = "");
+  Effects delete_tag(const crdt::TagKey& key, uint64_t now_ms, const std::string& writer = "");
   Effects add_pin(const std::string& ref, uint32_t replicas, uint64_t now_ms, bool automatic = false);
   // A client pulled `ref` here: raises its last use site-wide, at most once
   // per `step_ms` (nullopt: not pinned, or used recently enough).
@@ -79,6 +81,13 @@ class SiteCore {
     holds->Clear();
     for (const auto& r : refs) *holds->Add() = r;
   }
+  // The registry's users and rules in force here (a hash), announced with
+  // every heartbeat: every member must decide writes alike.
+  void set_access_fingerprint(const std::string& fingerprint) {
+    membership_.mutable_self().set_access_fingerprint(fingerprint);
+  }
+  // Live members announcing other users or rules than this node: name -> fingerprint.
+  std::map<std::string, std::string> access_mismatches() const;
   // Blobs (and chunks of partial ones) announced with every heartbeat.
   void set_blob_holdings(std::vector<wire::BlobHolding> blobs) {
     auto* out = membership_.mutable_self().mutable_blobs();
