@@ -119,7 +119,8 @@ Result<AccessRules> AccessRules::parse(std::string_view text, const std::string&
 }
 
 bool AccessRules::applies(const Rule& rule, const std::string& user) const {
-  if (user.empty()) return rule.subject == "anonymous";
+  if (rule.subject == "anonymous") return true;  // what anybody may do, a user may too
+  if (user.empty()) return false;
   if (rule.subject == "authenticated" || rule.subject == user) return true;
   if (rule.subject.front() != '@') return false;
   auto group = groups_.find(rule.subject.substr(1));

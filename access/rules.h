@@ -15,7 +15,8 @@
 // grants nothing) and one or more repository patterns, where `*` matches
 // any run of characters including '/' and `?` one character. A subject's
 // rights on a repository are the union of every rule that matches it:
-// order does not matter and nothing is denied by a rule. A file without an
+// order does not matter and nothing is denied by a rule; what `anonymous`
+// may do, every user may do too. A file without an
 // `anonymous` rule keeps anonymous pulls of everything (kubelets pull
 // without credentials); `anonymous none` turns them off.
 //

@@ -25,8 +25,8 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 from eptest import (EP_BIN, MKIMAGE, PYTHON, REPO, SYSTEM_BLOB_CACHE, CmdError, Containerd,  # noqa: E402,F401
-                    blob_cache_isolation_works, free_port, log_tail, run, sha256_file, stop_process,
-                    unmount_all_under, with_blob_cache)
+                    blob_cache_isolation_works, free_port, log_tail, make_tls, run, sha256_file, stop_process,
+                    unmount_all_under, with_blob_cache, write_htpasswd)
 
 TARGET = os.environ.get("EP_TARGET", "edgepier")
 
@@ -125,7 +125,7 @@ def _start_docker_registry(workdir):
     return Registry(host, proc, log, "docker-registry")
 
 
-def _start_edgepier(workdir):
+def _start_edgepier(workdir, extra=(), scheme="http"):
     if not os.access(EP_BIN, os.X_OK):
         raise RuntimeError("EP_TARGET=edgepier but %s is not an executable "
                            "(build it, set EP_BIN, or use EP_TARGET=docker-registry)" % EP_BIN)
@@ -138,17 +138,20 @@ def _start_edgepier(workdir):
            "--edgepier.data-dir=%s" % data,
            "--edgepier.admin-address=127.0.0.1:%d" % ports["admin"],
            "--edgepier.cluster-address=127.0.0.1:%d" % ports["cluster"],
-           "--edgepier.data-address=127.0.0.1:%d" % ports["data"]]
+           "--edgepier.data-address=127.0.0.1:%d" % ports["data"]] + list(extra)
     with open(log, "wb") as lf:
         lf.write(("$ " + " ".join(cmd) + "\n").encode())
         lf.flush()
         proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     host = "127.0.0.1:%d" % ports["registry"]
-    # /healthz may be served on the admin or on the registry listener
-    _wait_ready(proc, ["http://127.0.0.1:%d/healthz" % ports["admin"],
-                       "http://%s/healthz" % host], log)
-    return Registry(host, proc, log, "edgepier")
+    # over HTTPS, the plain-HTTP admin listener's status page says the node is up
+    _wait_ready(proc, ["http://%s/healthz" % host] if scheme == "http" else
+                ["http://127.0.0.1:%d/" % ports["admin"]], log)
+    reg = Registry(host, proc, log, "edgepier")
+    reg.admin = "http://127.0.0.1:%d" % ports["admin"]
+    reg.scheme = scheme
+    return reg
 
 
 @pytest.fixture(scope="session")

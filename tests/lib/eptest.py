@@ -236,6 +236,35 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 """
 
 
+# ------------------------------------------------------------------- credentials
+
+def write_htpasswd(path, users):
+    """An htpasswd file of bcrypt entries, as an operator writes it (`htpasswd -B`)."""
+    lines = [run(["htpasswd", "-Bbn", user, password], quiet=True).out.strip()
+             for user, password in users.items()]
+    Path(path).write_text("\n".join(lines) + "\n")
+    return Path(path)
+
+
+def make_tls(directory, hosts=("127.0.0.1",), name="ca"):
+    """A private CA and a server certificate it signed for `hosts` (IPs or names).
+    Returns {"ca": path, "cert": path, "key": path}."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = d / (name + ".pem"), d / (name + "-key.pem")
+    cert, key, csr = d / (name + "-server.pem"), d / (name + "-server-key.pem"), d / (name + ".csr")
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+         "/CN=edgepier test " + name, "-keyout", ca_key, "-out", ca], quiet=True)
+    run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + hosts[0],
+         "-keyout", key, "-out", csr], quiet=True)
+    sans = ",".join(("IP:" if h.replace(".", "").isdigit() else "DNS:") + h for h in hosts)
+    ext = d / (name + ".ext")
+    ext.write_text("subjectAltName=%s\nbasicConstraints=CA:FALSE\n" % sans)
+    run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+         "-days", "2", "-extfile", ext, "-out", cert], quiet=True)
+    return {"ca": ca, "cert": cert, "key": key}
+
+
 class Containerd:
     """A private containerd: own root, state, socket and config; close() stops it and
     removes everything (and fails if mounts are left behind)."""
