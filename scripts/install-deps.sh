@@ -6,7 +6,7 @@ PKGS=(
   libcaf-dev libboost-dev libboost-system-dev librocksdb-dev libsodium-dev
   libprotobuf-dev protobuf-compiler libcli11-dev catch2 nlohmann-json3-dev libspdlog-dev libssl-dev
   python3 python3-pytest python3-requests python3-yaml python3-matplotlib libedit-dev curl jq wrk iproute2 util-linux
-  skopeo podman containerd docker-registry
+  skopeo podman containerd docker-registry apache2-utils openssl libcrypt-dev
   dpkg-dev umoci chromium ca-certificates
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
 )

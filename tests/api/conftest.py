@@ -442,11 +442,26 @@ http:
         return body, sha256(body)
 
 
+# EP_API_AUTH=user:password: the registry has that one user (an htpasswd file) and
+# every request of the suite carries its Basic credentials: what an authorized
+# client sees must be what an anonymous one sees on an open node (#15).
+API_AUTH = os.environ.get("EP_API_AUTH", "")
+
+
 def _make_registry(target):
     work = tempfile.mkdtemp(prefix=f"ep-api-{target}-")
     data = os.path.join(work, "data")
     os.mkdir(data)
-    return Registry(target, data, work), work
+    reg = Registry(target, data, work)
+    if API_AUTH and target == "edgepier":
+        user, password = API_AUTH.split(":", 1)
+        htpasswd = os.path.join(work, "htpasswd")
+        line = subprocess.run(["htpasswd", "-Bbn", user, password], capture_output=True, check=True).stdout
+        with open(htpasswd, "wb") as f:
+            f.write(line.strip() + b"\n")
+        reg.extra_args.append(f"--edgepier.htpasswd-file={htpasswd}")
+        reg.http.auth = (user, password)
+    return reg, work
 
 
 @pytest.fixture(scope="session")
@@ -455,6 +470,9 @@ def registry():
     reg, work = _make_registry(TARGET)
     try:
         reg.start()
+        if API_AUTH:  # the suite's credentials are what lets it write
+            r = requests.post(reg.base + "/v2/auth-check/blobs/uploads/", timeout=HTTP_TIMEOUT)
+            assert r.status_code == 401, f"an anonymous push answered {r.status_code}, not 401"
         yield reg
         # Fixture-level liveness check: after the whole suite the process must still be up.
         assert reg.alive(), f"{TARGET} died during the suite; stderr:\n{reg.stderr_tail()}"
