@@ -1,9 +1,12 @@
 // Htpasswd (see htpasswd.h): parsing and bcrypt checks through libxcrypt.
 #include "access/htpasswd.h"
 
+#include "base/json_text.h"
+
 #include <crypt.h>
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 
@@ -35,8 +38,9 @@ Result<Htpasswd> Htpasswd::parse(std::string_view text, const std::string& origi
     if (colon == std::string_view::npos || colon == 0)
       return bad_line(origin, line_number, "expected user:bcrypt-hash");
     std::string user(line.substr(0, colon));
-    if (user.find_first_of(" \t\"\\") != std::string::npos || user.size() > 256)
-      return bad_line(origin, line_number, "user names may not hold spaces, quotes or backslashes");
+    if (!is_valid_utf8(user) || user.size() > 256 ||
+        std::any_of(user.begin(), user.end(), [](unsigned char c) { return c <= ' ' || c == '"' || c == '\\' || c == 0x7f; }))
+      return bad_line(origin, line_number, "user names are UTF-8 without spaces, quotes, backslashes or control bytes");
     if (user == "anonymous" || user == "authenticated" || user.front() == '@')
       return bad_line(origin, line_number, "'" + user + "' is a reserved subject of the access file, not a user name");
     std::string_view hash = line.substr(colon + 1);
