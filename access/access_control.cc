@@ -140,18 +140,18 @@ void AccessControl::verify(std::string_view authorization) const {
   verified_[key] = {valid, steady_clock_ms() + kVerifiedForMs};
 }
 
-Decision AccessControl::authenticate(std::string_view authorization, const Caller& caller) const {
+Decision AccessControl::authenticate(std::string_view authorization, const Caller& caller, uint64_t now_ms) const {
   Decision d;
   auto current = policy();
   if (authorization.empty()) {
-    d.identity.local_anonymous = caller.loopback && !current->users;
+    d.identity.local_anonymous = caller.same_host && !current->users;
     return d;
   }
   AccessRequest request;
   request.authorization = authorization;
   std::string user, password;
   if (parse_basic(authorization, user, password)) {
-    if (!caller.tls && !caller.loopback)
+    if (!caller.tls && !caller.same_host)
       return refuse_unauthenticated(request, caller, *current,
                                     "Basic credentials over plain HTTP are refused; use HTTPS (tls-cert-file) "
                                     "or a token");
@@ -165,7 +165,7 @@ Decision AccessControl::authenticate(std::string_view authorization, const Calle
     return d;
   }
   if (starts_with(authorization, "Bearer ") || starts_with(authorization, "bearer ")) {
-    auto claims = signer_.verify(std::string(authorization.substr(7)), wall_clock_ms());
+    auto claims = signer_.verify(std::string(authorization.substr(7)), now_ms);
     if (!claims) return refuse_unauthenticated(request, caller, *current, claims.status().message, "invalid_token");
     d.identity.user = claims->user;
     d.identity.has_token = true;
@@ -181,7 +181,8 @@ uint8_t AccessControl::rights(const Identity& identity, std::string_view reposit
 }
 
 uint8_t AccessControl::rights(const Identity& identity, std::string_view repository, const Policy& policy) const {
-  uint8_t granted = identity.local_anonymous && !policy.users ? uint8_t{kAll} : policy.rules.rights(identity.user, repository);
+  uint8_t granted =
+      identity.local_anonymous && !policy.users ? uint8_t{kAll} : policy.rules.rights(identity.user, repository);
   if (identity.has_token) {
     auto it = identity.token_access.find(std::string(repository));
     granted &= it == identity.token_access.end() ? 0 : it->second;
@@ -191,7 +192,7 @@ uint8_t AccessControl::rights(const Identity& identity, std::string_view reposit
 
 Decision AccessControl::decide(const AccessRequest& request, const Caller& caller, uint64_t now_ms) const {
   auto current = policy();
-  Decision d = authenticate(request.authorization, caller);
+  Decision d = authenticate(request.authorization, caller, now_ms);
   if (d.kind != Decision::Kind::allow) {
     if (d.kind == Decision::Kind::refuse) d = refuse_unauthenticated(request, caller, *current, d.refusal.message);
     return d;
@@ -250,9 +251,11 @@ std::string AccessControl::issue_token(const Identity& identity, const std::vect
   claims.expires_ms = now_ms + settings_.token_ttl_ms;
   Identity unnarrowed = identity;
   unnarrowed.has_token = false;  // a token is exchanged for one with what the user may do
+  // The own host's trust stays there: a token carries only what the rules grant.
+  unnarrowed.local_anonymous = false;
   for (const auto& scope : scopes) {
     if (scope == "registry:catalog:*") {
-      claims.catalog = current->rules.may_somewhere(identity.user, kPull) || identity.local_anonymous;
+      claims.catalog = current->rules.may_somewhere(identity.user, kPull);
       continue;
     }
     std::string repository;

@@ -9,12 +9,12 @@
 // thread: `decide` answers verify_first, the caller runs `verify` on the
 // blocking pool and asks again); `Bearer` is a token of this site
 // (tokens.h). Basic credentials over plain HTTP are refused except from
-// loopback: they would cross the network readable.
+// the node's own host: they would cross the network readable.
 // What: the access rules (rules.h) give rights per repository; a token
 // narrows them to what it grants. Without an htpasswd file nobody can log
-// in, and anonymous clients on loopback may do everything (the node's own
-// host: a demo, a CI job, epctl's neighbours); elsewhere they get the
-// anonymous rules (pull by default).
+// in, and anonymous clients on the node's own host may do everything (a
+// demo, a CI job on the node); elsewhere they get the anonymous rules (pull
+// by default).
 //
 // Thread safety: any thread may call any method. The policy (users, rules,
 // fingerprint) is an immutable snapshot swapped whole by `reload`; the
@@ -40,14 +40,17 @@ namespace ep::access {
 // The connection a request came on.
 struct Caller {
   std::string address;  // client IP, for logs
-  bool loopback = false;
+  // On this node's own host: a loopback address, or the connection's own
+  // local address (a client on the host connecting to the host's IP; TCP
+  // cannot come from elsewhere with that source address).
+  bool same_host = false;
   bool tls = false;
 };
 
 // Who a request is, once its credentials were checked.
 struct Identity {
   std::string user;          // "" for anonymous
-  bool local_anonymous = false;  // anonymous on loopback with no users configured: every right
+  bool local_anonymous = false;  // anonymous on the own host with no users configured: every right
   bool has_token = false;    // rights are narrowed to the token's grants
   std::map<std::string, uint8_t> token_access;
   bool token_catalog = false;
@@ -88,6 +91,8 @@ class AccessControl {
   // Hash of the users and rules in force: equal on nodes with equal files.
   std::string fingerprint() const;
   bool has_users() const;
+  // True when some file (htpasswd or access) is configured: reloads have work to do.
+  bool has_files() const { return !settings_.htpasswd_file.empty() || !settings_.access_file.empty(); }
 
   Decision decide(const AccessRequest& request, const Caller& caller, uint64_t now_ms) const;
   // For verify_first: checks the Basic credential of `authorization` (bcrypt,
@@ -96,11 +101,10 @@ class AccessControl {
   // Rights of an identity decide() allowed, on another repository (the catalog).
   uint8_t rights(const Identity& identity, std::string_view repository) const;
 
-  // The token endpoint: `scopes` as clients send them
-  // ("repository:team/app:pull,push", "registry:catalog:*"). A token with
-  // the requested rights the caller has (possibly none), as the JSON body
-  // the distribution token spec describes.
-  Decision authenticate(std::string_view authorization, const Caller& caller) const;
+  // The token endpoint, for an identity decide() allowed: `scopes` as
+  // clients send them ("repository:team/app:pull,push",
+  // "registry:catalog:*"). A token with the requested rights the caller has
+  // (possibly none), as the JSON body the distribution token spec describes.
   std::string issue_token(const Identity& identity, const std::vector<std::string>& scopes, uint64_t now_ms) const;
 
  private:
@@ -110,6 +114,8 @@ class AccessControl {
     std::string users_text, rules_text, fingerprint;
   };
   std::shared_ptr<const Policy> policy() const;
+  // Who the Authorization header says the caller is (anonymous without one).
+  Decision authenticate(std::string_view authorization, const Caller& caller, uint64_t now_ms) const;
   // nullopt while a Basic credential is not verified yet.
   std::optional<bool> cached_check(const std::string& key) const;
   Decision refuse_unauthenticated(const AccessRequest& request, const Caller& caller, const Policy& policy,

@@ -17,6 +17,7 @@ Status CredentialFiles::load() {
 }
 
 void CredentialFiles::check() {
+  if (!access_.has_files() && cert_file_.empty()) return;  // nothing to re-read: no wakeups
   if (checking_.exchange(true)) return;  // the last check is still reading
   if (!pool_.post([this] {
         reload();

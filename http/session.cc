@@ -14,6 +14,12 @@ namespace ep::http {
 Reply internal_error_reply(const char* where) { return error_reply(internal_error(where)); }
 
 namespace {
+// An IPv4 client of a dual-stack listener as IPv4.
+net::ip::address unmapped(const net::ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) return net::ip::make_address_v4(net::ip::v4_mapped, a.to_v6());
+  return a;
+}
+
 // The blocking pool refused work: it is stopping with the node.
 Status shutting_down() { return Status{Errc::upstream_unavailable, "the node is shutting down"}; }
 }  // namespace
@@ -25,12 +31,11 @@ Session::Session(tcp::socket socket, std::shared_ptr<net::ssl::context> tls, Req
   metrics_.connection_opened();
   beast::error_code ec;
   auto peer = stream_.tcp().socket().remote_endpoint(ec);
+  auto local = stream_.tcp().socket().local_endpoint(ec);
   if (!ec) {
-    auto address = peer.address();
-    if (address.is_v6() && address.to_v6().is_v4_mapped())
-      address = net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6());
+    auto address = unmapped(peer.address());
     caller_.address = address.to_string();
-    caller_.loopback = address.is_loopback();
+    caller_.same_host = address.is_loopback() || address == unmapped(local.address());
   } else {
     caller_.address = "-";
   }

@@ -93,8 +93,9 @@ def test_without_users_only_the_nodes_own_host_writes(namespaces, image, tmp_pat
         assert remote.returncode != 0
         assert "anonymous push is accepted only from this node's own host" in remote.err, remote.err
         assert "set htpasswd-file" in remote.err, remote.err
-        # the node's own host writes; the other host pulls
+        # the node's own host writes, over loopback or to the host's own address; the other host pulls
         push(srv, image, "127.0.0.1:%d/team/app:v1" % node.port, check=True)
+        push(srv, image, "%s:%d/team/app:v2" % (SRV, node.port), check=True)
         raw = ns_run(cli, ["skopeo", "inspect", "--tls-verify=false", "--raw",
                            "docker://%s:%d/team/app:v1" % (SRV, node.port)]).stdout
         assert raw == image["manifest_raw"]
