@@ -51,6 +51,7 @@ struct SiteState {
   bool holds_pending = false;  // a holds request is out
   site::SiteCore::Memory persisted;
   std::map<std::string, std::string> access_warned;  // member -> the differing fingerprint the log named
+  bool pins_dirty = false;  // the pins changed since the snapshot last got them
   static inline const char* name = "edgepier.site";
 };
 
@@ -124,6 +125,20 @@ void publish_peers(SiteState& st) {
   st.peers->update(std::move(live));
 }
 
+// What changed for the replicator's snapshot: origins of mirrored tags now,
+// the pins at the next tick. O(changed entries), never O(index).
+void note_snapshot_changes(SiteState& st, const std::vector<std::string>& changed_entries) {
+  std::map<std::string, site::IndexSnapshot::Origin> origins;
+  for (const auto& entry : changed_entries) {
+    auto key = st.core->index().tag_key_of(entry);
+    if (!key)
+      st.pins_dirty = true;
+    else if (!key->ns.empty())
+      origins[mirror_repository(key->ns, key->repo)] = {key->ns, key->repo};
+  }
+  if (!origins.empty()) st.snapshot->add_origins(origins);
+}
+
 void carry_out(SiteActor* self, site::Effects fx) {
   auto& st = self->state;
   const auto& index = st.core->index();
@@ -137,13 +152,7 @@ void carry_out(SiteActor* self, site::Effects fx) {
       writes.puts.push_back(std::move(encoded));
     }
   }
-  if (!fx.persist.empty()) {
-    std::map<std::string, site::IndexSnapshot::Origin> origins;
-    for (const auto& view : index.tags())
-      origins[view.key.ns.empty() ? view.key.repo : mirror_repository(view.key.ns, view.key.repo)] = {view.key.ns,
-                                                                                                    view.key.repo};
-    st.snapshot->update(index.pins(), std::move(origins));
-  }
+  note_snapshot_changes(st, fx.persist);
   for (const auto& m : fx.manifests) writes.manifests.insert(writes.manifests.end(), {m.digest(), m.media_type(), m.body()});
   for (const auto& key : fx.changed_tags) {
     auto value = index.tag(key);
@@ -284,6 +293,10 @@ caf::behavior site_behavior(SiteActor* self) {
           publish_peers(st);
         }
         if (st.ticks % 20 == 0) warn_of_access_mismatches(st);
+        if (st.pins_dirty) {
+          st.pins_dirty = false;
+          st.snapshot->set_pins(st.core->index().pins());
+        }
         carry_out(self, st.core->tick(now_ms()));
         self->delayed_send(self, std::chrono::milliseconds(250), tick_atom::value);
       },
@@ -308,8 +321,7 @@ caf::behavior site_behavior(SiteActor* self) {
         carry_out(self, st.core->put_tag(crdt::TagKey{ns, repo, tag}, m, now_ms(), writer));
         if (st.auto_pin) {  // first pull (or push) pins the image for the site
           std::string ref = (ns.empty() ? repo : mirror_repository(ns, repo)) + ":" + tag;
-          auto pins = st.core->index().pins();
-          if (std::none_of(pins.begin(), pins.end(), [&](const crdt::PinView& p) { return p.ref == ref; }))
+          if (!st.core->index().pinned(ref))
             carry_out(self, st.core->add_pin(ref, st.default_replicas, now_ms(), /*automatic=*/true));
         }
       },
@@ -396,11 +408,9 @@ Result<std::pair<caf::actor, uint16_t>> start_site_actor(caf::actor_system& syst
     // The store ends after the writes this actor queued for it.
     self->attach_functor([store = st.store](const caf::error&) { caf::anon_send(store, stop_atom::value); });
     carry_out(self, std::move(start));
-    std::map<std::string, site::IndexSnapshot::Origin> origins;
-    for (const auto& view : st.core->index().tags())
-      origins[view.key.ns.empty() ? view.key.repo : mirror_repository(view.key.ns, view.key.repo)] = {view.key.ns,
-                                                                                                    view.key.repo};
-    st.snapshot->update(st.core->index().pins(), std::move(origins));
+    note_snapshot_changes(st, st.core->index().entry_keys());  // what the node restarted with
+    st.snapshot->set_pins(st.core->index().pins());
+    st.pins_dirty = false;
     return site_behavior(self);
   });
   // Peers reach the site actor only through this gateway, which passes on

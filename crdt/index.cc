@@ -1,5 +1,7 @@
 #include "crdt/index.h"
 
+#include <limits>
+
 #include <algorithm>
 
 #include "base/digest.h"
@@ -229,6 +231,20 @@ std::vector<TagView> Index::tags() const {
   return out;
 }
 
+bool Index::pinned(const std::string& ref) const {
+  auto it = pins_.find(pin_entry_key(ref));
+  if (it == pins_.end()) return false;
+  for (const auto& [id, add] : it->second.adds)
+    if (!it->second.removes.count(id)) return true;
+  return false;
+}
+
+std::optional<TagKey> Index::tag_key_of(const std::string& entry_key) const {
+  auto it = tags_.find(entry_key);
+  if (it == tags_.end() || it->second.writes.empty()) return std::nullopt;
+  return key_of(it->second.writes.front().key());
+}
+
 std::vector<PinView> Index::pins() const {
   std::vector<PinView> out;
   for (const auto& [key, state] : pins_) {
@@ -298,17 +314,29 @@ std::vector<uint32_t> Index::differing(const std::vector<std::string>& mine, con
 }
 
 wire::IndexDelta Index::entries(const std::vector<uint32_t>& buckets) const {
+  auto pieces = entry_pieces(buckets, std::numeric_limits<size_t>::max());
+  return pieces.empty() ? wire::IndexDelta() : std::move(pieces.front());
+}
+
+std::vector<wire::IndexDelta> Index::entry_pieces(const std::vector<uint32_t>& buckets, size_t max_entries) const {
   std::set<uint32_t> wanted(buckets.begin(), buckets.end());
-  wire::IndexDelta out;
+  std::vector<wire::IndexDelta> pieces;
+  size_t in_piece = max_entries;
   for (uint32_t b : wanted) {
     if (b >= kBuckets) continue;
     for (const auto& key : bucket_keys_[b]) {
+      if (in_piece >= max_entries) {
+        pieces.emplace_back();
+        in_piece = 0;
+      }
+      auto& out = pieces.back();
       if (auto t = tags_.find(key); t != tags_.end())
         for (const auto& w : t->second.writes) *out.add_tags() = w;
       if (auto p = pins_.find(key); p != pins_.end()) append_pin(p->second, key, out);
+      ++in_piece;
     }
   }
-  return out;
+  return pieces;
 }
 
 std::string Index::state_digest() const {

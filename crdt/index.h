@@ -97,11 +97,19 @@ class Index {
   // with a concurrent write (so the lost write stays visible).
   std::vector<TagView> tags() const;
   std::vector<PinView> pins() const;
+  // True when `ref` has a live add (explicit or automatic); O(log n).
+  bool pinned(const std::string& ref) const;
+  // The tag an entry key (see encode_entry) names; nullopt for a pin's key.
+  std::optional<TagKey> tag_key_of(const std::string& entry_key) const;
   Hlc max_timestamp() const { return max_ts_; }
 
   // Anti-entropy: a digest per bucket of keys; the entries of some buckets.
   std::vector<std::string> bucket_digests() const;
   wire::IndexDelta entries(const std::vector<uint32_t>& buckets) const;
+  // The same entries in pieces of at most `max_entries` keys each (a key's
+  // writes stay together): a large repair or a newcomer's bootstrap travels
+  // in bounded messages.
+  std::vector<wire::IndexDelta> entry_pieces(const std::vector<uint32_t>& buckets, size_t max_entries) const;
   static std::vector<uint32_t> differing(const std::vector<std::string>& mine, const std::vector<std::string>& theirs);
   std::string state_digest() const;  // equal states have equal digests
   size_t size() const { return tags_.size() + pins_.size(); }

@@ -181,11 +181,7 @@ Effects SiteCore::receive(const wire::Envelope& env, uint64_t now) {
         acked_[from] = index_.change_counter();
         break;
       }
-      auto reply = envelope(now);
-      *reply.mutable_repair()->mutable_entries() = index_.entries(diff);
-      attach_manifests(*reply.mutable_repair()->mutable_entries());
-      for (auto b : diff) reply.mutable_repair()->add_want(b);
-      fx.send.push_back({from, std::move(reply)});
+      send_repair(fx, from, diff, /*want_back=*/true, now);
       break;
     }
     case wire::Envelope::kRepair: {
@@ -193,10 +189,7 @@ Effects SiteCore::receive(const wire::Envelope& env, uint64_t now) {
       fx.append(apply(env.repair().entries(), now));
       if (env.repair().want_size() > 0) {
         std::vector<uint32_t> want(env.repair().want().begin(), env.repair().want().end());
-        auto reply = envelope(now);
-        *reply.mutable_repair()->mutable_entries() = index_.entries(want);
-        attach_manifests(*reply.mutable_repair()->mutable_entries());
-        fx.send.push_back({from, std::move(reply)});
+        send_repair(fx, from, want, /*want_back=*/false, now);
       }
       break;
     }
@@ -215,6 +208,21 @@ Effects SiteCore::apply(const wire::IndexDelta& delta, uint64_t now) {
   fx.changed_tags = std::move(result.changed_tags);
   for (const auto& m : delta.manifests()) fx.manifests.push_back(m);
   return fx;
+}
+
+void SiteCore::send_repair(Effects& fx, const std::string& to, const std::vector<uint32_t>& buckets, bool want_back,
+                           uint64_t now) const {
+  auto pieces = index_.entry_pieces(buckets, kRepairPieceEntries);
+  if (pieces.empty()) pieces.emplace_back();  // still ask for theirs
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    auto reply = envelope(now);
+    auto* repair = reply.mutable_repair();
+    *repair->mutable_entries() = std::move(pieces[i]);
+    attach_manifests(*repair->mutable_entries());
+    if (want_back && i == 0)
+      for (auto b : buckets) repair->add_want(b);
+    fx.send.push_back({to, std::move(reply)});
+  }
 }
 
 void SiteCore::attach_manifests(wire::IndexDelta& delta) const {

@@ -123,6 +123,11 @@ class SiteCore {
   wire::Member self_view() const;  // self with the current peer count
   Effects broadcast_delta(wire::IndexDelta delta, uint64_t now_ms);
   void attach_manifests(wire::IndexDelta& delta) const;
+  // The entries of `buckets` to `to`, in pieces of kRepairPieceEntries keys;
+  // with `want_back`, the first piece asks for the peer's entries of them.
+  void send_repair(Effects& fx, const std::string& to, const std::vector<uint32_t>& buckets, bool want_back,
+                   uint64_t now) const;
+  static constexpr size_t kRepairPieceEntries = 1000;
   Effects apply(const wire::IndexDelta& delta, uint64_t now_ms);
   void collect_garbage(Effects& fx, uint64_t now_ms);
   Effects on_member_event(std::optional<MembershipEvent> event, uint64_t now_ms);

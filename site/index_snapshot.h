@@ -1,6 +1,8 @@
 // IndexSnapshot: what the replicator needs from the site index (pins, and
-// where each repository's images come from), published by the site actor
-// after every index change. Thread-safe copies.
+// where each repository's images come from), published by the site actor:
+// origins as tags of mirrored repositories appear, the pins at most once a
+// tick after they changed (a copy of every pin per tag write would make
+// each write cost the size of the index). Thread-safe copies.
 #pragma once
 
 #include <map>
@@ -19,10 +21,14 @@ class IndexSnapshot {
     std::string ns;    // upstream namespace, "" for pushed images
     std::string repo;  // repository as that namespace knows it
   };
-  void update(std::vector<crdt::PinView> pins, std::map<std::string, Origin> origins) {
+  void set_pins(std::vector<crdt::PinView> pins) {
     std::lock_guard lock(mu_);
     pins_ = std::move(pins);
-    origins_ = std::move(origins);
+  }
+  // Adds origins of mirrored repositories (pushed ones map to themselves).
+  void add_origins(const std::map<std::string, Origin>& origins) {
+    std::lock_guard lock(mu_);
+    for (const auto& [repo, origin] : origins) origins_[repo] = origin;
   }
   std::vector<crdt::PinView> pins() const {
     std::lock_guard lock(mu_);

@@ -229,3 +229,25 @@ TEST_CASE("a pull recorded before the pin arrives is kept") {
   CHECK(b.pins()[0].last_used_ms == 4000);
   CHECK(a.state_digest() == b.state_digest());
 }
+
+TEST_CASE("a repair travels in bounded pieces that together are the whole state") {
+  crdt::Index source;
+  for (int i = 0; i < 2500; ++i) {
+    source.put_tag(crdt::TagKey{"", "team/app", "t" + std::to_string(i)}, "sha256:aaa", "m", Hlc{100 + uint64_t(i), 0, "n1"},
+                   "alice");
+    if (i % 2 == 0) source.add_pin("team/app:t" + std::to_string(i), 0, Hlc{5000 + uint64_t(i), 0, "n1"}, true);
+  }
+  std::vector<uint32_t> all;
+  for (uint32_t b = 0; b < crdt::kBuckets; ++b) all.push_back(b);
+  auto pieces = source.entry_pieces(all, 1000);
+  REQUIRE(pieces.size() == 4);  // 3750 entries
+  crdt::Index copy;
+  for (const auto& piece : pieces) {
+    CHECK(piece.tags_size() + piece.pin_adds_size() <= 1000);
+    copy.merge(piece);
+  }
+  CHECK(copy.state_digest() == source.state_digest());
+  CHECK(copy.tag(crdt::TagKey{"", "team/app", "t7"})->writer == "alice");
+  CHECK(copy.pinned("team/app:t8"));
+  CHECK_FALSE(copy.pinned("team/app:t9"));
+}
