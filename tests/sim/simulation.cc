@@ -58,6 +58,7 @@ void Simulation::carry_out(size_t from, site::Effects fx) {
   for (auto& out : fx.send) {
     size_t to = node_of(out.to[0] == '@' ? out.to.substr(1) : out.to);
     ++messages_;
+    bytes_ += out.envelope.ByteSizeLong();
     if (options_.drop > 0 && std::uniform_real_distribution<>(0, 1)(rng_) < options_.drop) continue;
     queue_.push(Event{now_ + delay(), seq_++, to,
                       std::make_shared<const wire::Envelope>(std::move(out.envelope)), from});

@@ -51,6 +51,7 @@ class Simulation {
   void put_tag(size_t i, const crdt::TagKey& key, const wire::Manifest& manifest);
   void delete_tag(size_t i, const crdt::TagKey& key);
   uint64_t messages() const { return messages_; }
+  uint64_t bytes() const { return bytes_; }  // serialized envelopes sent (before drops)
 
  private:
   struct Node {
@@ -79,7 +80,7 @@ class Simulation {
   std::vector<Node> nodes_;
   std::vector<int> group_;
   std::priority_queue<Event, std::vector<Event>, std::greater<>> queue_;
-  uint64_t now_ = 0, seq_ = 0, next_tick_ = 0, messages_ = 0;
+  uint64_t now_ = 0, seq_ = 0, next_tick_ = 0, messages_ = 0, bytes_ = 0;
 };
 
 }  // namespace ep::sim
