@@ -29,10 +29,10 @@ Session::Session(tcp::socket socket, std::shared_ptr<net::ssl::context> tls, Req
     : stream_(std::move(socket), std::move(tls)), send_timer_(stream_.get_executor()), api_(api), metrics_(metrics),
       limits_(limits), workers_(workers) {
   metrics_.connection_opened();
-  beast::error_code ec;
-  auto peer = stream_.tcp().socket().remote_endpoint(ec);
-  auto local = stream_.tcp().socket().local_endpoint(ec);
-  if (!ec) {
+  beast::error_code peer_ec, local_ec;
+  auto peer = stream_.tcp().socket().remote_endpoint(peer_ec);
+  auto local = stream_.tcp().socket().local_endpoint(local_ec);
+  if (!peer_ec && !local_ec) {
     auto address = unmapped(peer.address());
     caller_.address = address.to_string();
     caller_.same_host = address.is_loopback() || address == unmapped(local.address());
