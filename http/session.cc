@@ -4,6 +4,8 @@
 // keeps the access log.
 #include "http/session_impl.h"
 
+#include <sys/socket.h>
+
 #include "base/json_text.h"
 #include "base/log.h"
 #include "http/oci_errors.h"
@@ -48,6 +50,37 @@ void Session::start() {
 
 void Session::after_handshake(std::function<void()> next) {
   if (!stream_.tls()) return net::dispatch(stream_.get_executor(), std::move(next));
+  // The first byte tells a TLS client (a handshake record, 0x16) from one
+  // that speaks plain HTTP to this HTTPS port: that one is told so.
+  send_timer_.expires_after(limits_.header_timeout);
+  send_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    beast::error_code ignored;
+    if (!ec) self->stream_.tcp().socket().close(ignored);  // silent client
+  });
+  stream_.tcp().socket().async_wait(
+      tcp::socket::wait_read, [self = shared_from_this(), next = std::move(next)](beast::error_code ec) mutable {
+        self->send_timer_.cancel();
+        if (ec) return self->shutdown();
+        unsigned char first = 0;
+        if (::recv(self->stream_.tcp().socket().native_handle(), &first, 1, MSG_PEEK) == 1 && first != 0x16)
+          return self->refuse_plain_http();
+        self->handshake(std::move(next));
+      });
+}
+
+void Session::refuse_plain_http() {
+  auto reply = error_reply(Status{Errc::bad_request, "this registry listener serves HTTPS: use https:// (and trust "
+                                                     "its CA), not http://"});
+  auto text = std::make_shared<std::string>("HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                                            "Content-Length: " + std::to_string(reply.body.size()) +
+                                            "\r\nConnection: close\r\n\r\n" + reply.body);
+  net::async_write(stream_.tcp(), net::buffer(*text), [self = shared_from_this(), text](beast::error_code ec, size_t) {
+    if (ec) return self->shutdown();
+    self->linger_close();
+  });
+}
+
+void Session::handshake(std::function<void()> next) {
   stream_.tcp().expires_after(limits_.header_timeout);
   stream_.tls_stream().async_handshake(
       net::ssl::stream_base::server, [self = shared_from_this(), next = std::move(next)](beast::error_code ec) {

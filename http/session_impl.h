@@ -54,6 +54,9 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   // The TLS handshake (within the header timeout), then `next`; at once for plain HTTP.
   void after_handshake(std::function<void()> next);
+  void handshake(std::function<void()> next);
+  // Plain HTTP on the HTTPS port: one 400 in plain HTTP saying so, then close.
+  void refuse_plain_http();
   void read_header();
   void on_header(beast::error_code ec, size_t n);
   void decide(bool prepared);

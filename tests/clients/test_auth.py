@@ -212,9 +212,12 @@ def test_new_users_and_certificates_take_effect_without_a_restart(secured, image
     shutil.copy(fresh["ca"], secured.certs / "ca.crt")  # later tests trust the new CA
 
 
-def test_plain_http_on_the_https_port_is_not_served(secured):
-    with pytest.raises(Exception):
+def test_plain_http_on_the_https_port_is_told_to_use_https(secured):
+    with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen("http://%s/v2/" % secured.host, timeout=5).read()
+    assert refused.value.code == 400
+    body = json.loads(refused.value.read())
+    assert body["errors"][0]["message"].startswith("this registry listener serves HTTPS"), body
     assert secured.proc.poll() is None
 
 
