@@ -4,11 +4,11 @@
 #include <sodium.h>
 
 #include <ctime>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "base/clock.h"
+#include "base/file_io.h"
 #include "base/json_text.h"
 
 namespace ep::access {
@@ -19,11 +19,9 @@ constexpr uint64_t kVerifiedForMs = 5 * 60 * 1000;  // a changed password is not
 constexpr size_t kCacheEntries = 4096;
 
 Result<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status{Errc::config_invalid, "cannot read " + path};
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  auto text = read_whole_file(path);
+  if (!text) return Status{Errc::config_invalid, "cannot read " + path};
+  return std::move(*text);
 }
 
 std::string hex_hash(std::string_view a, std::string_view b, size_t bytes) {
@@ -46,6 +44,12 @@ std::string iso8601_utc(uint64_t ms) {
   char text[32];
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
   return text;
+}
+
+// The verified-credential cache's key: no password is kept in memory, and a
+// changed hash (an edited htpasswd file) makes a new key.
+std::string credential_key(const std::string& user, const std::string& password, const std::string& hash) {
+  return hex_hash(user + '\0' + password, hash, 32);
 }
 
 bool starts_with(std::string_view text, std::string_view prefix) { return text.substr(0, prefix.size()) == prefix; }
@@ -132,7 +136,7 @@ void AccessControl::verify(std::string_view authorization) const {
   auto current = policy();
   if (!current->users || !parse_basic(authorization, user, password)) return;
   const std::string hash = current->users->hash_of(user);
-  const std::string key = hex_hash(user + '\0' + password, hash, 32);
+  const std::string key = credential_key(user, password, hash);
   if (cached_check(key)) return;
   const bool valid = !hash.empty() && bcrypt_matches(password, hash);
   std::lock_guard<std::mutex> lock(cache_mu_);
@@ -140,40 +144,39 @@ void AccessControl::verify(std::string_view authorization) const {
   verified_[key] = {valid, steady_clock_ms() + kVerifiedForMs};
 }
 
-Decision AccessControl::authenticate(std::string_view authorization, const Caller& caller, uint64_t now_ms) const {
+Decision AccessControl::authenticate(const AccessRequest& request, const Caller& caller, const Policy& policy,
+                                     uint64_t now_ms) const {
   Decision d;
-  auto current = policy();
+  const std::string_view authorization = request.authorization;
   if (authorization.empty()) {
-    d.identity.local_anonymous = caller.same_host && !current->users;
+    d.identity.local_anonymous = caller.same_host && !policy.users;
     return d;
   }
-  AccessRequest request;
-  request.authorization = authorization;
   std::string user, password;
   if (parse_basic(authorization, user, password)) {
     if (!caller.tls && !caller.same_host)
-      return refuse_unauthenticated(request, caller, *current,
+      return refuse_unauthenticated(request, caller, policy,
                                     "Basic credentials over plain HTTP are refused; use HTTPS (tls-cert-file) "
                                     "or a token");
-    if (!current->users)
-      return refuse_unauthenticated(request, caller, *current,
+    if (!policy.users)
+      return refuse_unauthenticated(request, caller, policy,
                                     "this node has no users: set htpasswd-file to enable logins");
-    auto valid = cached_check(hex_hash(user + '\0' + password, current->users->hash_of(user), 32));
+    auto valid = cached_check(credential_key(user, password, policy.users->hash_of(user)));
     if (!valid) return Decision{Decision::Kind::verify_first, {}, {}, {}};
-    if (!*valid) return refuse_unauthenticated(request, caller, *current, "invalid username or password");
+    if (!*valid) return refuse_unauthenticated(request, caller, policy, "invalid username or password");
     d.identity.user = user;
     return d;
   }
   if (starts_with(authorization, "Bearer ") || starts_with(authorization, "bearer ")) {
     auto claims = signer_.verify(std::string(authorization.substr(7)), now_ms);
-    if (!claims) return refuse_unauthenticated(request, caller, *current, claims.status().message, "invalid_token");
+    if (!claims) return refuse_unauthenticated(request, caller, policy, claims.status().message);
     d.identity.user = claims->user;
     d.identity.has_token = true;
     d.identity.token_access = std::move(claims->access);
     d.identity.token_catalog = claims->catalog;
     return d;
   }
-  return refuse_unauthenticated(request, caller, *current, "unsupported Authorization scheme (use Basic or Bearer)");
+  return refuse_unauthenticated(request, caller, policy, "unsupported Authorization scheme (use Basic or Bearer)");
 }
 
 uint8_t AccessControl::rights(const Identity& identity, std::string_view repository) const {
@@ -192,11 +195,8 @@ uint8_t AccessControl::rights(const Identity& identity, std::string_view reposit
 
 Decision AccessControl::decide(const AccessRequest& request, const Caller& caller, uint64_t now_ms) const {
   auto current = policy();
-  Decision d = authenticate(request.authorization, caller, now_ms);
-  if (d.kind != Decision::Kind::allow) {
-    if (d.kind == Decision::Kind::refuse) d = refuse_unauthenticated(request, caller, *current, d.refusal.message);
-    return d;
-  }
+  Decision d = authenticate(request, caller, *current, now_ms);
+  if (d.kind != Decision::Kind::allow) return d;
   const Identity& who = d.identity;
   if (request.probe && current->users && who.user.empty() && !who.has_token)
     return refuse_unauthenticated(request, caller, *current, "authentication required");

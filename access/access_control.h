@@ -114,8 +114,10 @@ class AccessControl {
     std::string users_text, rules_text, fingerprint;
   };
   std::shared_ptr<const Policy> policy() const;
-  // Who the Authorization header says the caller is (anonymous without one).
-  Decision authenticate(std::string_view authorization, const Caller& caller, uint64_t now_ms) const;
+  // Who the request's Authorization header says the caller is (anonymous
+  // without one); a refusal carries the challenge for this request.
+  Decision authenticate(const AccessRequest& request, const Caller& caller, const Policy& policy,
+                        uint64_t now_ms) const;
   // nullopt while a Basic credential is not verified yet.
   std::optional<bool> cached_check(const std::string& key) const;
   Decision refuse_unauthenticated(const AccessRequest& request, const Caller& caller, const Policy& policy,

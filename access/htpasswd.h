@@ -20,7 +20,6 @@ class Htpasswd {
   // config_invalid naming `origin` and the line for anything malformed.
   static Result<Htpasswd> parse(std::string_view text, const std::string& origin);
 
-  bool has(const std::string& user) const { return hashes_.count(user) != 0; }
   size_t size() const { return hashes_.size(); }
   // The stored bcrypt hash of `user` ("" when unknown).
   std::string hash_of(const std::string& user) const;
