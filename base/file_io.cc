@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 namespace ep {
 
@@ -37,6 +39,14 @@ Status pwrite_all(int fd, const void* data, uint64_t length, uint64_t offset, co
     done += static_cast<uint64_t>(n);
   }
   return Status::Ok();
+}
+
+std::optional<std::string> read_whole_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 }  // namespace ep

@@ -5,7 +5,8 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
+
+#include "base/file_io.h"
 
 namespace ep::site {
 
@@ -31,11 +32,8 @@ Result<Identity> load_or_create_identity(const std::string& data_dir) {
   Identity id;
   id.public_key.resize(crypto_sign_PUBLICKEYBYTES);
   id.secret_key.resize(crypto_sign_SECRETKEYBYTES);
-  std::ifstream in(path, std::ios::binary);
-  if (in) {
-    std::stringstream buf;
-    buf << in.rdbuf();
-    auto sk = buf.str();
+  if (auto existing = read_whole_file(path)) {
+    const std::string& sk = *existing;
     if (sk.size() != crypto_sign_SECRETKEYBYTES) return Status{Errc::config_invalid, "corrupt identity key " + path};
     id.secret_key = sk;
     crypto_sign_ed25519_sk_to_pk(reinterpret_cast<unsigned char*>(id.public_key.data()),

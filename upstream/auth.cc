@@ -3,9 +3,9 @@
 #include <openssl/evp.h>
 
 #include <cctype>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
+
+#include "base/file_io.h"
 
 namespace ep {
 
@@ -44,11 +44,9 @@ std::string normalize_host(std::string key) {
 }  // namespace
 
 Result<CredentialStore> load_credentials(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Status{Errc::config_invalid, "cannot read upstream credentials file " + path};
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_credentials(text.str(), path);
+  auto text = read_whole_file(path);
+  if (!text) return Status{Errc::config_invalid, "cannot read upstream credentials file " + path};
+  return parse_credentials(*text, path);
 }
 
 Result<CredentialStore> parse_credentials(std::string_view text, const std::string& path) {
