@@ -1,17 +1,21 @@
-// HttpClient (see http_client.h). Boost.Asio is included after <utility>.
+// HttpClient (see http_client.h): each request is an Exchange, a chain of
+// handlers on its own strand. Boost.Asio is included after <utility>.
 #include <utility>
 
 #include "upstream/http_client.h"
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
-#include <charconv>
 #include <limits>
 #include <mutex>
+
+#include "base/blocking_pool.h"
+#include "base/io_pool.h"
 
 namespace ep {
 
@@ -21,224 +25,315 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = net::ip::tcp;
 
-Result<Url> Url::parse(const std::string& text) {
-  Url url;
-  auto scheme_end = text.find("://");
-  if (scheme_end == std::string::npos) return Status{Errc::bad_request, "not a URL: " + text};
-  url.scheme = text.substr(0, scheme_end);
-  if (url.scheme != "http" && url.scheme != "https") return Status{Errc::bad_request, "unsupported URL scheme: " + text};
-  auto rest = text.substr(scheme_end + 3);
-  auto slash = rest.find('/');
-  auto authority = rest.substr(0, slash);
-  url.target = slash == std::string::npos ? "/" : rest.substr(slash);
-  url.port = url.scheme == "https" ? 443 : 80;
-  auto colon = authority.rfind(':');
-  if (colon != std::string::npos && authority.find(']', colon) == std::string::npos) {
-    unsigned port = 0;
-    auto p = authority.substr(colon + 1);
-    auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
-    if (ec != std::errc() || ptr != p.data() + p.size() || port == 0 || port > 65535)
-      return Status{Errc::bad_request, "bad port in URL: " + text};
-    url.port = static_cast<unsigned short>(port);
-    authority = authority.substr(0, colon);
+namespace {
+// Set while run_here() runs its private context on this thread: requests
+// started meanwhile run there.
+thread_local net::io_context* t_private_context = nullptr;
+
+// A streamed body goes to the sink in pieces of at least this much (or the
+// rest): fewer disk writes than one per socket read.
+constexpr size_t kSinkPiece = 256 << 10;
+constexpr size_t kReadBuffer = 1 << 20;
+}  // namespace
+
+struct HttpClient::Shared {
+  Options options;
+  ssl::context tls{ssl::context::tls_client};
+  Status tls_status;  // why HTTPS cannot be used (a CA file that does not load)
+  IoPool* io = nullptr;
+  BlockingPool* lookups = nullptr;
+
+  std::mutex mu;  // guards what follows
+  bool cancelled = false;
+  uint64_t next_id = 0;
+  std::map<uint64_t, std::function<void()>> cancels;  // requests in flight
+
+  explicit Shared(Options o) : options(std::move(o)) {
+    beast::error_code ec;
+    tls.set_default_verify_paths(ec);
+    if (!options.ca_file.empty()) {
+      tls.load_verify_file(options.ca_file, ec);
+      if (ec) tls_status = Status{Errc::io_error, "cannot load CA file " + options.ca_file + ": " + ec.message()};
+    }
+    tls.set_verify_mode(ssl::verify_peer);
   }
-  if (authority.size() >= 2 && authority.front() == '[') authority = authority.substr(1, authority.size() - 2);
-  if (authority.empty()) return Status{Errc::bad_request, "no host in URL: " + text};
-  url.host = authority;
-  return url;
-}
-
-std::string Url::origin() const {
-  bool default_port = (scheme == "https" && port == 443) || (scheme == "http" && port == 80);
-  return scheme + "://" + host + (default_port ? "" : ":" + std::to_string(port));
-}
-
-Result<Url> Url::resolve(const std::string& location) const {
-  if (location.find("://") != std::string::npos) return parse(location);
-  if (location.empty() || location.front() != '/') return Status{Errc::bad_request, "unsupported Location: " + location};
-  Url url = *this;
-  url.target = location;
-  return url;
-}
+  // Lists a request for cancel_all(); nullopt once the client was cancelled.
+  std::optional<uint64_t> enlist(std::function<void()> cancel) {
+    std::lock_guard lock(mu);
+    if (cancelled) return std::nullopt;
+    cancels[++next_id] = std::move(cancel);
+    return next_id;
+  }
+  void delist(uint64_t id) {
+    std::lock_guard lock(mu);
+    cancels.erase(id);
+  }
+};
 
 namespace {
 
-// Runs one async operation on a private io_context with a deadline.
-template <class Start, class Cancel>
-beast::error_code run_with_deadline(net::io_context& ioc, std::chrono::milliseconds timeout, Start start,
-                                    Cancel cancel, size_t* transferred = nullptr) {
-  std::optional<beast::error_code> result;
-  start([&](beast::error_code ec, size_t n = 0) {
-    result = ec;
-    if (transferred) *transferred = n;
-  });
-  ioc.restart();
-  ioc.run_for(timeout);
-  if (!result) {
-    cancel();
-    ioc.restart();
-    ioc.run();
-    return net::error::timed_out;
+// One request: resolve, connect, (TLS), write, read the head, then the body
+// into the sink or a buffer. Every handler runs on strand_; `done` is called
+// once, from end().
+class Exchange : public std::enable_shared_from_this<Exchange> {
+ public:
+  Exchange(net::any_io_executor strand, std::shared_ptr<HttpClient::Shared> shared, HttpRequest request,
+           std::shared_ptr<AsyncBodySink> sink, ResponseHandler done)
+      : strand_(strand), shared_(std::move(shared)), request_(std::move(request)), sink_(std::move(sink)),
+        done_(std::move(done)), tcp_(strand) {
+    io_timeout_ = request_.io_timeout.count() ? request_.io_timeout : shared_->options.io_timeout;
   }
-  return *result;
-}
 
-template <class Stream>
-Result<HttpResponse> exchange(net::io_context& ioc, Stream& stream, tcp::socket& socket, const HttpRequest& req,
-                              BodySink* sink, std::chrono::milliseconds io_timeout) {
-  auto fail = [&](const std::string& what, beast::error_code ec) {
-    return Status{Errc::io_error, what + " " + req.url.origin() + ": " + ec.message()};
-  };
-  auto cancel = [&] {
-    beast::error_code ignored;
-    socket.cancel(ignored);
-    socket.close(ignored);
-  };
-  bhttp::request<bhttp::empty_body> request{bhttp::string_to_verb(req.method), req.url.target, 11};
-  bool default_port = (req.url.scheme == "https" && req.url.port == 443) || (req.url.scheme == "http" && req.url.port == 80);
-  request.set(bhttp::field::host, default_port ? req.url.host : req.url.host + ":" + std::to_string(req.url.port));
-  request.set(bhttp::field::user_agent, "edgepier/0.1");
-  request.set(bhttp::field::connection, "close");
-  for (const auto& [k, v] : req.headers) request.insert(k, v);
-  auto ec = run_with_deadline(
-      ioc, io_timeout, [&](auto handler) { bhttp::async_write(stream, request, handler); }, cancel);
-  if (ec) return fail("cannot send request to", ec);
-
-  // Beast reads at most what the buffer has room for (64 KiB a read at most):
-  // left at its initial size, a 4 MiB body came in 8,000 reads of 512 bytes.
-  beast::flat_buffer buffer;
-  buffer.reserve(64 << 10);
-  bhttp::response_parser<bhttp::buffer_body> parser;
-  parser.header_limit(64 * 1024);
-  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-  parser.skip(req.method == "HEAD");
-  ec = run_with_deadline(
-      ioc, io_timeout, [&](auto handler) { bhttp::async_read_header(stream, buffer, parser, handler); }, cancel);
-  if (ec) return fail("no response from", ec);
-
-  HttpResponse response;
-  const auto& head = parser.get();
-  response.status = head.result_int();
-  for (const auto& field : head) {
-    std::string name(field.name_string());
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    auto& slot = response.headers[name];
-    slot = slot.empty() ? std::string(field.value()) : slot + ", " + std::string(field.value());
+  void start(bool lookup_here) {
+    auto id = shared_->enlist([weak = weak_from_this(), strand = strand_] {
+      net::post(strand, [weak] {
+        if (auto self = weak.lock()) self->cancel();
+      });
+    });
+    if (!id) return post_end(Status{Errc::upstream_unavailable, "the node is stopping"});
+    registration_ = *id;
+    if (request_.url.scheme == "https" && !shared_->tls_status) return post_end(shared_->tls_status);
+    beast::error_code ec;
+    auto address = net::ip::make_address(request_.url.host, ec);
+    if (!ec) {  // a numeric host needs no lookup
+      auto endpoints = tcp::resolver::results_type::create(tcp::endpoint(address, request_.url.port),
+                                                           request_.url.host, std::to_string(request_.url.port));
+      return net::post(strand_, [self = shared_from_this(), endpoints] { self->connect(endpoints); });
+    }
+    auto lookup = [self = shared_from_this()] { self->look_up(); };
+    if (lookup_here) return lookup();
+    if (!shared_->lookups || !shared_->lookups->post(lookup))
+      post_end(Status{Errc::upstream_unavailable, "the node is stopping"});
   }
-  if (auto len = parser.content_length()) response.content_length = *len;
-  const bool streaming = sink && sink->accept(response);
-  // A body the sink refused (a redirect's, or a whole blob where a range was
-  // asked for) is not downloaded just to be dropped: the connection closes.
-  if (sink && !streaming) return response;
-  std::vector<char> chunk(1 << 20);
-  while (!parser.is_done()) {
-    auto& body = parser.get().body();
-    body.data = chunk.data();
-    body.size = chunk.size();
+
+ private:
+  // A name lookup blocks (getaddrinfo): called on a blocking pool, or on
+  // the thread of run_here().
+  void look_up() {
+    tcp::resolver resolver(strand_);
+    beast::error_code ec;
+    auto endpoints = resolver.resolve(request_.url.host, std::to_string(request_.url.port), ec);
+    net::post(strand_, [self = shared_from_this(), ec, endpoints] {
+      if (ec) return self->end(Status{Errc::io_error, "cannot resolve " + self->request_.url.host + ": " + ec.message()});
+      self->connect(endpoints);
+    });
+  }
+
+  void connect(const tcp::resolver::results_type& endpoints) {
+    if (cancelled_) return end(stopping());
+    tcp_.expires_after(shared_->options.connect_timeout);
+    tcp_.async_connect(endpoints, [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
+      if (ec) return self->end(self->failure("cannot connect to", ec));
+      beast::error_code ignored;
+      self->tcp_.socket().set_option(tcp::no_delay(true), ignored);
+      if (self->request_.url.scheme == "https") return self->handshake();
+      self->write_request();
+    });
+  }
+
+  void handshake() {
+    tls_ = std::make_unique<ssl::stream<beast::tcp_stream&>>(tcp_, shared_->tls);
+    SSL_set_tlsext_host_name(tls_->native_handle(), request_.url.host.c_str());
+    tls_->set_verify_callback(ssl::host_name_verification(request_.url.host));
+    tcp_.expires_after(shared_->options.connect_timeout);
+    tls_->async_handshake(ssl::stream_base::client, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return self->end(self->failure("TLS handshake failed with", ec));
+      self->write_request();
+    });
+  }
+
+  template <class F>
+  void on_stream(F&& f) {
+    if (tls_)
+      f(*tls_);
+    else
+      f(tcp_);
+  }
+
+  void write_request() {
+    const Url& url = request_.url;
+    bool default_port = (url.scheme == "https" && url.port == 443) || (url.scheme == "http" && url.port == 80);
+    head_out_ = {bhttp::string_to_verb(request_.method), url.target, 11};
+    head_out_.set(bhttp::field::host, default_port ? url.host : url.host + ":" + std::to_string(url.port));
+    head_out_.set(bhttp::field::user_agent, "edgepier/0.1");
+    head_out_.set(bhttp::field::connection, "close");
+    for (const auto& [k, v] : request_.headers) head_out_.insert(k, v);
+    tcp_.expires_after(io_timeout_);
+    on_stream([&](auto& stream) {
+      bhttp::async_write(stream, head_out_, [self = shared_from_this()](beast::error_code ec, size_t) {
+        if (ec) return self->end(self->failure("cannot send request to", ec));
+        self->read_head();
+      });
+    });
+  }
+
+  void read_head() {
+    // Beast reads at most what the buffer has room for: left at its initial
+    // size, a 4 MiB body came in 8,000 reads of 512 bytes.
+    buffer_.reserve(64 << 10);
+    parser_.header_limit(64 * 1024);
+    parser_.body_limit(std::numeric_limits<std::uint64_t>::max());
+    parser_.skip(request_.method == "HEAD");
+    tcp_.expires_after(io_timeout_);
+    on_stream([&](auto& stream) {
+      bhttp::async_read_header(stream, buffer_, parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+        if (ec) return self->end(self->failure("no response from", ec));
+        self->head_arrived();
+      });
+    });
+  }
+
+  void head_arrived() {
+    const auto& head = parser_.get();
+    response_.status = head.result_int();
+    for (const auto& field : head) {
+      std::string name(field.name_string());
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      auto& slot = response_.headers[name];
+      slot = slot.empty() ? std::string(field.value()) : slot + ", " + std::string(field.value());
+    }
+    if (auto len = parser_.content_length()) response_.content_length = *len;
+    streaming_ = sink_ && sink_->accept(response_);
+    // A body the sink refused (a redirect's, or a whole blob where a range
+    // was asked for) is not downloaded just to be dropped: the connection closes.
+    if (sink_ && !streaming_) return end(std::move(response_));
+    chunk_.resize(kReadBuffer);
+    read_body();
+  }
+
+  void read_body() {
+    if (cancelled_) return end(stopping());
+    if (parser_.is_done() || filled_ >= kSinkPiece) return deliver();
+    auto& body = parser_.get().body();
+    body.data = chunk_.data() + filled_;
+    body.size = chunk_.size() - filled_;
     // read_some: the deadline bounds a stall (no bytes), not how long a slow
     // but moving stream takes to fill the buffer.
-    ec = run_with_deadline(
-        ioc, io_timeout, [&](auto handler) { bhttp::async_read_some(stream, buffer, parser, handler); }, cancel);
-    if (ec == bhttp::error::need_buffer) ec = {};
-    if (ec) return fail("transfer interrupted from", ec);
-    size_t got = chunk.size() - parser.get().body().size;
-    if (streaming) {
-      if (auto s = sink->on_body(chunk.data(), got); !s) return s;
-    } else {
-      if (response.body.size() + got > req.max_buffered_body)
-        return Status{Errc::io_error, "response from " + req.url.origin() + " is too large"};
-      response.body.append(chunk.data(), got);
-    }
+    tcp_.expires_after(io_timeout_);
+    on_stream([&](auto& stream) {
+      bhttp::async_read_some(stream, buffer_, parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+        if (ec == bhttp::error::need_buffer) ec = {};
+        if (ec) return self->end(self->failure("transfer interrupted from", ec));
+        self->filled_ = self->chunk_.size() - self->parser_.get().body().size;
+        self->read_body();
+      });
+    });
   }
-  return response;
-}
+
+  // Hands what was read to the sink (which calls back once it is stored)
+  // or to the buffered body; ends the request after the last piece.
+  void deliver() {
+    const size_t piece = filled_;
+    filled_ = 0;
+    auto after = [self = shared_from_this()] {
+      if (self->parser_.is_done()) return self->end(std::move(self->response_));
+      self->read_body();
+    };
+    if (!streaming_) {
+      if (response_.body.size() + piece > request_.max_buffered_body)
+        return end(Status{Errc::io_error, "response from " + request_.url.origin() + " is too large"});
+      response_.body.append(chunk_.data(), piece);
+      return after();
+    }
+    if (piece == 0) return after();
+    sink_->on_body(chunk_.data(), piece, [self = shared_from_this(), after](Status s) {
+      net::post(self->strand_, [self, after, s] {
+        if (!s) return self->end(s);
+        after();
+      });
+    });
+  }
+
+  void cancel() {
+    cancelled_ = true;
+    beast::error_code ignored;
+    tcp_.socket().close(ignored);
+  }
+
+  Status failure(const std::string& what, beast::error_code ec) const {
+    if (cancelled_) return stopping();
+    return Status{Errc::io_error, what + " " + request_.url.origin() + ": " + ec.message()};
+  }
+  static Status stopping() { return Status{Errc::upstream_unavailable, "the node is stopping"}; }
+
+  void post_end(Status s) {
+    net::post(strand_, [self = shared_from_this(), s] { self->end(s); });
+  }
+
+  void end(Result<HttpResponse> result) {
+    if (!done_) return;
+    if (registration_) shared_->delist(*registration_);
+    beast::error_code ignored;
+    tcp_.socket().close(ignored);
+    auto done = std::move(done_);
+    done_ = nullptr;
+    done(std::move(result));
+  }
+
+  net::any_io_executor strand_;
+  std::shared_ptr<HttpClient::Shared> shared_;
+  HttpRequest request_;
+  std::shared_ptr<AsyncBodySink> sink_;
+  ResponseHandler done_;
+  beast::tcp_stream tcp_;
+  std::unique_ptr<ssl::stream<beast::tcp_stream&>> tls_;
+  std::chrono::milliseconds io_timeout_;
+  std::optional<uint64_t> registration_;
+  bool cancelled_ = false;
+  bhttp::request<bhttp::empty_body> head_out_;
+  beast::flat_buffer buffer_;
+  bhttp::response_parser<bhttp::buffer_body> parser_;
+  HttpResponse response_;
+  bool streaming_ = false;
+  std::vector<char> chunk_;  // the body read buffer, kReadBuffer bytes
+  size_t filled_ = 0;        // bytes of chunk_ not yet delivered
+};
 
 }  // namespace
 
-struct HttpClient::InFlight {
-  std::mutex mu;
-  bool cancelled = false;
-  uint64_t next_id = 0;
-  std::map<uint64_t, std::function<void()>> cancels;
-};
+HttpClient::HttpClient(Options options)
+    : options_(options), shared_(std::make_shared<Shared>(std::move(options))) {}
 
-HttpClient::HttpClient(Options options) : options_(std::move(options)), in_flight_(std::make_shared<InFlight>()) {}
+HttpClient::~HttpClient() = default;
 
-void HttpClient::cancel_all() const {
-  std::lock_guard lock(in_flight_->mu);
-  in_flight_->cancelled = true;
-  for (auto& [id, cancel] : in_flight_->cancels) cancel();
+void HttpClient::use_pools(IoPool& io, BlockingPool& lookups) {
+  shared_->io = &io;
+  shared_->lookups = &lookups;
 }
 
-Result<HttpResponse> HttpClient::send(const HttpRequest& req, BodySink* sink) const {
-  net::io_context ioc;
-  tcp::resolver resolver(ioc);
-  tcp::socket socket(ioc);
-  // Registered while it runs, so cancel_all() can close its socket (on this
-  // request's own io_context, run by this thread).
-  struct Registration {
-    InFlight& in_flight;
-    uint64_t id = 0;
-    ~Registration() {
-      std::lock_guard lock(in_flight.mu);
-      in_flight.cancels.erase(id);
-    }
-  } registration{*in_flight_};
-  {
-    std::lock_guard lock(in_flight_->mu);
-    if (in_flight_->cancelled) return Status{Errc::upstream_unavailable, "the node is stopping"};
-    registration.id = ++in_flight_->next_id;
-    in_flight_->cancels[registration.id] = [&ioc, &socket] {
-      net::post(ioc, [&socket] {
-        beast::error_code ignored;
-        socket.close(ignored);
-      });
-    };
-  }
-  // Resolved here, on the caller's (pool) thread: Asio's async_resolve
-  // would start a thread of its own for every request. A numeric host needs
-  // no lookup; a name waits at most what resolv.conf allows.
-  tcp::resolver::results_type endpoints;
-  beast::error_code ec;
-  net::ip::make_address(req.url.host, ec);
-  const auto flags = ec ? tcp::resolver::flags() : tcp::resolver::numeric_host;
-  ec = {};
-  endpoints = resolver.resolve(req.url.host, std::to_string(req.url.port), flags, ec);
-  if (ec) return Status{Errc::io_error, "cannot resolve " + req.url.host + ": " + ec.message()};
-  ec = run_with_deadline(
-      ioc, options_.connect_timeout,
-      [&](auto handler) {
-        net::async_connect(socket, endpoints, [handler](beast::error_code e, const tcp::endpoint&) { handler(e); });
-      },
-      [&] {
-        beast::error_code ignored;
-        socket.close(ignored);
-      });
-  if (ec) return Status{Errc::io_error, "cannot connect to " + req.url.origin() + ": " + ec.message()};
-  socket.set_option(tcp::no_delay(true), ec);
+void HttpClient::cancel_all() const {
+  std::lock_guard lock(shared_->mu);
+  shared_->cancelled = true;
+  for (auto& [id, cancel] : shared_->cancels) cancel();
+}
 
-  const auto io_timeout = req.io_timeout.count() ? req.io_timeout : options_.io_timeout;
-  if (req.url.scheme == "http") return exchange(ioc, socket, socket, req, sink, io_timeout);
+void HttpClient::async_send(HttpRequest request, std::shared_ptr<AsyncBodySink> sink, ResponseHandler done) const {
+  net::io_context* context = t_private_context ? t_private_context : shared_->io ? &shared_->io->context() : nullptr;
+  if (!context) return done(Status{Errc::upstream_unavailable, "no I/O pool for upstream requests"});
+  auto exchange = std::make_shared<Exchange>(net::make_strand(context->get_executor()), shared_, std::move(request),
+                                             std::move(sink), std::move(done));
+  exchange->start(/*lookup_here=*/t_private_context != nullptr);
+}
 
-  ssl::context ctx(ssl::context::tls_client);
-  ctx.set_default_verify_paths(ec);
-  if (!options_.ca_file.empty()) {
-    ctx.load_verify_file(options_.ca_file, ec);
-    if (ec) return Status{Errc::io_error, "cannot load CA file " + options_.ca_file + ": " + ec.message()};
-  }
-  ctx.set_verify_mode(ssl::verify_peer);
-  ssl::stream<tcp::socket&> tls(socket, ctx);
-  SSL_set_tlsext_host_name(tls.native_handle(), req.url.host.c_str());
-  tls.set_verify_callback(ssl::host_name_verification(req.url.host));
-  ec = run_with_deadline(
-      ioc, options_.connect_timeout,
-      [&](auto handler) { tls.async_handshake(ssl::stream_base::client, [handler](beast::error_code e) { handler(e); }); },
-      [&] {
-        beast::error_code ignored;
-        socket.close(ignored);
-      });
-  if (ec) return Status{Errc::io_error, "TLS handshake with " + req.url.origin() + " failed: " + ec.message()};
-  return exchange(ioc, tls, socket, req, sink, io_timeout);
+void HttpClient::run_here(const std::function<void()>& start) const {
+  net::io_context context;
+  auto* outer = t_private_context;
+  t_private_context = &context;
+  start();
+  context.run();
+  t_private_context = outer;
+}
+
+std::shared_ptr<AsyncBodySink> blocking_sink(BodySink* sink) {
+  if (!sink) return nullptr;
+  return std::make_shared<AsyncBodySink>(AsyncBodySink{
+      sink->accept, [sink](const char* data, size_t n, std::function<void(Status)> next) { next(sink->on_body(data, n)); }});
+}
+
+Result<HttpResponse> HttpClient::send(const HttpRequest& request, BodySink* sink) const {
+  Result<HttpResponse> result = Status{Errc::io_error, "request did not run"};
+  run_here([&] { async_send(request, blocking_sink(sink), [&](Result<HttpResponse> r) { result = std::move(r); }); });
+  return result;
 }
 
 }  // namespace ep

@@ -6,7 +6,9 @@
 // most 5, never carrying Authorization to another host), and a health state:
 // after a network failure or a 5xx the upstream is "down" for a backoff
 // (1 s doubling to 30 s) during which requests fail at once instead of
-// waiting for timeouts. Thread-safe; called from mirror worker threads.
+// waiting for timeouts. Thread-safe. async_get runs on the node's I/O pool
+// (use_pools) and costs no thread while it waits; get() is the same request
+// run on the calling thread, for callers on a blocking pool.
 #pragma once
 
 #include <atomic>
@@ -29,6 +31,8 @@ class Upstream {
   const Url& base() const { return base_; }
   // False while backing off after a failure.
   bool available() const;
+  // Requests of async_get run on `io`; name lookups on `lookups`.
+  void use_pools(IoPool& io, BlockingPool& lookups) { client_.use_pools(io, lookups); }
   // Ends every request to this upstream in flight and refuses new ones (the
   // node is stopping).
   void cancel_requests() const { client_.cancel_all(); }
@@ -41,6 +45,11 @@ class Upstream {
   Result<HttpResponse> get(const std::string& repo, const std::string& path, const std::string& method,
                            std::vector<std::pair<std::string, std::string>> headers, BodySink* sink = nullptr,
                            std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+  // The same, without holding a thread: `done` is called once, on an I/O
+  // thread (or inline when refused at once).
+  void async_get(const std::string& repo, const std::string& path, const std::string& method,
+                 std::vector<std::pair<std::string, std::string>> headers, std::shared_ptr<AsyncBodySink> sink,
+                 std::chrono::milliseconds timeout, ResponseHandler done);
 
   // The repository name as the upstream knows it (library/ for Docker Hub).
   std::string upstream_repo(const std::string& repo) const;
@@ -54,8 +63,13 @@ class Upstream {
   void saw_ranges(bool served) { ranges_ = served ? 1 : -1; }
 
  private:
-  Result<HttpResponse> follow(HttpRequest request, BodySink* sink);
-  Status authenticate(const HttpResponse& challenge_response, const std::string& scope);
+  friend struct UpstreamCall;  // one async_get: redirects, the auth retry (upstream.cc)
+  // The Authorization header for `scope` now, if any.
+  std::optional<std::string> authorization(const std::string& scope);
+  // Learns how to authenticate from a 401 (fetching a Bearer token with
+  // `client_`), then calls `done`.
+  void authenticate(const HttpResponse& challenge_response, const std::string& scope, std::function<void(Status)> done);
+  Status store_token(const std::string& scope, const Result<HttpResponse>& token_response);
   void record(bool healthy);
 
   std::string ns_;
