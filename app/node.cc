@@ -256,6 +256,8 @@ Result<unsigned short> bind_registry(Parts& p, const Config& config, const std::
     return text;
   });
   p.blocking = std::make_unique<BlockingPool>(config.blocking_threads);
+  // Upstream requests run on the I/O pool; a host name is looked up on the pool.
+  p.mirror->use_pools(*p.io, *p.blocking);
   http::ServerLimits limits;
   limits.max_connections = config.http_max_connections;
   limits.header_timeout = config.http_header_timeout;

@@ -12,6 +12,23 @@ Result<uint64_t> InflightBlob::wait_size(std::chrono::milliseconds timeout) {
   return size_;
 }
 
+void InflightBlob::when_sized(std::function<void(Result<uint64_t>)> sized) {
+  std::vector<std::function<void()>> ready;
+  {
+    std::lock_guard lock(mu_);
+    size_waiters_.push_back(std::move(sized));
+    take_size_waiters_locked(ready);
+  }
+  for (auto& f : ready) f();
+}
+
+void InflightBlob::take_size_waiters_locked(std::vector<std::function<void()>>& out) {
+  if (state_ == State::starting) return;
+  Result<uint64_t> size = state_ == State::failed ? Result<uint64_t>(failure_) : Result<uint64_t>(size_);
+  for (auto& waiter : size_waiters_) out.push_back([waiter = std::move(waiter), size] { waiter(size); });
+  size_waiters_.clear();
+}
+
 uint64_t InflightBlob::readable_locked() const {
   switch (state_) {
     case State::complete: return size_;
@@ -66,10 +83,15 @@ void InflightBlob::notify_locked(std::vector<std::function<void()>>& out) {
 }
 
 void InflightBlob::begin(uint64_t size) {
-  std::lock_guard lock(mu_);
-  size_ = size;
-  state_ = State::streaming;
-  cv_.notify_all();
+  std::vector<std::function<void()>> ready;
+  {
+    std::lock_guard lock(mu_);
+    size_ = size;
+    state_ = State::streaming;
+    cv_.notify_all();
+    take_size_waiters_locked(ready);
+  }
+  for (auto& f : ready) f();
 }
 
 void InflightBlob::advance(uint64_t written) {
@@ -93,6 +115,7 @@ void InflightBlob::finish(Status outcome) {
       failure_ = std::move(outcome);
     }
     cv_.notify_all();
+    take_size_waiters_locked(ready);
     notify_locked(ready);
   }
   for (auto& f : ready) f();

@@ -29,6 +29,9 @@ class InflightBlob {
 
   // Waits until the upstream answered with the blob's size (or failed).
   Result<uint64_t> wait_size(std::chrono::milliseconds timeout);
+  // Calls `sized` (possibly inline, possibly from the fetching thread) with
+  // the size once the upstream answered, or with why the fetch failed.
+  void when_sized(std::function<void(Result<uint64_t>)> sized);
   uint64_t readable() const;
   bool failed() const;
   bool done() const;  // complete or failed
@@ -57,6 +60,9 @@ class InflightBlob {
   Status failure_;
   uint64_t size_ = 0, written_ = 0;
   std::vector<std::pair<uint64_t, std::function<void()>>> waiters_;
+  std::vector<std::function<void(Result<uint64_t>)>> size_waiters_;
+  // Releases the size waiters once the state left `starting` (caller holds mu_; call `out` after).
+  void take_size_waiters_locked(std::vector<std::function<void()>>& out);
 };
 
 }  // namespace ep

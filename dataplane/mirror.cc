@@ -33,15 +33,14 @@ const std::vector<std::pair<std::string, std::string>> kManifestAccept = {
     {"Accept", std::string(media::kOciIndex) + ", " + std::string(media::kOciManifest) + ", " +
                    std::string(media::kDockerList) + ", " + std::string(media::kDockerManifest)}};
 
-// Manifests and HEADs are small: a stalled upstream is given up on sooner.
-constexpr std::chrono::milliseconds kMetadataTimeout{5000};
-
 // Fetches from upstream running at once on this node; more wait their turn.
 // Generous: the clients waiting on fetches are bounded by blocking-threads
 // already, and a lower bound measured slower (bench/cold-blobs).
 constexpr size_t kMaxFetchThreads = 512;
 // Jobs obtaining chunks of site blobs at once (four per blob); more wait.
 constexpr size_t kMaxChunkWorkers = 64;
+// Disk writes of upstream fetches at once: each is one piece of a body.
+constexpr size_t kMaxDiskWriters = 4;
 
 Status not_cached(const Upstream& up, const std::string& what, const std::string& why) {
   return Status{Errc::manifest_unknown, what + " is not cached and upstream " + up.describe() + " is unavailable: " + why};
@@ -53,7 +52,8 @@ Mirror::Mirror(Registry& registry, BlobStore& blobs, std::map<std::string, std::
     : registry_(registry), blobs_(blobs), upstreams_(std::move(upstreams)), default_ns_(std::move(default_ns)),
       tag_ttl_(tag_ttl),
       fetches_(std::make_unique<BlockingPool>(kMaxFetchThreads)),
-      chunk_workers_(std::make_unique<BlockingPool>(kMaxChunkWorkers)) {}
+      chunk_workers_(std::make_unique<BlockingPool>(kMaxChunkWorkers)),
+      disk_(std::make_unique<BlockingPool>(kMaxDiskWriters)) {}
 
 Mirror::~Mirror() {
   stopping_ = true;
@@ -61,6 +61,7 @@ Mirror::~Mirror() {
   // these pools' jobs, so none runs once both have stopped.
   fetches_->stop();
   chunk_workers_->stop();
+  disk_->stop();
 }
 
 void Mirror::stop() {
@@ -71,6 +72,7 @@ void Mirror::stop() {
   // them post to still exists (the Node destroys it before the Mirror).
   fetches_->stop();
   chunk_workers_->stop();
+  disk_->stop();
 }
 
 Upstream* Mirror::upstream_for(const std::string& ns) const {
@@ -265,13 +267,8 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
   std::string accept_ranges;  // the HEAD's Accept-Ranges
   auto head_blob = [&]() -> Result<uint64_t> {
     auto h = up.get(repo, "blobs/" + digest->str(), "HEAD", {}, nullptr, kMetadataTimeout);
-    if (!h) return h.status();
-    accept_ranges = h->header("accept-ranges");
-    if (h->status == 404) return Status{Errc::blob_unknown, "blob unknown upstream " + up.describe() + ": " + digest->str()};
-    if (h->status != 200 || !h->content_length)
-      return Status{Errc::upstream_unavailable,
-                    "upstream " + up.describe() + " answered HTTP " + std::to_string(h->status) + " for a blob"};
-    return *h->content_length;
+    if (h) accept_ranges = h->header("accept-ranges");
+    return blob_size_from_head(up, *digest, h);
   };
   auto unavailable = [&] {
     return Status{Errc::upstream_unavailable, "blob " + digest->str() + " is not cached and upstream " +
@@ -330,28 +327,6 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
   return BlobSource{std::nullopt, fetch, *size};
 }
 
-std::shared_ptr<InflightBlob> Mirror::start_fetch(Upstream& up, const std::string& local, const std::string& repo,
-                                                  const Digest& digest) {
-  std::lock_guard lock(mu_);
-  if (auto it = inflight_.find(digest.str()); it != inflight_.end())
-    if (auto existing = it->second.lock()) return existing;
-  auto random = random_id("fetch-");
-  if (!random) return nullptr;  // the caller reports that it cannot stage the fetch
-  const std::string staging_id = *random;
-  auto fd = blobs_.open_staging(staging_id, /*create=*/true);
-  if (!fd) return nullptr;
-  auto fetch = std::make_shared<InflightBlob>(digest, std::move(*fd));
-  inflight_[digest.str()] = fetch;
-  auto run = [this, &up, local, repo, fetch, staging_id] {
-    Status outcome = stopping_ ? Status{Errc::upstream_unavailable, "node is stopping"}
-                               : guarded("a blob fetch", [&] { return fetch_whole_blob(up, local, repo, *fetch, staging_id); });
-    if (!outcome) blobs_.remove_staging(staging_id);
-    finish_fetch(fetch, outcome);
-  };
-  if (!spawn_fetch(std::move(run), fetch)) blobs_.remove_staging(staging_id);
-  return fetch;
-}
-
 bool Mirror::spawn_fetch(std::function<void()> run, const std::shared_ptr<InflightBlob>& fetch) {
   if (fetches_->post(std::move(run))) return true;
   inflight_.erase(fetch->digest().str());
@@ -359,49 +334,14 @@ bool Mirror::spawn_fetch(std::function<void()> run, const std::shared_ptr<Inflig
   return false;
 }
 
-Status Mirror::fetch_whole_blob(Upstream& up, const std::string& local, const std::string& repo, InflightBlob& blob_ref,
-                                const std::string& staging_id) {
-  InflightBlob* blob = &blob_ref;
-  Sha256 hash;
-  uint64_t written = 0;
-  std::optional<uint64_t> size;
-  BodySink sink{[&](const HttpResponse& head) {
-                  if (head.status != 200) return false;
-                  size = head.content_length;
-                  if (size) blob->begin(*size);
-                  return true;
-                },
-                [&](const char* data, size_t n) -> Status {
-                  if (stopping_) return Status{Errc::io_error, "node is shutting down"};
-                  if (auto s = pwrite_all(blob->fd(), data, n, written, "blob"); !s) return s;
-                  hash.update(data, n);
-                  written += n;
-                  bytes_from_upstream_ += n;
-                  blob->advance(written);
-                  return Status::Ok();
-                }};
-  const Digest& digest = blob->digest();
-  auto response = up.get(repo, "blobs/" + digest.str(), "GET", {}, &sink);
-  Status outcome;
-  if (!response) {
-    outcome = response.status();
-  } else if (response->status == 404) {
-    outcome = Status{Errc::blob_unknown, "blob unknown upstream " + up.describe() + ": " + digest.str()};
-  } else if (response->status != 200) {
-    outcome = Status{Errc::upstream_unavailable,
-                     "upstream " + up.describe() + " answered HTTP " + std::to_string(response->status) + " for a blob"};
-  } else if (size && written != *size) {
-    outcome = Status{Errc::upstream_unavailable, "upstream " + up.describe() + " sent a truncated blob"};
-  } else if (hash.finish() != digest) {
-    outcome = Status{Errc::upstream_unavailable,
-                     "upstream " + up.describe() + " sent content that does not match " + digest.str()};
-  } else {
-    outcome = blobs_.commit_staging(staging_id, digest);
-    if (outcome) outcome = registry_.link_blob(local, digest);
-    if (outcome && !size) blob->begin(written);
-    if (outcome) note_completed(digest);
-  }
-  return outcome;
+Result<uint64_t> Mirror::blob_size_from_head(const Upstream& up, const Digest& digest,
+                                             const Result<HttpResponse>& h) {
+  if (!h) return h.status();
+  if (h->status == 404) return Status{Errc::blob_unknown, "blob unknown upstream " + up.describe() + ": " + digest.str()};
+  if (h->status != 200 || !h->content_length)
+    return Status{Errc::upstream_unavailable,
+                  "upstream " + up.describe() + " answered HTTP " + std::to_string(h->status) + " for a blob"};
+  return *h->content_length;
 }
 
 void Mirror::finish_fetch(const std::shared_ptr<InflightBlob>& blob, const Status& outcome) {

@@ -7,7 +7,10 @@
 // HEAD at most once per tag-ttl; when the upstream is down, the last known
 // digest is served at once. Blobs are fetched once per node however many
 // clients ask, written to a staging file while clients stream it, verified,
-// then published (BlobStore invariant). Blocking: call from worker threads.
+// then published (BlobStore invariant). A fetch from upstream holds no
+// thread: its request runs on the node's I/O pool and its writes on the
+// Mirror's disk pool. blob_async answers without blocking (a single node);
+// the other calls may block: call them from a blocking pool.
 #pragma once
 
 #include <atomic>
@@ -21,6 +24,7 @@
 #include <string>
 
 #include "base/blocking_pool.h"
+#include "base/io_pool.h"
 #include "dataplane/chunk_digests.h"
 #include "dataplane/inflight_blob.h"
 #include "site/peer_directory.h"
@@ -56,6 +60,16 @@ class Mirror {
   // (see client_fetch_running).
   Result<BlobSource> blob(Upstream& upstream, const std::string& repo, const std::string& digest, bool head,
                           bool background = false);
+  using BlobHandler = std::function<void(Result<BlobSource>)>;
+  // blob() for a client that must not wait on a thread: `done` is called
+  // once, inline, from an I/O thread or from the disk pool. Only while
+  // answers_without_waiting(): a site member asks its peers first, which
+  // blob() does (blocking).
+  void blob_async(Upstream& upstream, const std::string& repo, const std::string& digest, bool head, BlobHandler done);
+  bool answers_without_waiting() const;
+  // Requests to upstreams run on `io` from now on, their name lookups on
+  // `lookups`; before this, no blob can be fetched. Both must outlive stop().
+  void use_pools(IoPool& io, BlockingPool& lookups);
   // Whether a client is waiting on a fetch here now.
   bool client_fetch_running();
 
@@ -106,15 +120,20 @@ class Mirror {
     bool done = false;
     Result<StoredManifest> result = Status{Errc::upstream_unavailable, "revalidation pending"};
   };
+  // Manifests and HEADs are small: a stalled upstream is given up on sooner.
+  static constexpr std::chrono::milliseconds kMetadataTimeout{5000};
+  // The size a blob HEAD answered, or why there is none.
+  static Result<uint64_t> blob_size_from_head(const Upstream& up, const Digest& digest,
+                                              const Result<HttpResponse>& head);
+  void joined(const std::shared_ptr<InflightBlob>& fetch, BlobHandler done);
+  void head_async(Upstream& up, const std::string& repo, const Digest& digest, BlobHandler done);
+  struct WholeBlobFetch;  // upstream_fetch.cc
   Result<StoredManifest> revalidate_tag(Upstream& upstream, const std::string& local, const std::string& repo,
                                         const std::string& reference, std::optional<Digest> known);
   Result<StoredManifest> fetch_manifest(Upstream& upstream, const std::string& local, const std::string& repo,
                                         const std::string& reference, const std::string& tag);
   std::shared_ptr<InflightBlob> start_fetch(Upstream& upstream, const std::string& local, const std::string& repo,
                                             const Digest& digest);
-  // One GET of the whole blob into its staging file, verified and committed.
-  Status fetch_whole_blob(Upstream& upstream, const std::string& local, const std::string& repo, InflightBlob& blob,
-                          const std::string& staging_id);
   // Queues `run` on the fetch pool (mu_ held). false when the pool refused
   // it (the node stops): `fetch` is then finished with an error and forgotten.
   bool spawn_fetch(std::function<void()> run, const std::shared_ptr<InflightBlob>& fetch);
@@ -230,6 +249,11 @@ class Mirror {
   // The jobs that obtain a site blob's chunks (kParallelChunks per blob);
   // the last one to end publishes it. Stopped after fetches_.
   std::unique_ptr<BlockingPool> chunk_workers_;
+  // Writes and commits of blobs fetched without a thread (WholeBlobFetch),
+  // and blob_async's work that touches the database. Short jobs: small.
+  // Stopped after chunk_workers_.
+  std::unique_ptr<BlockingPool> disk_;
+  std::atomic<bool> io_ready_{false};
   std::atomic<uint64_t> bytes_from_upstream_{0};
   std::shared_ptr<site::PeerDirectory> peers_;
   std::shared_ptr<transfer::ChunkClient> chunk_client_;

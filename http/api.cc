@@ -75,6 +75,10 @@ Handling on_reply(Handling h, std::function<Reply(Reply)> step) {
       return step(inner(std::move(body), std::move(a)));
     };
   if (h.deferred) h.deferred = [step, inner = std::move(h.deferred)] { return step(inner()); };
+  if (h.answers_later)
+    h.answers_later = [step, inner = std::move(h.answers_later)](std::function<void(Reply)> send) {
+      inner([step, send](Reply r) { send(step(std::move(r))); });
+    };
   return h;
 }
 

@@ -36,6 +36,10 @@ struct Handling {
   bool finish_waits = false;  // finish may block (disk sync, the site actor): run it on the blocking pool
   // Work that may block on the network (mirror): run on a worker pool.
   std::function<Reply()> deferred;
+  // Work that answers later without blocking (a cold blob from upstream):
+  // called on the I/O thread with the function that sends the reply, which
+  // it calls once, from any thread.
+  std::function<void(std::function<void(Reply)> send)> answers_later;
   // Blocking work before the handler decides (making room on a full disk):
   // the server runs it on the worker pool, then calls handle_prepared().
   std::function<void()> prepare;
@@ -80,7 +84,9 @@ class Api : public RequestHandler {
   // Mirror mode: the upstream for this request, when a local read misses.
   Upstream* upstream_for(const Route& route) const;
   Reply mirrored_manifest(Upstream& upstream, const Route& route);
-  Reply mirrored_blob(Upstream& upstream, const Route& route, const std::string& range, bool head);
+  // The reply for a mirrored blob once the mirror found it (or failed).
+  static Reply mirrored_blob_reply(Result<BlobSource> source, const Upstream* upstream, const Route& route,
+                                   const std::string& range, bool head, bool explicit_ns);
   Handling blobs(const Route& route, const RequestHead& head);
   Handling upload_start(const Route& route, const RequestHead& head);
   Handling upload(const Route& route, const RequestHead& head);

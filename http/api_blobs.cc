@@ -115,36 +115,43 @@ Handling Api::blobs(const Route& route, const RequestHead& head) {
     if (blob.status().code != Errc::blob_unknown || !mirror_ || (head_only && !upstream)) return fail(blob.status());
   }
   Handling h;
+  if (upstream && mirror_->answers_without_waiting()) {
+    // A single node: the mirror answers without holding a thread.
+    h.answers_later = [this, upstream, explicit_ns, route, range, head_only](std::function<void(Reply)> send) {
+      mirror_->blob_async(*upstream, route.name, route.reference, head_only,
+                          [upstream, explicit_ns, route, range, head_only, send](Result<BlobSource> source) {
+                            send(mirrored_blob_reply(std::move(source), upstream, route, range, head_only, explicit_ns));
+                          });
+    };
+    return h;
+  }
   h.deferred = [this, upstream, explicit_ns, route, range, head_only] {
     if (!explicit_ns && !head_only) {
       // Pushed to another member of the site? Fetch it from there. (HEAD stays
       // local: a client that sees 404 uploads the blob here, which keeps
       // manifest pushes consistent.)
       auto source = mirror_->blob_from_peers(route.name, route.reference);
-      if (source) {
-        FileRange file;
-        file.blob.fd = UniqueFd(::dup(source->inflight->fd()));
-        file.blob.size = source->size;
-        file.growing = source->inflight;
-        return blob_reply(route.reference, source->size, range, std::move(file));
-      }
+      if (source) return mirrored_blob_reply(std::move(source), upstream, route, range, head_only, explicit_ns);
       if (!upstream) return error_reply(source.status());
     }
-    Reply reply = mirrored_blob(*upstream, route, range, head_only);
-    // A HEAD without ?ns= is how a pushing client asks whether the blob is
-    // here. With the default upstream unreachable the answer is no (404), so
-    // the push uploads it instead of failing on a 503.
-    if (!explicit_ns && head_only && reply.status == 503)
-      return error_reply(Status{Errc::blob_unknown, "blob unknown to repository " + route.name + " (and upstream " +
-                                                        upstream->describe() + " is unavailable)"});
-    return reply;
+    return mirrored_blob_reply(mirror_->blob(*upstream, route.name, route.reference, head_only), upstream, route,
+                               range, head_only, explicit_ns);
   };
   return h;
 }
 
-Reply Api::mirrored_blob(Upstream& upstream, const Route& route, const std::string& range, bool head) {
-  auto source = mirror_->blob(upstream, route.name, route.reference, head);
-  if (!source) return error_reply(source.status());
+Reply Api::mirrored_blob_reply(Result<BlobSource> source, const Upstream* upstream, const Route& route,
+                               const std::string& range, bool head, bool explicit_ns) {
+  if (!source) {
+    // A HEAD without ?ns= is how a pushing client asks whether the blob is
+    // here. With the default upstream unreachable the answer is no (404), so
+    // the push uploads it instead of failing on a 503.
+    Reply refusal = error_reply(source.status());
+    if (upstream && !explicit_ns && head && refusal.status == 503)
+      return error_reply(Status{Errc::blob_unknown, "blob unknown to repository " + route.name + " (and upstream " +
+                                                        upstream->describe() + " is unavailable)"});
+    return refusal;
+  }
   FileRange file;
   if (source->local) {
     file.blob = std::move(*source->local);

@@ -230,6 +230,7 @@ void Session::finish() {
     handling_ = Handling{};
     return run_on_pool(std::move(work));
   }
+  if (handling_.answers_later) return answer_later();
   if (handling_.reply)
     reply_ = std::move(*handling_.reply);
   else if (handling_.finish)
@@ -260,6 +261,27 @@ void Session::run_on_pool(std::function<Reply()> work) {
     });
   });
   if (!queued) reject(shutting_down());
+}
+
+// The handler answers without blocking, later: its reply, from whatever
+// thread, is written back on this connection's strand.
+void Session::answer_later() {
+  auto start = std::move(handling_.answers_later);
+  handling_ = Handling{};
+  auto answered = std::make_shared<std::atomic<bool>>(false);
+  auto send = [self = shared_from_this(), answered](Reply r) {
+    if (answered->exchange(true)) return;  // a handler that answers twice: the first reply counts
+    auto reply = std::make_shared<Reply>(std::move(r));
+    net::post(self->stream_.get_executor(), [self, reply] {
+      self->reply_ = std::move(*reply);
+      self->write_reply();
+    });
+  };
+  try {
+    start(send);
+  } catch (...) {
+    send(internal_error_reply("a request handler"));
+  }
 }
 
 void Session::done() {

@@ -64,6 +64,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // The handler asked for blocking work before it decides (e.g. evicting
   // cached blobs to make room): on the pool, then handled again here.
   void prepare();
+  void answer_later();
 
   // Reads the body as the Handling says, or answers at once.
   void proceed();
