@@ -34,6 +34,9 @@ thread_local net::io_context* t_private_context = nullptr;
 // rest): fewer disk writes than one per socket read.
 constexpr size_t kSinkPiece = 256 << 10;
 constexpr size_t kReadBuffer = 1 << 20;
+// A host name's addresses are used this long before it is looked up again:
+// a rush of cold blobs from one upstream costs one lookup, not one each.
+constexpr std::chrono::seconds kLookupTtl{30};
 }  // namespace
 
 struct HttpClient::Shared {
@@ -47,6 +50,11 @@ struct HttpClient::Shared {
   bool cancelled = false;
   uint64_t next_id = 0;
   std::map<uint64_t, std::function<void()>> cancels;  // requests in flight
+  struct Lookup {
+    tcp::resolver::results_type endpoints;
+    std::chrono::steady_clock::time_point expires;
+  };
+  std::map<std::string, Lookup> lookups_done;  // by "host:port"; a handful of upstreams
 
   explicit Shared(Options o) : options(std::move(o)) {
     beast::error_code ec;
@@ -67,6 +75,16 @@ struct HttpClient::Shared {
   void delist(uint64_t id) {
     std::lock_guard lock(mu);
     cancels.erase(id);
+  }
+  std::optional<tcp::resolver::results_type> looked_up(const std::string& key) {
+    std::lock_guard lock(mu);
+    auto it = lookups_done.find(key);
+    if (it == lookups_done.end() || it->second.expires < std::chrono::steady_clock::now()) return std::nullopt;
+    return it->second.endpoints;
+  }
+  void remember(const std::string& key, const tcp::resolver::results_type& endpoints) {
+    std::lock_guard lock(mu);
+    lookups_done[key] = Lookup{endpoints, std::chrono::steady_clock::now() + kLookupTtl};
   }
 };
 
@@ -100,6 +118,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
                                                            request_.url.host, std::to_string(request_.url.port));
       return net::post(strand_, [self = shared_from_this(), endpoints] { self->connect(endpoints); });
     }
+    if (auto known = shared_->looked_up(lookup_key()))
+      return net::post(strand_, [self = shared_from_this(), endpoints = *known] { self->connect(endpoints); });
     auto lookup = [self = shared_from_this()] { self->look_up(); };
     if (lookup_here) return lookup();
     if (!shared_->lookups || !shared_->lookups->post(lookup))
@@ -113,11 +133,14 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     tcp::resolver resolver(strand_);
     beast::error_code ec;
     auto endpoints = resolver.resolve(request_.url.host, std::to_string(request_.url.port), ec);
+    if (!ec) shared_->remember(lookup_key(), endpoints);
     net::post(strand_, [self = shared_from_this(), ec, endpoints] {
       if (ec) return self->end(Status{Errc::io_error, "cannot resolve " + self->request_.url.host + ": " + ec.message()});
       self->connect(endpoints);
     });
   }
+
+  std::string lookup_key() const { return request_.url.host + ":" + std::to_string(request_.url.port); }
 
   void connect(const tcp::resolver::results_type& endpoints) {
     if (cancelled_) return end(stopping());

@@ -264,3 +264,34 @@ def test_docker_schema2_image(env, images):
     node.pull("docker/app", "v1", out)
     got = ml.oci_layout_blobs(out)
     assert set(img["layer_digests"]) <= set(got)
+
+
+def test_an_upstream_named_by_host_name_is_looked_up_and_served(env, images):
+    """An upstream given as http://localhost:PORT: its name is looked up off
+    the I/O threads (and the answer reused), and a cold pull of every blob at
+    once, manifest included, arrives intact."""
+    img = images["a"]
+    up = env.upstream()
+    up.push(img, "team/app")
+    node = env.node({"ns1": up.url.replace("127.0.0.1", "localhost")}, default="ns1", tag_ttl="60s")
+    r = node.manifest("team/app", "v1", ns="ns1")
+    assert r.status_code == 200, r.text
+    assert r.headers["Docker-Content-Digest"] == img["manifest"]
+    digests = manifest_blobs(r.content)
+    results = {}
+
+    def get(digest):
+        results[digest] = node.blob("team/app", digest, ns="ns1")
+
+    threads = [threading.Thread(target=get, args=(d,)) for d in digests]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for digest in digests:
+        assert results[digest].status_code == 200, results[digest].text
+        assert ml.sha256_bytes(results[digest].content) == digest
+    # a HEAD of a blob the node does not hold asks the upstream by name too
+    other = up.push_blob("team/app", b"not pulled yet")
+    h = requests.head("%s/v2/team/app/blobs/%s?ns=ns1" % (node.url, other), timeout=10)
+    assert h.status_code == 200 and h.headers["Content-Length"] == str(len(b"not pulled yet"))
