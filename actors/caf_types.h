@@ -2,10 +2,18 @@
 //
 // Control messages between nodes carry only sealed bytes (std::string, see
 // site/security.h), so no custom types need registering; bulk data never
-// travels in CAF messages.
+// travels in CAF messages. Local messages may carry callbacks and shared
+// outcomes (the revalidation actor's): allowed below, never serialized.
 #pragma once
 
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
+
+#include "dataplane/tag_revalidations.h"
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ep::TagRevalidations::Run)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ep::TagRevalidations::Waiter)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ep::TagRevalidations::Outcome)
 
 namespace ep::actors {
 
@@ -31,6 +39,10 @@ using started_atom = caf::atom_constant<caf::atom("started")>;     // replicator
 using fetched_atom = caf::atom_constant<caf::atom("fetched")>;     // replicator: a started fetch ended (ok?)
 using retry_atom = caf::atom_constant<caf::atom("retry")>;         // replicator: ask again after yielding to clients
 using rested_atom = caf::atom_constant<caf::atom("rested")>;       // replicator: housekeeping after a round is done
+using revalidate_atom = caf::atom_constant<caf::atom("reval")>;    // a client asks for a mirrored tag
+using revalidated_atom = caf::atom_constant<caf::atom("revalok")>; // a tag's revalidation ended (outcome)
+using patience_atom = caf::atom_constant<caf::atom("patience")>;   // a waiter's patience ran out
+using stale_atom = caf::atom_constant<caf::atom("stale")>;         // a tag's freshness (tag-ttl) ended
 using access_atom = caf::atom_constant<caf::atom("access")>;       // the registry users and rules changed (fingerprint)
 
 }  // namespace ep::actors

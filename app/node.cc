@@ -16,6 +16,7 @@
 
 #include "actors/caf_types.h"
 #include "actors/replicator_actor.h"
+#include "actors/revalidation_actor.h"
 #include "actors/site_actor.h"
 #include "app/credential_files.h"
 #include "app/upstreams.h"
@@ -90,6 +91,7 @@ struct Node::Parts {
   std::shared_ptr<site::IndexSnapshot> index = std::make_shared<site::IndexSnapshot>();
   std::unique_ptr<Replicator> replicator;
   caf::actor replicator_actor;  // drives the replicator on the blocking pool
+  caf::actor revalidation;      // when the mirror asks upstreams about tags
   std::shared_ptr<transfer::PeerTraffic> traffic = std::make_shared<transfer::PeerTraffic>();
   std::unique_ptr<transfer::ChunkServer> chunk_server;
   std::unique_ptr<transfer::ClusterGate> gate;
@@ -127,6 +129,8 @@ Node::~Node() {
   if (p.blobs) p.blobs->set_room_maker(nullptr);
   stop_actor(p, p.replicator_actor);  // its work has ended with the blocking pool
   p.replicator.reset();
+  stop_actor(p, p.revalidation);  // tells clients still waiting that the node stops
+  if (p.mirror) p.mirror->set_revalidations(nullptr);
   if (p.chunk_server) p.chunk_server->stop();  // and every serving thread is gone
   if (p.gate) p.gate->stop();
   // Listeners go before the I/O pool they were made on; the pool then frees
@@ -166,7 +170,7 @@ Status open_store(Parts& p, const Config& config) {
   auto upstreams = build_upstreams(config);
   if (!upstreams) return upstreams.status();
   p.mirror = std::make_unique<Mirror>(*p.registry, *p.blobs, std::move(upstreams->by_namespace),
-                                      upstreams->default_ns, config.tag_ttl);
+                                      upstreams->default_ns);
   // Pushed blobs are announced to peers like assembled ones.
   p.uploads->on_stored([mirror = p.mirror.get()](const Digest& d) { mirror->note_completed(d); });
   return Status::Ok();
@@ -258,6 +262,8 @@ Result<unsigned short> bind_registry(Parts& p, const Config& config, const std::
   p.blocking = std::make_unique<BlockingPool>(config.blocking_threads);
   // Upstream requests run on the I/O pool; a host name is looked up on the pool.
   p.mirror->use_pools(*p.io, *p.blocking);
+  p.revalidation = actors::spawn_revalidation_actor(*p.system, config.tag_ttl);
+  p.mirror->set_revalidations(actors::revalidations_of(p.revalidation));
   http::ServerLimits limits;
   limits.max_connections = config.http_max_connections;
   limits.header_timeout = config.http_header_timeout;

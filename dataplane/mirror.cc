@@ -29,10 +29,6 @@ using site_fetch::random_id;
 namespace {
 using Clock = std::chrono::steady_clock;
 
-const std::vector<std::pair<std::string, std::string>> kManifestAccept = {
-    {"Accept", std::string(media::kOciIndex) + ", " + std::string(media::kOciManifest) + ", " +
-                   std::string(media::kDockerList) + ", " + std::string(media::kDockerManifest)}};
-
 // Fetches from upstream running at once on this node; more wait their turn.
 // Generous: the clients waiting on fetches are bounded by blocking-threads
 // already, and a lower bound measured slower (bench/cold-blobs).
@@ -42,15 +38,11 @@ constexpr size_t kMaxChunkWorkers = 64;
 // Disk writes of upstream fetches at once: each is one piece of a body.
 constexpr size_t kMaxDiskWriters = 4;
 
-Status not_cached(const Upstream& up, const std::string& what, const std::string& why) {
-  return Status{Errc::manifest_unknown, what + " is not cached and upstream " + up.describe() + " is unavailable: " + why};
-}
 }  // namespace
 
 Mirror::Mirror(Registry& registry, BlobStore& blobs, std::map<std::string, std::unique_ptr<Upstream>> upstreams,
-               std::string default_ns, std::chrono::milliseconds tag_ttl)
+               std::string default_ns)
     : registry_(registry), blobs_(blobs), upstreams_(std::move(upstreams)), default_ns_(std::move(default_ns)),
-      tag_ttl_(tag_ttl),
       fetches_(std::make_unique<BlockingPool>(kMaxFetchThreads)),
       chunk_workers_(std::make_unique<BlockingPool>(kMaxChunkWorkers)),
       disk_(std::make_unique<BlockingPool>(kMaxDiskWriters)) {}
@@ -97,130 +89,6 @@ const Upstream* Mirror::cache_owner(const std::string& repo) const {
   for (const auto& [ns, up] : upstreams_)
     if (repo.rfind(mirror_repository(ns, ""), 0) == 0) return up.get();
   return nullptr;
-}
-
-Result<StoredManifest> Mirror::manifest(Upstream& up, const std::string& repo, const std::string& reference) {
-  if (auto s = validate_repository(repo); !s) return s;
-  const std::string local = mirror_repo(up, repo);
-  if (looks_like_digest(reference)) {
-    auto m = registry_.get_manifest(local, reference);
-    if (m || m.status().code != Errc::manifest_unknown) return m;
-    if (!up.available()) return not_cached(up, reference, "backing off");
-    return fetch_manifest(up, local, repo, reference, "");
-  }
-  if (auto s = validate_tag(reference); !s) return s;
-  auto known = registry_.resolve_tag(local, reference);
-  if (!known) return known.status();
-  const std::string key = local + ":" + reference;
-  {
-    std::lock_guard lock(mu_);
-    auto it = validated_.find(key);
-    if (*known && it != validated_.end() && Clock::now() - it->second < tag_ttl_)
-      return registry_.get_manifest(local, reference);
-  }
-  if (!up.available()) {
-    if (*known) return registry_.get_manifest(local, reference);
-    return not_cached(up, repo + ":" + reference, "backing off");
-  }
-  // One revalidation per tag at a time; clients holding a cached answer wait
-  // only briefly for it, so a hanging upstream never stalls a pull.
-  std::shared_ptr<Revalidation> rv;
-  {
-    std::lock_guard lock(mu_);
-    auto& slot = revalidations_[key];
-    if (!slot) {
-      slot = std::make_shared<Revalidation>();
-      rv = slot;
-      // Called once, with the mutex held: releases the slot and its waiters.
-      auto settle = [this, key, rv](Result<StoredManifest> result) {
-        rv->result = std::move(result);
-        rv->done = true;
-        rv->cv.notify_all();
-        revalidations_.erase(key);
-      };
-      const bool queued = fetches_->post([this, &up, local, repo, reference, known = *known, settle] {
-        Result<StoredManifest> result = Status{Errc::io_error, "tag revalidation failed"};
-        if (auto s = guarded("a tag revalidation", [&] {
-              result = stopping_ ? Result<StoredManifest>(Status{Errc::upstream_unavailable, "node is stopping"})
-                                 : revalidate_tag(up, local, repo, reference, known);
-              return Status::Ok();
-            });
-            !s)
-          result = s;
-        std::lock_guard lock(mu_);
-        settle(std::move(result));
-      });
-      if (!queued) settle(Status{Errc::upstream_unavailable, "node is stopping"});
-    } else {
-      rv = slot;
-    }
-  }
-  std::unique_lock lock(mu_);
-  auto wait = *known ? std::chrono::milliseconds(500) : std::chrono::milliseconds(60000);
-  rv->cv.wait_for(lock, wait, [&] { return rv->done; });
-  if (rv->done) return rv->result;
-  lock.unlock();
-  return registry_.get_manifest(local, reference);  // still revalidating: the last known answer
-}
-
-Result<StoredManifest> Mirror::revalidate_tag(Upstream& up, const std::string& local, const std::string& repo,
-                                              const std::string& reference, std::optional<Digest> known) {
-  auto serve_known = [&]() -> Result<StoredManifest> { return registry_.get_manifest(local, reference); };
-  auto head = up.get(repo, "manifests/" + reference, "HEAD", kManifestAccept, nullptr, kMetadataTimeout);
-  if (!head) {
-    if (head.status().code != Errc::upstream_unavailable) return head.status();
-    return known ? serve_known() : not_cached(up, repo + ":" + reference, head.status().message);
-  }
-  if (head->status == 404)
-    return Status{Errc::manifest_unknown, "manifest unknown upstream " + up.describe() + ": " + repo + ":" + reference};
-  if (head->status != 200) {
-    if (known) return serve_known();
-    return Status{Errc::upstream_unavailable,
-                  "upstream " + up.describe() + " answered HTTP " + std::to_string(head->status) + " for " + repo};
-  }
-  auto remote = Digest::parse(head->header("docker-content-digest"));
-  Result<StoredManifest> result = Status{Errc::manifest_unknown, ""};
-  if (remote && known && *known == *remote) {
-    result = serve_known();
-  } else if (auto cached = remote ? registry_.get_manifest(local, remote->str()) : result; remote && cached) {
-    auto s = registry_.put_mirrored_manifest(local, cached->digest, cached->media_type, cached->body, reference);
-    if (!s) return s;
-    if (registry_.observer()) registry_.observer()->tag_written(up.ns(), up.upstream_repo(repo), reference, *cached, "");
-    result = std::move(cached);
-  } else {
-    result = fetch_manifest(up, local, repo, remote ? remote->str() : reference, reference);
-  }
-  if (result) {
-    std::lock_guard lock(mu_);
-    validated_[local + ":" + reference] = Clock::now();
-  }
-  return result;
-}
-
-Result<StoredManifest> Mirror::fetch_manifest(Upstream& up, const std::string& local, const std::string& repo,
-                                              const std::string& reference, const std::string& tag) {
-  auto got = up.get(repo, "manifests/" + reference, "GET", kManifestAccept, nullptr, kMetadataTimeout);
-  if (!got) {
-    if (got.status().code == Errc::upstream_unavailable) return not_cached(up, repo + "@" + reference, got.status().message);
-    return got.status();
-  }
-  if (got->status == 404)
-    return Status{Errc::manifest_unknown, "manifest unknown upstream " + up.describe() + ": " + repo + "@" + reference};
-  if (got->status != 200)
-    return Status{Errc::upstream_unavailable,
-                  "upstream " + up.describe() + " answered HTTP " + std::to_string(got->status) + " for a manifest"};
-  Digest digest = Digest::of(got->body);
-  if (looks_like_digest(reference) && digest.str() != reference)
-    return Status{Errc::upstream_unavailable,
-                  "upstream " + up.describe() + " sent a manifest that does not match " + reference};
-  auto content_type = got->header("content-type");
-  auto info = parse_manifest(got->body, content_type);
-  if (!info)
-    return Status{Errc::upstream_unavailable, "upstream " + up.describe() + " sent an invalid manifest: " + info.status().message};
-  if (auto s = registry_.put_mirrored_manifest(local, digest, info->media_type, got->body, tag); !s) return s;
-  StoredManifest stored{digest, info->media_type, std::move(got->body)};
-  if (!tag.empty() && registry_.observer()) registry_.observer()->tag_written(up.ns(), up.upstream_repo(repo), tag, stored, "");
-  return stored;
 }
 
 namespace {

@@ -27,6 +27,7 @@
 #include "base/io_pool.h"
 #include "dataplane/chunk_digests.h"
 #include "dataplane/inflight_blob.h"
+#include "dataplane/tag_revalidations.h"
 #include "site/peer_directory.h"
 #include "transfer/chunk_service.h"
 #include "registry/registry.h"
@@ -44,7 +45,7 @@ struct BlobSource {
 class Mirror {
  public:
   Mirror(Registry& registry, BlobStore& blobs, std::map<std::string, std::unique_ptr<Upstream>> upstreams,
-         std::string default_ns, std::chrono::milliseconds tag_ttl);
+         std::string default_ns);
   ~Mirror();  // stops and waits for running fetches
   // Makes running and future fetches give up at their next read.
   // Fetches give up at once, requests to upstreams and peers included
@@ -55,7 +56,14 @@ class Mirror {
   // The upstream serving a request with this ?ns= (empty: the default), or null.
   Upstream* upstream_for(const std::string& ns) const;
 
-  Result<StoredManifest> manifest(Upstream& upstream, const std::string& repo, const std::string& reference);
+  using ManifestHandler = std::function<void(Result<StoredManifest>)>;
+  // A manifest by tag or digest, cached or from upstream (a tag is
+  // revalidated as `revalidations` decides); never blocks: `done` is called
+  // once, inline, from an I/O thread, a CAF worker or the disk pool.
+  void manifest_async(Upstream& upstream, const std::string& repo, const std::string& reference, ManifestHandler done);
+  // Who decides when tags are revalidated (the revalidation actor); set
+  // before requests arrive.
+  void set_revalidations(std::unique_ptr<TagRevalidations> revalidations);
   // `background`: for the replicator's prefetch, which yields to clients
   // (see client_fetch_running).
   Result<BlobSource> blob(Upstream& upstream, const std::string& repo, const std::string& digest, bool head,
@@ -115,11 +123,6 @@ class Mirror {
   std::vector<Partial> partial_blobs();
 
  private:
-  struct Revalidation {
-    std::condition_variable cv;
-    bool done = false;
-    Result<StoredManifest> result = Status{Errc::upstream_unavailable, "revalidation pending"};
-  };
   // Manifests and HEADs are small: a stalled upstream is given up on sooner.
   static constexpr std::chrono::milliseconds kMetadataTimeout{5000};
   // The size a blob HEAD answered, or why there is none.
@@ -128,10 +131,12 @@ class Mirror {
   void joined(const std::shared_ptr<InflightBlob>& fetch, BlobHandler done);
   void head_async(Upstream& up, const std::string& repo, const Digest& digest, BlobHandler done);
   struct WholeBlobFetch;  // upstream_fetch.cc
-  Result<StoredManifest> revalidate_tag(Upstream& upstream, const std::string& local, const std::string& repo,
-                                        const std::string& reference, std::optional<Digest> known);
-  Result<StoredManifest> fetch_manifest(Upstream& upstream, const std::string& local, const std::string& repo,
-                                        const std::string& reference, const std::string& tag);
+  void revalidate_async(Upstream& up, const std::string& local, const std::string& repo, const std::string& reference,
+                        std::optional<Digest> known, std::function<void(TagRevalidations::Outcome)> end);
+  void fetch_manifest_async(Upstream& up, const std::string& local, const std::string& repo,
+                            const std::string& reference, const std::string& tag, ManifestHandler done);
+  // Runs `work` on the disk pool, or tells `done` the node is stopping.
+  void on_disk_pool(std::function<void()> work, const ManifestHandler& done);
   std::shared_ptr<InflightBlob> start_fetch(Upstream& upstream, const std::string& local, const std::string& repo,
                                             const Digest& digest);
   // Queues `run` on the fetch pool (mu_ held). false when the pool refused
@@ -234,16 +239,14 @@ class Mirror {
   BlobStore& blobs_;
   std::map<std::string, std::unique_ptr<Upstream>> upstreams_;
   std::string default_ns_;
-  std::chrono::milliseconds tag_ttl_;
 
   std::mutex mu_;
   std::map<std::string, std::weak_ptr<InflightBlob>> inflight_;  // by digest
-  std::map<std::string, std::chrono::steady_clock::time_point> validated_;  // "<repo>:<tag>"
-  std::map<std::string, std::shared_ptr<Revalidation>> revalidations_;  // "<repo>:<tag>"
+  std::unique_ptr<TagRevalidations> revalidations_;
   std::atomic<bool> stopping_{false};
-  // Upstream fetches, site assemblies and tag revalidations: each blocks on
-  // the network for its whole span, so they get their own bounded pool
-  // (clients wait on them from the registry's pool). Declared last: stopped
+  // Site fetches (chunks from peers and designated fetchers, on blocking
+  // clients): each blocks on the network for its whole span, so they get
+  // their own bounded pool (clients wait on them from the registry's pool). Declared last: stopped
   // and joined first when the Mirror goes.
   std::unique_ptr<BlockingPool> fetches_;
   // The jobs that obtain a site blob's chunks (kParallelChunks per blob);

@@ -96,13 +96,6 @@ Reply manifest_reply(StoredManifest m) {
   return r;
 }
 
-Reply Api::mirrored_manifest(Upstream& upstream, const Route& route) {
-  auto m = mirror_->manifest(upstream, route.name, route.reference);
-  if (!m) return error_reply(m.status());
-  registry_.note_pull(mirror_repository(upstream.ns(), route.name), route.reference);
-  return manifest_reply(std::move(*m));
-}
-
 Handling Api::dispatch(const Route& route, const RequestHead& head, const access::Identity& who) {
   const auto method = head.method();
   const bool read = method == verb::verb::get || method == verb::verb::head;
@@ -217,7 +210,13 @@ Handling Api::manifests(const Route& route, const RequestHead& head, const std::
         if (!upstream || !miss) return fail(m.status());
       }
       Handling h;
-      h.deferred = [this, upstream, route] { return mirrored_manifest(*upstream, route); };
+      h.answers_later = [this, upstream, route](std::function<void(Reply)> send) {
+        mirror_->manifest_async(*upstream, route.name, route.reference, [this, upstream, route, send](Result<StoredManifest> m) {
+          if (!m) return send(error_reply(m.status()));
+          registry_.note_pull(mirror_repository(upstream->ns(), route.name), route.reference);
+          send(manifest_reply(std::move(*m)));
+        });
+      };
       return h;
     }
     case verb::verb::put: {

@@ -83,7 +83,6 @@ class Api : public RequestHandler {
   Handling manifests(const Route& route, const RequestHead& head, const std::string& writer);
   // Mirror mode: the upstream for this request, when a local read misses.
   Upstream* upstream_for(const Route& route) const;
-  Reply mirrored_manifest(Upstream& upstream, const Route& route);
   // The reply for a mirrored blob once the mirror found it (or failed).
   static Reply mirrored_blob_reply(Result<BlobSource> source, const Upstream* upstream, const Route& route,
                                    const std::string& range, bool head, bool explicit_ns);

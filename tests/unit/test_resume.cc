@@ -50,7 +50,7 @@ struct DataDir {
   ~DataDir() { std::filesystem::remove_all(path); }
   std::vector<Mirror::Partial> resumed() {
     Registry registry(*kv, *blobs);
-    Mirror mirror(registry, *blobs, {}, "", std::chrono::seconds(1));
+    Mirror mirror(registry, *blobs, {}, "");
     mirror.enable_site(std::make_shared<site::PeerDirectory>(), nullptr, "n1", kChunk);
     return mirror.partial_blobs();
   }
