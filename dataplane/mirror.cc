@@ -116,7 +116,7 @@ bool Mirror::client_fetch_running() {
 }
 
 Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std::string& digest_text, bool head,
-                                bool background) {
+                                bool background, bool wait) {
   if (auto s = validate_repository(repo); !s) return s;
   auto digest = Digest::parse(digest_text);
   if (!digest) return digest.status();
@@ -181,6 +181,7 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
     if (!launched) return launched.status();
     fetch = *launched;
   }
+  if (!wait) return BlobSource{std::nullopt, fetch, 0, /*size_pending=*/true, joined};
   auto size = fetch->wait_size(std::chrono::minutes(10));
   if (!size && joined && size.status().code == Errc::blob_unknown) {
     // The fetch we joined was for another repository, which lacks the blob

@@ -40,6 +40,10 @@ struct BlobSource {
   std::optional<OpenBlob> local;           // complete, verified blob
   std::shared_ptr<InflightBlob> inflight;  // or one still arriving
   uint64_t size = 0;
+  // Asked not to wait: `inflight` does not know its size yet (settle()
+  // waits for it without a thread); `joined`: a fetch started for another
+  // repository, which may lack the blob upstream.
+  bool size_pending = false, joined = false;
 };
 
 class Mirror {
@@ -65,9 +69,10 @@ class Mirror {
   // before requests arrive.
   void set_revalidations(std::unique_ptr<TagRevalidations> revalidations);
   // `background`: for the replicator's prefetch, which yields to clients
-  // (see client_fetch_running).
+  // (see client_fetch_running). Without `wait`, a fetch's size is not
+  // waited for (size_pending): settle() does that.
   Result<BlobSource> blob(Upstream& upstream, const std::string& repo, const std::string& digest, bool head,
-                          bool background = false);
+                          bool background = false, bool wait = true);
   using BlobHandler = std::function<void(Result<BlobSource>)>;
   // blob() for a client that must not wait on a thread: `done` is called
   // once, inline, from an I/O thread or from the disk pool. Only while
@@ -75,9 +80,10 @@ class Mirror {
   // blob() does (blocking).
   void blob_async(Upstream& upstream, const std::string& repo, const std::string& digest, bool head, BlobHandler done);
   bool answers_without_waiting() const;
-  // Requests to upstreams run on `io` from now on, their name lookups on
-  // `lookups`; before this, no blob can be fetched. Both must outlive stop().
-  void use_pools(IoPool& io, BlockingPool& lookups);
+  // Requests to upstreams run on `io` from now on; their name lookups, and
+  // client lookups that block (blob_on_pool), on `blocking`. Before this,
+  // no blob can be fetched. Both must outlive stop().
+  void use_pools(IoPool& io, BlockingPool& blocking);
   // Whether a client is waiting on a fetch here now.
   bool client_fetch_running();
 
@@ -95,7 +101,13 @@ class Mirror {
                    std::string self_name, uint64_t chunk_size);
   // A blob pushed to another member: found by asking the live peers, then
   // fetched in chunks from those holding it, streamed while it arrives.
-  Result<BlobSource> blob_from_peers(const std::string& repo, const std::string& digest, bool background = false);
+  Result<BlobSource> blob_from_peers(const std::string& repo, const std::string& digest, bool background = false,
+                                     bool wait = true);
+  // Runs a blocking lookup (blob() or blob_from_peers() without `wait`) on
+  // the blocking pool, then waits for a fetch's size without a thread, and
+  // calls `done` once; a joined fetch that found the blob unknown upstream
+  // runs the lookup once more. false: the node stops (`done` not called).
+  bool blob_on_pool(std::function<Result<BlobSource>()> lookup, BlobHandler done);
   // Answers a peer's chunk request (the ChunkServer's provider).
   transfer::ChunkReply serve_chunk(const wire::ChunkRequest& request);
   uint64_t bytes_from_upstream() const { return bytes_from_upstream_; }
@@ -256,6 +268,7 @@ class Mirror {
   // and blob_async's work that touches the database. Short jobs: small.
   // Stopped after chunk_workers_.
   std::unique_ptr<BlockingPool> disk_;
+  BlockingPool* blocking_ = nullptr;  // the node's (use_pools)
   std::atomic<bool> io_ready_{false};
   std::atomic<uint64_t> bytes_from_upstream_{0};
   std::shared_ptr<site::PeerDirectory> peers_;

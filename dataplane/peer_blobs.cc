@@ -78,7 +78,8 @@ Mirror::Holders Mirror::find_holders(const std::string& repo, const Digest& dige
   return found;
 }
 
-Result<BlobSource> Mirror::blob_from_peers(const std::string& repo, const std::string& digest_text, bool background) {
+Result<BlobSource> Mirror::blob_from_peers(const std::string& repo, const std::string& digest_text, bool background,
+                                           bool wait) {
   auto digest = Digest::parse(digest_text);
   if (!digest) return digest.status();
   if (!peers_) return Status{Errc::blob_unknown, "blob unknown to repository: " + digest->str()};
@@ -87,6 +88,7 @@ Result<BlobSource> Mirror::blob_from_peers(const std::string& repo, const std::s
     std::lock_guard lock(mu_);
     if (auto it = inflight_.find(digest->str()); it != inflight_.end()) existing = it->second.lock();
   }
+  if (existing && !wait) return BlobSource{std::nullopt, existing, 0, /*size_pending=*/true, /*joined=*/false};
   if (existing) {  // waited for without mu_: the fetch needs it to finish
     auto size = existing->wait_size(std::chrono::minutes(10));
     if (!size) return size.status();

@@ -112,9 +112,24 @@ std::shared_ptr<InflightBlob> Mirror::start_fetch(Upstream& up, const std::strin
   return job->blob;
 }
 
-void Mirror::use_pools(IoPool& io, BlockingPool& lookups) {
-  for (auto& [ns, upstream] : upstreams_) upstream->use_pools(io, lookups);
+void Mirror::use_pools(IoPool& io, BlockingPool& blocking) {
+  for (auto& [ns, upstream] : upstreams_) upstream->use_pools(io, blocking);
+  blocking_ = &blocking;
   io_ready_ = true;
+}
+
+bool Mirror::blob_on_pool(std::function<Result<BlobSource>()> lookup, BlobHandler done) {
+  if (!blocking_) return false;
+  return blocking_->post([this, lookup, done] {
+    auto source = lookup();
+    if (!source || !source->size_pending) return done(std::move(source));
+    const bool may_retry = source->joined;
+    joined(source->inflight, [this, lookup, done, may_retry](Result<BlobSource> settled) {
+      if (settled || settled.status().code != Errc::blob_unknown || !may_retry) return done(std::move(settled));
+      // That fetch was for another repository; this one may have the blob.
+      if (!blob_on_pool(lookup, done)) done(Status{Errc::upstream_unavailable, "the node is stopping"});
+    });
+  });
 }
 
 bool Mirror::answers_without_waiting() const { return io_ready_ && (!peers_ || peers_->live().empty()); }

@@ -125,17 +125,24 @@ Handling Api::blobs(const Route& route, const RequestHead& head) {
     };
     return h;
   }
-  h.deferred = [this, upstream, explicit_ns, route, range, head_only] {
-    if (!explicit_ns && !head_only) {
-      // Pushed to another member of the site? Fetch it from there. (HEAD stays
-      // local: a client that sees 404 uploads the blob here, which keeps
-      // manifest pushes consistent.)
-      auto source = mirror_->blob_from_peers(route.name, route.reference);
-      if (source) return mirrored_blob_reply(std::move(source), upstream, route, range, head_only, explicit_ns);
-      if (!upstream) return error_reply(source.status());
-    }
-    return mirrored_blob_reply(mirror_->blob(*upstream, route.name, route.reference, head_only), upstream, route,
-                               range, head_only, explicit_ns);
+  // A site member: finding the blob may block (asking peers who holds it,
+  // the upstream's HEAD), so that part runs on the blocking pool; waiting
+  // for the fetch to start does not hold a thread.
+  h.answers_later = [this, upstream, explicit_ns, route, range, head_only](std::function<void(Reply)> send) {
+    auto lookup = [this, upstream, explicit_ns, route, head_only]() -> Result<BlobSource> {
+      if (!explicit_ns && !head_only) {
+        // Pushed to another member of the site? Fetch it from there. (HEAD
+        // stays local: a client that sees 404 uploads the blob here, which
+        // keeps manifest pushes consistent.)
+        auto source = mirror_->blob_from_peers(route.name, route.reference, false, /*wait=*/false);
+        if (source || !upstream) return source;
+      }
+      return mirror_->blob(*upstream, route.name, route.reference, head_only, false, /*wait=*/false);
+    };
+    auto reply = [upstream, explicit_ns, route, range, head_only, send](Result<BlobSource> source) {
+      send(mirrored_blob_reply(std::move(source), upstream, route, range, head_only, explicit_ns));
+    };
+    if (!mirror_->blob_on_pool(lookup, reply)) send(error_reply(Status{Errc::upstream_unavailable, "the node is stopping"}));
   };
   return h;
 }
