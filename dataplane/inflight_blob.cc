@@ -4,12 +4,9 @@
 
 namespace ep {
 
-Result<uint64_t> InflightBlob::wait_size(std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mu_);
-  cv_.wait_for(lock, timeout, [&] { return state_ != State::starting; });
-  if (state_ == State::failed) return failure_;
-  if (state_ == State::starting) return Status{Errc::upstream_unavailable, "upstream did not answer in time"};
-  return size_;
+uint64_t InflightBlob::size_known() const {
+  std::lock_guard lock(mu_);
+  return state_ == State::streaming || state_ == State::complete ? size_ : 0;
 }
 
 void InflightBlob::when_sized(std::function<void(Result<uint64_t>)> sized) {
@@ -88,7 +85,6 @@ void InflightBlob::begin(uint64_t size) {
     std::lock_guard lock(mu_);
     size_ = size;
     state_ = State::streaming;
-    cv_.notify_all();
     take_size_waiters_locked(ready);
   }
   for (auto& f : ready) f();
@@ -114,7 +110,6 @@ void InflightBlob::finish(Status outcome) {
       state_ = State::failed;
       failure_ = std::move(outcome);
     }
-    cv_.notify_all();
     take_size_waiters_locked(ready);
     notify_locked(ready);
   }

@@ -8,7 +8,6 @@
 // failure readable() drops to 0 and readers close their connections.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -27,8 +26,8 @@ class InflightBlob {
   const Digest& digest() const { return digest_; }
   int fd() const { return fd_.get(); }
 
-  // Waits until the upstream answered with the blob's size (or failed).
-  Result<uint64_t> wait_size(std::chrono::milliseconds timeout);
+  // The blob's size once the upstream answered it, else 0.
+  uint64_t size_known() const;
   // Calls `sized` (possibly inline, possibly from the fetching thread) with
   // the size once the upstream answered, or with why the fetch failed.
   void when_sized(std::function<void(Result<uint64_t>)> sized);
@@ -55,7 +54,6 @@ class InflightBlob {
   Digest digest_;
   UniqueFd fd_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   State state_ = State::starting;
   Status failure_;
   uint64_t size_ = 0, written_ = 0;

@@ -115,8 +115,7 @@ bool Mirror::client_fetch_running() {
   return !client_fetches_.empty();
 }
 
-Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std::string& digest_text, bool head,
-                                bool background, bool wait) {
+Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std::string& digest_text, bool head) {
   if (auto s = validate_repository(repo); !s) return s;
   auto digest = Digest::parse(digest_text);
   if (!digest) return digest.status();
@@ -181,19 +180,9 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
     if (!launched) return launched.status();
     fetch = *launched;
   }
-  if (!wait) return BlobSource{std::nullopt, fetch, 0, /*size_pending=*/true, joined};
-  auto size = fetch->wait_size(std::chrono::minutes(10));
-  if (!size && joined && size.status().code == Errc::blob_unknown) {
-    // The fetch we joined was for another repository, which lacks the blob
-    // upstream; ours may have it.
-    auto launched = launch();
-    if (!launched) return launched.status();
-    fetch = *launched;
-    size = fetch->wait_size(std::chrono::minutes(10));
-  }
-  if (!size) return size.status();
-  if (!background) note_client_fetch(fetch);
-  return BlobSource{std::nullopt, fetch, *size};
+  // Its size is waited for by callback (blob_on_pool, which notes a
+  // client's fetch, or the replicator's when_done).
+  return BlobSource{std::nullopt, fetch, 0, /*size_pending=*/true, joined};
 }
 
 bool Mirror::spawn_fetch(std::function<void()> run, const std::shared_ptr<InflightBlob>& fetch) {

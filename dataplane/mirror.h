@@ -40,9 +40,9 @@ struct BlobSource {
   std::optional<OpenBlob> local;           // complete, verified blob
   std::shared_ptr<InflightBlob> inflight;  // or one still arriving
   uint64_t size = 0;
-  // Asked not to wait: `inflight` does not know its size yet (settle()
-  // waits for it without a thread); `joined`: a fetch started for another
-  // repository, which may lack the blob upstream.
+  // `inflight` may not know its size yet (blob_on_pool waits for it
+  // without a thread); `joined`: a fetch started for another repository,
+  // which may lack the blob upstream.
   bool size_pending = false, joined = false;
 };
 
@@ -68,11 +68,11 @@ class Mirror {
   // Who decides when tags are revalidated (the revalidation actor); set
   // before requests arrive.
   void set_revalidations(std::unique_ptr<TagRevalidations> revalidations);
-  // `background`: for the replicator's prefetch, which yields to clients
-  // (see client_fetch_running). Without `wait`, a fetch's size is not
-  // waited for (size_pending): settle() does that.
-  Result<BlobSource> blob(Upstream& upstream, const std::string& repo, const std::string& digest, bool head,
-                          bool background = false, bool wait = true);
+  // May block (a site member asks its peers who holds the blob), but never
+  // waits for a fetch: one in flight comes back with size_pending
+  // (blob_on_pool waits for it by callback, and counts it as a client's for
+  // client_fetch_running; the replicator's prefetch waits with when_done).
+  Result<BlobSource> blob(Upstream& upstream, const std::string& repo, const std::string& digest, bool head);
   using BlobHandler = std::function<void(Result<BlobSource>)>;
   // blob() for a client that must not wait on a thread: `done` is called
   // once, inline, from an I/O thread or from the disk pool. Only while
@@ -101,13 +101,16 @@ class Mirror {
                    std::string self_name, uint64_t chunk_size);
   // A blob pushed to another member: found by asking the live peers, then
   // fetched in chunks from those holding it, streamed while it arrives.
-  Result<BlobSource> blob_from_peers(const std::string& repo, const std::string& digest, bool background = false,
-                                     bool wait = true);
-  // Runs a blocking lookup (blob() or blob_from_peers() without `wait`) on
+  // `background`: for the replicator's prefetch, which yields to clients
+  // (see client_fetch_running). A fetch in flight comes back as blob()'s.
+  Result<BlobSource> blob_from_peers(const std::string& repo, const std::string& digest, bool background = false);
+  // Runs a blocking lookup (blob() or blob_from_peers()) on
   // the blocking pool, then waits for a fetch's size without a thread, and
   // calls `done` once; a joined fetch that found the blob unknown upstream
   // runs the lookup once more. false: the node stops (`done` not called).
   bool blob_on_pool(std::function<Result<BlobSource>()> lookup, BlobHandler done);
+  // What blob_on_pool does once `lookup` gave `source`.
+  void settle(Result<BlobSource> source, std::function<Result<BlobSource>()> lookup, BlobHandler done);
   // Answers a peer's chunk request (the ChunkServer's provider).
   transfer::ChunkReply serve_chunk(const wire::ChunkRequest& request);
   uint64_t bytes_from_upstream() const { return bytes_from_upstream_; }

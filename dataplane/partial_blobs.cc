@@ -51,8 +51,7 @@ std::vector<Mirror::Partial> Mirror::partial_blobs() {
   }
   for (const auto& [digest, weak] : inflight_)
     if (auto fetch = weak.lock(); fetch && !site_blobs_.count(digest)) {
-      auto size = fetch->wait_size(std::chrono::milliseconds(0));
-      out.push_back(Partial{digest, size ? *size : 0, fetch->readable()});
+      out.push_back(Partial{digest, fetch->size_known(), fetch->readable()});
     }
   return out;
 }

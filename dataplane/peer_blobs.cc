@@ -78,8 +78,7 @@ Mirror::Holders Mirror::find_holders(const std::string& repo, const Digest& dige
   return found;
 }
 
-Result<BlobSource> Mirror::blob_from_peers(const std::string& repo, const std::string& digest_text, bool background,
-                                           bool wait) {
+Result<BlobSource> Mirror::blob_from_peers(const std::string& repo, const std::string& digest_text, bool background) {
   auto digest = Digest::parse(digest_text);
   if (!digest) return digest.status();
   if (!peers_) return Status{Errc::blob_unknown, "blob unknown to repository: " + digest->str()};
@@ -88,13 +87,8 @@ Result<BlobSource> Mirror::blob_from_peers(const std::string& repo, const std::s
     std::lock_guard lock(mu_);
     if (auto it = inflight_.find(digest->str()); it != inflight_.end()) existing = it->second.lock();
   }
-  if (existing && !wait) return BlobSource{std::nullopt, existing, 0, /*size_pending=*/true, /*joined=*/false};
-  if (existing) {  // waited for without mu_: the fetch needs it to finish
-    auto size = existing->wait_size(std::chrono::minutes(10));
-    if (!size) return size.status();
-    if (!background) note_client_fetch(existing);
-    return BlobSource{std::nullopt, existing, *size};
-  }
+  if (existing)  // its size is waited for by callback (blob_on_pool, or the replicator's when_done)
+    return BlobSource{std::nullopt, existing, 0, /*size_pending=*/true, /*joined=*/false};
   // Who holds it completely? Ask the live peers (a pushed blob lives where it was pushed).
   auto holders = find_holders(repo, *digest);
   if (holders.peers.empty()) return Status{Errc::blob_unknown, "blob unknown to repository: " + digest->str()};

@@ -53,7 +53,7 @@ FetchStart Replicator::start_fetch(const ReplicationJob& job, bool may_yield, st
   // to what a pod is waiting for.
   if (may_yield && mirror_.client_fetch_running()) return FetchStart::yielded;
   Upstream* upstream = job.ns.empty() ? nullptr : mirror_.upstream_for(job.ns);
-  auto source = upstream ? mirror_.blob(*upstream, job.origin_repo, job.digest, false, /*background=*/true)
+  auto source = upstream ? mirror_.blob(*upstream, job.origin_repo, job.digest, false)
                          : mirror_.blob_from_peers(job.repo, job.digest, /*background=*/true);
   if (!source || !source->inflight) return FetchStart::skipped;  // failed (next round), or stored already
   source->inflight->when_done([done = std::move(done), inflight = source->inflight.get()] { done(!inflight->failed()); });

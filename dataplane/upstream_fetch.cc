@@ -120,15 +120,16 @@ void Mirror::use_pools(IoPool& io, BlockingPool& blocking) {
 
 bool Mirror::blob_on_pool(std::function<Result<BlobSource>()> lookup, BlobHandler done) {
   if (!blocking_) return false;
-  return blocking_->post([this, lookup, done] {
-    auto source = lookup();
-    if (!source || !source->size_pending) return done(std::move(source));
-    const bool may_retry = source->joined;
-    joined(source->inflight, [this, lookup, done, may_retry](Result<BlobSource> settled) {
-      if (settled || settled.status().code != Errc::blob_unknown || !may_retry) return done(std::move(settled));
-      // That fetch was for another repository; this one may have the blob.
-      if (!blob_on_pool(lookup, done)) done(Status{Errc::upstream_unavailable, "the node is stopping"});
-    });
+  return blocking_->post([this, lookup, done] { settle(lookup(), lookup, done); });
+}
+
+void Mirror::settle(Result<BlobSource> source, std::function<Result<BlobSource>()> lookup, BlobHandler done) {
+  if (!source || !source->size_pending) return done(std::move(source));
+  const bool may_retry = source->joined;
+  joined(source->inflight, [this, lookup, done, may_retry](Result<BlobSource> settled) {
+    if (settled || settled.status().code != Errc::blob_unknown || !may_retry) return done(std::move(settled));
+    // That fetch was for another repository; this one may have the blob.
+    if (!blob_on_pool(lookup, done)) done(Status{Errc::upstream_unavailable, "the node is stopping"});
   });
 }
 
@@ -147,8 +148,10 @@ void Mirror::blob_async(Upstream& up, const std::string& repo, const std::string
   auto on_disk_pool = [this, done](std::function<void()> work) {
     if (!disk_->post(std::move(work))) done(Status{Errc::upstream_unavailable, "the node is stopping"});
   };
-  if (blobs_.stat(*digest))  // stored for another repository: linked (a database write) and shared
-    return on_disk_pool([this, &up, repo, digest_text, head, done] { done(blob(up, repo, digest_text, head)); });
+  if (blobs_.stat(*digest)) {  // stored for another repository: linked (a database write) and shared
+    auto lookup = [this, &up, repo, digest_text, head] { return blob(up, repo, digest_text, head); };
+    return on_disk_pool([this, lookup, done] { settle(lookup(), lookup, done); });
+  }
   std::shared_ptr<InflightBlob> fetch;
   {
     std::lock_guard lock(mu_);

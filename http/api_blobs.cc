@@ -134,10 +134,10 @@ Handling Api::blobs(const Route& route, const RequestHead& head) {
         // Pushed to another member of the site? Fetch it from there. (HEAD
         // stays local: a client that sees 404 uploads the blob here, which
         // keeps manifest pushes consistent.)
-        auto source = mirror_->blob_from_peers(route.name, route.reference, false, /*wait=*/false);
+        auto source = mirror_->blob_from_peers(route.name, route.reference);
         if (source || !upstream) return source;
       }
-      return mirror_->blob(*upstream, route.name, route.reference, head_only, false, /*wait=*/false);
+      return mirror_->blob(*upstream, route.name, route.reference, head_only);
     };
     auto reply = [upstream, explicit_ns, route, range, head_only, send](Result<BlobSource> source) {
       send(mirrored_blob_reply(std::move(source), upstream, route, range, head_only, explicit_ns));
