@@ -29,10 +29,6 @@ using site_fetch::random_id;
 namespace {
 using Clock = std::chrono::steady_clock;
 
-// Fetches from upstream running at once on this node; more wait their turn.
-// Generous: the clients waiting on fetches are bounded by blocking-threads
-// already, and a lower bound measured slower (bench/cold-blobs).
-constexpr size_t kMaxFetchThreads = 512;
 // Jobs obtaining chunks of site blobs at once (four per blob); more wait.
 constexpr size_t kMaxChunkWorkers = 64;
 // Disk writes of upstream fetches at once: each is one piece of a body.
@@ -43,15 +39,13 @@ constexpr size_t kMaxDiskWriters = 4;
 Mirror::Mirror(Registry& registry, BlobStore& blobs, std::map<std::string, std::unique_ptr<Upstream>> upstreams,
                std::string default_ns)
     : registry_(registry), blobs_(blobs), upstreams_(std::move(upstreams)), default_ns_(std::move(default_ns)),
-      fetches_(std::make_unique<BlockingPool>(kMaxFetchThreads)),
       chunk_workers_(std::make_unique<BlockingPool>(kMaxChunkWorkers)),
       disk_(std::make_unique<BlockingPool>(kMaxDiskWriters)) {}
 
 Mirror::~Mirror() {
   stopping_ = true;
-  // Queued fetches run, see stopping_ and end; every fetch ends in one of
-  // these pools' jobs, so none runs once both have stopped.
-  fetches_->stop();
+  // Queued jobs run, see stopping_ and end. A site fetch ends in a chunk
+  // job; an upstream fetch on the I/O pool, which has stopped by now.
   chunk_workers_->stop();
   disk_->stop();
 }
@@ -62,7 +56,6 @@ void Mirror::stop() {
   if (chunk_client_) chunk_client_->cancel_all();
   // Every fetch ends now, while the I/O pool that the clients waiting on
   // them post to still exists (the Node destroys it before the Mirror).
-  fetches_->stop();
   chunk_workers_->stop();
   disk_->stop();
 }
@@ -183,13 +176,6 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
   // Its size is waited for by callback (blob_on_pool, which notes a
   // client's fetch, or the replicator's when_done).
   return BlobSource{std::nullopt, fetch, 0, /*size_pending=*/true, joined};
-}
-
-bool Mirror::spawn_fetch(std::function<void()> run, const std::shared_ptr<InflightBlob>& fetch) {
-  if (fetches_->post(std::move(run))) return true;
-  inflight_.erase(fetch->digest().str());
-  fetch->finish(Status{Errc::upstream_unavailable, "node is stopping"});
-  return false;
 }
 
 Result<uint64_t> Mirror::blob_size_from_head(const Upstream& up, const Digest& digest,

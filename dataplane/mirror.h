@@ -154,9 +154,6 @@ class Mirror {
   void on_disk_pool(std::function<void()> work, const ManifestHandler& done);
   std::shared_ptr<InflightBlob> start_fetch(Upstream& upstream, const std::string& local, const std::string& repo,
                                             const Digest& digest);
-  // Queues `run` on the fetch pool (mu_ held). false when the pool refused
-  // it (the node stops): `fetch` is then finished with an error and forgotten.
-  bool spawn_fetch(std::function<void()> run, const std::shared_ptr<InflightBlob>& fetch);
   void finish_fetch(const std::shared_ptr<InflightBlob>& blob, const Status& outcome);
 
   struct SiteBlob;
@@ -178,7 +175,8 @@ class Mirror {
   Status chunk_via_fetchers(Upstream& upstream, const std::string& repo, SiteBlob& blob, uint64_t index,
                             const std::vector<site::PeerAddress>& live, bool upstream_ranges);
   using ChunkedBody = std::function<void(std::shared_ptr<InflightBlob>, std::shared_ptr<SiteBlob>)>;
-  // Registers a chunked fetch (single flight by digest) and runs `body` on the fetch pool.
+  // Registers a chunked fetch (single flight by digest) and runs `body`,
+  // which starts its assembly and returns.
   std::shared_ptr<InflightBlob> start_chunked(const Digest& digest, uint64_t size, ChunkedBody body);
   // Publishes a verified chunked blob (or discards it) and ends the fetch.
   void publish_chunked(const std::shared_ptr<InflightBlob>& fetch, const std::shared_ptr<SiteBlob>& sb,
@@ -259,13 +257,9 @@ class Mirror {
   std::map<std::string, std::weak_ptr<InflightBlob>> inflight_;  // by digest
   std::unique_ptr<TagRevalidations> revalidations_;
   std::atomic<bool> stopping_{false};
-  // Site fetches (chunks from peers and designated fetchers, on blocking
-  // clients): each blocks on the network for its whole span, so they get
-  // their own bounded pool (clients wait on them from the registry's pool). Declared last: stopped
-  // and joined first when the Mirror goes.
-  std::unique_ptr<BlockingPool> fetches_;
   // The jobs that obtain a site blob's chunks (kParallelChunks per blob);
-  // the last one to end publishes it. Stopped after fetches_.
+  // the last one to end publishes it. Declared last: stopped and joined
+  // first when the Mirror goes (with disk_).
   std::unique_ptr<BlockingPool> chunk_workers_;
   // Writes and commits of blobs fetched without a thread (WholeBlobFetch),
   // and blob_async's work that touches the database. Short jobs: small.

@@ -176,13 +176,16 @@ Status Mirror::chunk_via_fetchers(Upstream& up, const std::string& repo, SiteBlo
 std::shared_ptr<InflightBlob> Mirror::start_chunked(const Digest& digest, uint64_t size, ChunkedBody body) {
   auto sb = site_blob(digest, size);
   if (!sb) return nullptr;
-  std::lock_guard lock(mu_);
-  if (auto it = inflight_.find(digest.str()); it != inflight_.end())
-    if (auto existing = it->second.lock()) return existing;
-  auto fetch = std::make_shared<InflightBlob>(digest, UniqueFd(::dup(sb->fd.get())));
-  fetch->begin(size);
-  inflight_[digest.str()] = fetch;
-  spawn_fetch([body = std::move(body), fetch, sb] { body(fetch, sb); }, fetch);
+  std::shared_ptr<InflightBlob> fetch;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = inflight_.find(digest.str()); it != inflight_.end())
+      if (auto existing = it->second.lock()) return existing;
+    fetch = std::make_shared<InflightBlob>(digest, UniqueFd(::dup(sb->fd.get())));
+    fetch->begin(size);
+    inflight_[digest.str()] = fetch;
+  }
+  body(fetch, sb);  // starts the assembly on the chunk pool and returns
   return fetch;
 }
 

@@ -102,11 +102,15 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     io_timeout_ = request_.io_timeout.count() ? request_.io_timeout : shared_->options.io_timeout;
   }
 
+  ~Exchange() {
+    if (registration_) shared_->delist(*registration_);  // its handlers were dropped (the pool stopped)
+  }
+
   void start(bool lookup_here) {
-    auto id = shared_->enlist([weak = weak_from_this(), strand = strand_] {
-      net::post(strand, [weak] {
-        if (auto self = weak.lock()) self->cancel();
-      });
+    // The cancel holds no executor: the client (and its list) may outlive
+    // the I/O pool, whose strands must not be touched once it is gone.
+    auto id = shared_->enlist([weak = weak_from_this()] {
+      if (auto self = weak.lock()) net::post(self->strand_, [self] { self->cancel(); });
     });
     if (!id) return post_end(Status{Errc::upstream_unavailable, "the node is stopping"});
     registration_ = *id;
@@ -286,6 +290,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void end(Result<HttpResponse> result) {
     if (!done_) return;
     if (registration_) shared_->delist(*registration_);
+    registration_.reset();
     beast::error_code ignored;
     tcp_.socket().close(ignored);
     auto done = std::move(done_);
@@ -325,9 +330,13 @@ void HttpClient::use_pools(IoPool& io, BlockingPool& lookups) {
 }
 
 void HttpClient::cancel_all() const {
-  std::lock_guard lock(shared_->mu);
-  shared_->cancelled = true;
-  for (auto& [id, cancel] : shared_->cancels) cancel();
+  std::map<uint64_t, std::function<void()>> cancels;
+  {
+    std::lock_guard lock(shared_->mu);
+    shared_->cancelled = true;
+    cancels.swap(shared_->cancels);
+  }
+  for (auto& [id, cancel] : cancels) cancel();
 }
 
 void HttpClient::async_send(HttpRequest request, std::shared_ptr<AsyncBodySink> sink, ResponseHandler done) const {
