@@ -24,7 +24,6 @@
 #include <string>
 
 #include "base/blocking_pool.h"
-#include "base/io_pool.h"
 #include "dataplane/chunk_digests.h"
 #include "dataplane/inflight_blob.h"
 #include "dataplane/tag_revalidations.h"
@@ -35,6 +34,8 @@
 #include "upstream/upstream.h"
 
 namespace ep {
+
+class IoPool;
 
 struct BlobSource {
   std::optional<OpenBlob> local;           // complete, verified blob
