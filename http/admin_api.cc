@@ -3,6 +3,7 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
+#include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -69,16 +70,42 @@ Handling now(Reply reply) {
 
 }  // namespace
 
+namespace {
+Reply site_answer(const std::string& body) { return body.empty() ? error_json(404, "not found") : json_reply(200, body); }
+}  // namespace
+
 template <class... Ts>
 Reply AdminApi::ask(Ts... request) {
   caf::scoped_actor self{system_};
   Reply reply = error_json(503, "the site actor did not answer");
   self->request(site_, std::chrono::seconds(5), request...)
-      .receive(
-          [&](const std::string& body) { reply = body.empty() ? error_json(404, "not found") : json_reply(200, body); },
-          [&](caf::error& err) { reply = error_json(503, "site actor: " + system_.render(err)); });
+      .receive([&](const std::string& body) { reply = site_answer(body); },
+               [&](caf::error& err) { reply = error_json(503, "site actor: " + system_.render(err)); });
   return reply;
 }
+
+template <class... Ts>
+void AdminApi::ask_later(std::function<void(Reply)> send, Ts... request) {
+  if (!site_) return send(error_json(503, "the site actor is not running yet"));
+  caf::actor_system* system = &system_;
+  system_.spawn([site = site_, send, system, request...](caf::event_based_actor* self) {
+    self->request(site, std::chrono::seconds(5), request...)
+        .then([send](const std::string& body) { send(site_answer(body)); },
+              [send, system](caf::error& err) { send(error_json(503, "site actor: " + system->render(err))); });
+  });
+}
+
+namespace {
+// A Handling whose reply comes from the site actor, transformed by `then`.
+template <class Ask>
+Handling later(Ask ask, std::function<Reply(Reply)> then = nullptr) {
+  Handling h;
+  h.answers_later = [ask, then](std::function<void(Reply)> send) {
+    ask([send, then](Reply r) { send(then ? then(std::move(r)) : std::move(r)); });
+  };
+  return h;
+}
+}  // namespace
 
 Handling AdminApi::handle(const RequestHead& head, const access::Caller&) {
   const std::string_view requested(head.target().data(), head.target().size());
@@ -98,11 +125,11 @@ Handling AdminApi::handle(const RequestHead& head, const access::Caller&) {
   const bool get = method == verb::verb::get;
   Handling h;
   if (path == "/admin/v1/members" && get) {
-    h.deferred = [this] { return ask(actors::members_atom::value); };
+    return later([this](auto send) { ask_later(send, actors::members_atom::value); });
   } else if (path == "/admin/v1/tags" && get) {
     std::string repo = route.param("repo");
     if (auto s = repo.empty() ? Status::Ok() : validate_repository(repo); !s) return now(error_json(400, s.message));
-    h.deferred = [this, repo] { return ask(actors::tags_atom::value, repo); };
+    return later([this, repo](auto send) { ask_later(send, actors::tags_atom::value, repo); });
   } else if (path == "/admin/v1/pins" && get) {
     h.deferred = [this] { return pins_reply(); };
   } else if (path == "/admin/v1/pins" && method == verb::verb::post) {
@@ -133,12 +160,12 @@ Handling AdminApi::handle(const RequestHead& head, const access::Caller&) {
     std::string ref = route.param("ref");
     if (ref.empty()) return now(error_json(400, "missing ?ref="));
     if (auto s = check_pin_ref(ref); !s) return now(error_json(400, s.message));
-    h.deferred = [this, ref] {
-      Reply r = ask(actors::pin_rm_atom::value, ref);
-      if (r.status == 200) r.body = json_text(json({{"removed", true}}));
-      if (r.status == 404) r = error_json(404, "no pin for " + ref);
-      return r;
-    };
+    return later([this, ref](auto send) { ask_later(send, actors::pin_rm_atom::value, ref); },
+                 [ref](Reply r) {
+                   if (r.status == 200) r.body = json_text(json({{"removed", true}}));
+                   if (r.status == 404) r = error_json(404, "no pin for " + ref);
+                   return r;
+                 });
   } else if (path == "/admin/v1/gc" && (get || method == verb::verb::post)) {
     const bool remove = !get;  // GET: what would go (dry run); POST: collect now
     h.deferred = [this, remove] { return gc_reply(remove); };
@@ -152,11 +179,10 @@ Handling AdminApi::handle(const RequestHead& head, const access::Caller&) {
   } else if (path == "/admin/v1/stats/history" && get) {
     return now(traffic_history_reply());
   } else if (path == "/admin/v1/leave" && method == verb::verb::post) {
-    h.deferred = [this] {
-      Reply r = ask(actors::leave_atom::value);
+    return later([this](auto send) { ask_later(send, actors::leave_atom::value); }, [](Reply r) {
       if (r.status == 200) r = json_reply(202, json_text(json({{"status", "leaving"}})));
       return r;
-    };
+    });
   } else if (path.rfind("/admin/v1/", 0) == 0) {
     return now(error_json(404, "no such admin endpoint: " + std::string(head.method_string()) + " " + path));
   } else {

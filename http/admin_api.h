@@ -55,8 +55,14 @@ class AdminApi : public RequestHandler {
   Reply stats_reply();
   Reply traffic_history_reply();
   TrafficSample traffic_now() const;
+  // The site actor's answer to `request` (JSON text), waited for on an
+  // admin pool thread: for work that blocks anyway (pins, blobs).
   template <class... Ts>
   Reply ask(Ts... request);
+  // The same without a thread: a one-shot actor asks and `send`s the
+  // reply when the answer comes (or after 5 s).
+  template <class... Ts>
+  void ask_later(std::function<void(Reply)> send, Ts... request);
 
   caf::actor_system& system_;
   caf::actor site_;
