@@ -35,6 +35,10 @@ Status check_whole_blob(const Upstream& up, const Digest& digest, const Result<H
 // client reads on only after a piece was stored), alternating between an
 // I/O strand and the disk pool, so its fields need no lock.
 struct Mirror::WholeBlobFetch {
+  WholeBlobFetch(Mirror& m, Upstream& u, std::string l, std::string r, std::string staging,
+                 std::shared_ptr<InflightBlob> b)
+      : mirror(m), up(u), local(std::move(l)), repo(std::move(r)), staging_id(std::move(staging)), blob(std::move(b)) {}
+
   Mirror& mirror;
   Upstream& up;
   std::string local, repo, staging_id;
@@ -95,18 +99,34 @@ struct Mirror::WholeBlobFetch {
 
 std::shared_ptr<InflightBlob> Mirror::start_fetch(Upstream& up, const std::string& local, const std::string& repo,
                                                   const Digest& digest) {
-  std::shared_ptr<WholeBlobFetch> job;
+  auto existing = [&]() -> std::shared_ptr<InflightBlob> {
+    auto it = inflight_.find(digest.str());
+    return it == inflight_.end() ? nullptr : it->second.lock();
+  };
   {
     std::lock_guard lock(mu_);
-    if (auto it = inflight_.find(digest.str()); it != inflight_.end())
-      if (auto existing = it->second.lock()) return existing;
-    auto random = site_fetch::random_id("fetch-");
-    if (!random) return nullptr;  // the caller reports that it cannot stage the fetch
-    auto fd = blobs_.open_staging(*random, /*create=*/true);
-    if (!fd) return nullptr;
-    auto fetch = std::make_shared<InflightBlob>(digest, std::move(*fd));
-    inflight_[digest.str()] = fetch;
-    job = std::make_shared<WholeBlobFetch>(WholeBlobFetch{*this, up, local, repo, *random, fetch});
+    if (auto fetch = existing()) return fetch;
+  }
+  // The staging file is made without mu_ held (file work); a fetch that
+  // another thread registered meanwhile wins, and this file goes.
+  auto random = site_fetch::random_id("fetch-");
+  if (!random) return nullptr;  // the caller reports that it cannot stage the fetch
+  auto fd = blobs_.open_staging(*random, /*create=*/true);
+  if (!fd) return nullptr;
+  std::shared_ptr<WholeBlobFetch> job;
+  std::shared_ptr<InflightBlob> winner;
+  {
+    std::lock_guard lock(mu_);
+    if (!(winner = existing())) {
+      auto fetch = std::make_shared<InflightBlob>(digest, std::move(*fd));
+      inflight_[digest.str()] = fetch;
+      job = std::make_shared<WholeBlobFetch>(*this, up, local, repo, *random, fetch);
+    }
+  }
+  if (winner) {
+    fd->reset();
+    blobs_.remove_staging(*random);
+    return winner;
   }
   job->start(job);
   return job->blob;

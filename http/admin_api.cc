@@ -135,13 +135,12 @@ Handling AdminApi::handle(const RequestHead& head, const access::Caller&) {
   } else if (path == "/admin/v1/pins" && method == verb::verb::post) {
     h.mode = BodyMode::buffer;
     h.buffer_limit = 64 * 1024;
-    h.finish_waits = true;  // asks the site actor
-    h.finish = [this](std::string body, std::unique_ptr<UploadAppender>) {
+    h.finish_later = [this](std::string body, std::function<void(Reply)> send) {
       auto doc = json::parse(body, nullptr, false);
       if (doc.is_discarded() || !doc.is_object() || !doc.contains("ref") || !doc["ref"].is_string() ||
           doc["ref"].get<std::string>().empty())
-        return error_json(400, "body must be {\"ref\": \"repo:tag\", \"replicas\": N|\"all\"}");
-      if (auto s = check_pin_ref(doc["ref"].get<std::string>()); !s) return error_json(400, s.message);
+        return send(error_json(400, "body must be {\"ref\": \"repo:tag\", \"replicas\": N|\"all\"}"));
+      if (auto s = check_pin_ref(doc["ref"].get<std::string>()); !s) return send(error_json(400, s.message));
       int32_t replicas = -1;  // the node's replication setting
       if (doc.contains("replicas")) {
         const auto& r = doc["replicas"];
@@ -150,11 +149,13 @@ Handling AdminApi::handle(const RequestHead& head, const access::Caller&) {
         else if (r.is_number_integer() && r.get<int64_t>() >= 1 && r.get<int64_t>() <= 1000000)
           replicas = static_cast<int32_t>(r.get<int64_t>());
         else
-          return error_json(400, "replicas must be a positive number or \"all\"");
+          return send(error_json(400, "replicas must be a positive number or \"all\""));
       }
-      Reply reply = ask(actors::pin_add_atom::value, doc["ref"].get<std::string>(), replicas);
-      if (reply.status == 200) reply.status = 201;
-      return reply;
+      auto created = [send](Reply reply) {
+        if (reply.status == 200) reply.status = 201;
+        send(std::move(reply));
+      };
+      ask_later(created, actors::pin_add_atom::value, doc["ref"].get<std::string>(), replicas);
     };
   } else if (path == "/admin/v1/pins" && method == verb::verb::delete_) {
     std::string ref = route.param("ref");

@@ -79,6 +79,10 @@ Handling on_reply(Handling h, std::function<Reply(Reply)> step) {
     h.answers_later = [step, inner = std::move(h.answers_later)](std::function<void(Reply)> send) {
       inner([step, send](Reply r) { send(step(std::move(r))); });
     };
+  if (h.finish_later)
+    h.finish_later = [step, inner = std::move(h.finish_later)](std::string body, std::function<void(Reply)> send) {
+      inner(std::move(body), [step, send](Reply r) { send(step(std::move(r))); });
+    };
   return h;
 }
 

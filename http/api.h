@@ -40,6 +40,8 @@ struct Handling {
   // called on the I/O thread with the function that sends the reply, which
   // it calls once, from any thread.
   std::function<void(std::function<void(Reply)> send)> answers_later;
+  // The same once a buffered body is in (BodyMode::buffer).
+  std::function<void(std::string body, std::function<void(Reply)> send)> finish_later;
   // Blocking work before the handler decides (making room on a full disk):
   // the server runs it on the worker pool, then calls handle_prepared().
   std::function<void()> prepare;

@@ -230,7 +230,7 @@ void Session::finish() {
     handling_ = Handling{};
     return run_on_pool(std::move(work));
   }
-  if (handling_.answers_later) return answer_later();
+  if (handling_.answers_later || handling_.finish_later) return answer_later();
   if (handling_.reply)
     reply_ = std::move(*handling_.reply);
   else if (handling_.finish)
@@ -266,7 +266,11 @@ void Session::run_on_pool(std::function<Reply()> work) {
 // The handler answers without blocking, later: its reply, from whatever
 // thread, is written back on this connection's strand.
 void Session::answer_later() {
-  auto start = std::move(handling_.answers_later);
+  std::function<void(std::function<void(Reply)>)> start = std::move(handling_.answers_later);
+  if (handling_.finish_later)
+    start = [finish = std::move(handling_.finish_later), body = std::move(body_)](std::function<void(Reply)> send) {
+      finish(body, std::move(send));
+    };
   handling_ = Handling{};
   auto answered = std::make_shared<std::atomic<bool>>(false);
   auto send = [self = shared_from_this(), answered](Reply r) {
