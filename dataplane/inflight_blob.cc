@@ -104,6 +104,7 @@ void InflightBlob::finish(Status outcome) {
   std::vector<std::function<void()>> ready;
   {
     std::lock_guard lock(mu_);
+    if (state_ == State::complete || state_ == State::failed) return;  // ended already (the node stopped)
     if (outcome.ok()) {
       state_ = State::complete;
     } else {

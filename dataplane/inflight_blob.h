@@ -44,6 +44,7 @@ class InflightBlob {
   // Fetch thread side.
   void begin(uint64_t size);
   void advance(uint64_t written);
+  // Ends the fetch, releasing every waiter; later calls change nothing.
   void finish(Status outcome);
 
  private:

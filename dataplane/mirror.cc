@@ -58,6 +58,15 @@ void Mirror::stop() {
   // them post to still exists (the Node destroys it before the Mirror).
   chunk_workers_->stop();
   disk_->stop();
+  // An upstream fetch ends on the I/O pool, which may stop before its
+  // cancellation ran: its clients are released here, whatever comes later.
+  std::vector<std::shared_ptr<InflightBlob>> running;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [digest, weak] : inflight_)
+      if (auto fetch = weak.lock()) running.push_back(std::move(fetch));
+  }
+  for (const auto& fetch : running) fetch->finish(Status{Errc::upstream_unavailable, "the node is stopping"});
 }
 
 Upstream* Mirror::upstream_for(const std::string& ns) const {

@@ -204,8 +204,11 @@ void Mirror::blob_async(Upstream& up, const std::string& repo, const std::string
 
 void Mirror::joined(const std::shared_ptr<InflightBlob>& fetch, BlobHandler done) {
   note_client_fetch(fetch);
-  fetch->when_sized([fetch, done](Result<uint64_t> size) {
-    if (!size) return done(size.status());
+  // Not owned by its own waiter: a fetch whose end never comes (its I/O
+  // handlers dropped at stop) must not keep itself, and its clients, alive.
+  fetch->when_sized([weak = std::weak_ptr<InflightBlob>(fetch), done](Result<uint64_t> size) {
+    auto fetch = weak.lock();
+    if (!size || !fetch) return done(size ? Status{Errc::upstream_unavailable, "the node is stopping"} : size.status());
     done(BlobSource{std::nullopt, fetch, *size});
   });
 }

@@ -179,3 +179,53 @@ def test_upstream_without_content_length(env):
     assert proxy.requests("GET", digest)[0]["done"]
     r = node.blob("c/blob", digest, ns="ns1", headers={"Range": "bytes=10-19"})
     assert r.status_code == 206 and r.content == data[10:20]
+
+
+def test_many_cold_blobs_at_once_cost_no_thread_each(env):
+    """200 different cold blobs asked at once through one mirror node: every one
+    arrives intact, each from one upstream GET, while the node's thread count
+    stays bounded (a fetch waits on the I/O pool, not on a thread of its own;
+    the issue's bound is 32 threads for 400 cold GETs)."""
+    up = env.upstream()
+    blobs = {}
+    for i in range(200):
+        data = os.urandom(64 << 10) + b"%d" % i
+        blobs[up.push_blob("many/blobs", data)] = data
+    proxy = env.proxy(up)
+    # slow enough that the GETs overlap: every one is in flight at once
+    proxy.set((lambda m, p: m == "GET" and "/blobs/" in p, ("delay", 0.5)))
+    node = env.node({"ns1": proxy.url}, default="ns1")
+    pid = node.proc.pid
+
+    peak = [0]
+    sampling = threading.Event()
+
+    def sample():
+        while not sampling.is_set():
+            try:
+                peak[0] = max(peak[0], len(os.listdir("/proc/%d/task" % pid)))
+            except OSError:
+                pass
+            time.sleep(0.005)
+
+    results = {}
+
+    def get(digest):
+        results[digest] = requests.get(node.v2("many/blobs/blobs/" + digest, "ns1"), timeout=60)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    clients = [threading.Thread(target=get, args=(d,)) for d in blobs]
+    for t in clients:
+        t.start()
+    for t in clients:
+        t.join()
+    sampling.set()
+    sampler.join()
+    for digest, data in blobs.items():
+        r = results[digest]
+        assert r.status_code == 200, (digest, r.status_code, r.text[:200])
+        assert r.content == data
+    for digest in blobs:
+        assert len(proxy.requests("GET", digest)) == 1, digest
+    assert peak[0] <= 32, "the node ran %d threads for 200 cold blobs at once" % peak[0]
