@@ -27,8 +27,6 @@ std::optional<std::string> random_id(const std::string& prefix) {
 using site_fetch::random_id;
 
 namespace {
-using Clock = std::chrono::steady_clock;
-
 // Jobs obtaining chunks of site blobs at once (four per blob); more wait.
 constexpr size_t kMaxChunkWorkers = 64;
 // Disk writes of upstream fetches at once: each is one piece of a body.

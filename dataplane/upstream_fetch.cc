@@ -7,12 +7,9 @@
 #include "base/file_io.h"
 #include "base/names.h"
 #include "dataplane/mirror.h"
+#include "dataplane/site_blob.h"
 
 namespace ep {
-
-namespace site_fetch {
-std::optional<std::string> random_id(const std::string& prefix);
-}
 
 namespace {
 // The verdict on a whole-blob GET once its body ended.

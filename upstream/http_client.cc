@@ -362,10 +362,4 @@ std::shared_ptr<AsyncBodySink> blocking_sink(BodySink* sink) {
       sink->accept, [sink](const char* data, size_t n, std::function<void(Status)> next) { next(sink->on_body(data, n)); }});
 }
 
-Result<HttpResponse> HttpClient::send(const HttpRequest& request, BodySink* sink) const {
-  Result<HttpResponse> result = Status{Errc::io_error, "request did not run"};
-  run_here([&] { async_send(request, blocking_sink(sink), [&](Result<HttpResponse> r) { result = std::move(r); }); });
-  return result;
-}
-
 }  // namespace ep

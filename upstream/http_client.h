@@ -5,8 +5,8 @@
 // connect_timeout, a stalled one io_timeout; cancel_all() ends every request
 // at once when the node stops. Requests run either on the node's I/O pool
 // (async_send, once use_pools() was called: a request in flight costs no
-// thread) or on the calling thread (send and run_here, for callers on a
-// blocking pool). Name lookups block, so they run on the lookup pool (or the
+// thread) or on the calling thread (run_here, for callers on a blocking
+// pool). Name lookups block, so they run on the lookup pool (or the
 // calling thread); a numeric host needs none. HTTPS uses the system CAs plus
 // an optional CA file and verifies the host name. No redirects or auth here:
 // Upstream (upstream.h) layers those on top. Thread-safe.
@@ -50,7 +50,8 @@ struct HttpResponse {
 };
 
 // Receives the response head once; returns true to stream the body into
-// on_body instead of buffering it (e.g. only for 200/206). For send().
+// on_body instead of buffering it (e.g. only for 200/206). For blocking
+// callers (Upstream::get).
 struct BodySink {
   std::function<bool(const HttpResponse& head)> accept;
   std::function<Status(const char* data, size_t size)> on_body;
@@ -64,7 +65,7 @@ struct AsyncBodySink {
   std::function<void(const char* data, size_t size, std::function<void(Status)> next)> on_body;
 };
 
-// `sink` for async_send: each piece consumed at once (null: null).
+// `sink` for async_send inside run_here: each piece consumed at once (null: null).
 std::shared_ptr<AsyncBodySink> blocking_sink(BodySink* sink);
 
 struct HttpRequest {
@@ -100,8 +101,6 @@ class HttpClient {
   // their handlers start), on this thread with a private context; returns
   // once all of them ended. For callers on a blocking pool.
   void run_here(const std::function<void()>& start) const;
-  // One request on this thread (run_here around async_send).
-  Result<HttpResponse> send(const HttpRequest& request, BodySink* sink = nullptr) const;
   const Options& options() const { return options_; }
   // Ends every request in flight at once (its socket is closed on its own
   // strand, so the request fails instead of waiting out its deadlines) and
