@@ -17,7 +17,13 @@ void Effects::append(Effects&& o) {
 }
 
 SiteCore::SiteCore(wire::Member self, CoreOptions options, uint64_t seed, ManifestLookup manifests)
-    : options_(options), membership_(self, options.membership), clock_(self.name()), rng_(seed),
+    : options_(options),
+      membership_(self, [&] {
+        auto membership = options.membership;
+        membership.heartbeat_ms = options.heartbeat_interval_ms;  // silences are meant for it
+        return membership;
+      }()),
+      clock_(self.name()), rng_(seed),
       manifests_(std::move(manifests)) {}
 
 wire::Envelope SiteCore::envelope(uint64_t now) const {
@@ -58,7 +64,19 @@ wire::Member SiteCore::self_view() const {
   wire::Member me = self();
   me.set_peers(static_cast<uint32_t>(membership_.live_count()));
   me.set_collected_ms(collected_ms_);
+  me.set_heartbeat_ms(static_cast<uint32_t>(heartbeat_ms_));
   return me;
+}
+
+uint64_t SiteCore::heartbeat_period(uint64_t now) const {
+  // While members come and go, beat often: a newcomer, or a member back from
+  // a partition, is heard and answered within a second even if its first
+  // hello was lost (the same window as member lists in anti-entropy).
+  if (now - membership_.live_set_changed_ms() < 10 * options_.heartbeat_interval_ms)
+    return options_.heartbeat_interval_ms;
+  const uint64_t spread = membership_.live_count() * 1000 / std::max<uint64_t>(options_.heartbeats_per_second, 1);
+  const uint64_t longest = std::max(options_.heartbeat_interval_ms, options_.max_heartbeat_interval_ms);
+  return std::clamp(spread, options_.heartbeat_interval_ms, longest);
 }
 
 wire::Envelope SiteCore::hello_envelope(uint64_t now) const {
@@ -151,7 +169,8 @@ Effects SiteCore::receive(const wire::Envelope& env, uint64_t now) {
     stale_since_ = last_contact_ms_;  // away longer than the site keeps members
   if (stale_since_) {
     // Exchange nothing until a hello says whether the site dropped tombstones
-    // while we were away (heartbeats bring one within a second).
+    // while we were away (members send one on every reconnection, and with
+    // every heartbeat).
     if (!env.has_hello()) return fx;
     if (env.hello().collected_ms() > *stale_since_) {
       auto forgotten = index_.forget_before(*stale_since_);
@@ -324,6 +343,7 @@ Effects SiteCore::announce(uint64_t now) {
   Effects fx;
   if (leaving_) return fx;
   last_heartbeat_ = now;
+  heartbeat_ms_ = heartbeat_period(now);  // announced with this beat, kept until the next
   const auto hello = hello_envelope(now);
   for (const auto& peer : membership_.live_peers()) fx.send.push_back({peer, hello});
   return fx;
@@ -338,7 +358,7 @@ Effects SiteCore::tick(uint64_t now) {
     last_liveness_check_ = now;
     for (auto& event : membership_.tick(now)) fx.membership.push_back(event);
   }
-  if (now - last_heartbeat_ >= options_.heartbeat_interval_ms) {
+  if (now - last_heartbeat_ >= heartbeat_ms_) {
     auto beat = announce(now);
     for (auto& send : beat.send) fx.send.push_back(std::move(send));
   }

@@ -1,5 +1,7 @@
 #include "site/membership.h"
 
+#include <algorithm>
+
 namespace ep::site {
 
 namespace {
@@ -67,11 +69,11 @@ std::vector<MembershipEvent> Membership::tick(uint64_t now) {
   for (auto it = members_.begin(); it != members_.end();) {
     auto& m = it->second;
     uint64_t silent = now > m.last_heard_ms ? now - m.last_heard_ms : 0;
-    if (m.liveness == Liveness::alive && silent >= options_.suspect_after_ms) {
+    if (m.liveness == Liveness::alive && silent >= allowed_silence(m.info, options_.suspect_after_ms)) {
       set_liveness(m, Liveness::suspect, now);
       events.push_back({it->first, Liveness::suspect});
     }
-    if (m.liveness == Liveness::suspect && silent >= options_.dead_after_ms) {
+    if (m.liveness == Liveness::suspect && silent >= allowed_silence(m.info, options_.dead_after_ms)) {
       set_liveness(m, Liveness::dead, now);
       events.push_back({it->first, Liveness::dead});
     }
@@ -91,6 +93,11 @@ std::vector<std::string> Membership::live_peers() const {
   for (const auto& [name, m] : members_)
     if (is_live(m.liveness)) out.push_back(name);
   return out;
+}
+
+uint64_t Membership::allowed_silence(const wire::Member& info, uint64_t silence_ms) const {
+  const uint64_t period = std::max<uint64_t>(info.heartbeat_ms(), options_.heartbeat_ms);
+  return options_.heartbeat_ms == 0 ? silence_ms : silence_ms * period / options_.heartbeat_ms;
 }
 
 void Membership::set_liveness(MemberState& m, Liveness next, uint64_t now) {

@@ -3,7 +3,8 @@
 // Liveness comes from hearing a member (any message) and from the transport
 // reporting a lost connection: alive -> suspect (silent for suspect_after,
 // or connection lost) -> dead (silent for dead_after) -> gone (dead or left
-// for gone_after; its state is dropped). A member that restarts comes back
+// for gone_after; its state is dropped). Silences are scaled by the
+// member's announced heartbeat period. A member that restarts comes back
 // with a higher incarnation under its stable name. Time is passed in.
 // Owned by one thread (the membership actor or a simulated node).
 #pragma once
@@ -25,6 +26,10 @@ struct MembershipOptions {
   uint64_t suspect_after_ms = 3000;
   uint64_t dead_after_ms = 6000;
   uint64_t gone_after_ms = 24ull * 3600 * 1000;
+  // The heartbeat period suspect_after and dead_after are meant for. A member
+  // announcing a longer one (Member.heartbeat_ms) is allowed silences longer
+  // by the same factor.
+  uint64_t heartbeat_ms = 1000;
 };
 
 struct MemberState {
@@ -70,6 +75,8 @@ class Membership {
   wire::Member self_;
   MembershipOptions options_;
   void set_liveness(MemberState& m, Liveness next, uint64_t now_ms);  // the only writer of liveness
+  // `silence_ms` (meant for the reference period) for a member announcing `info.heartbeat_ms()`.
+  uint64_t allowed_silence(const wire::Member& info, uint64_t silence_ms) const;
 
   std::map<std::string, MemberState> members_;  // peers only, not self
   size_t live_count_ = 0;                        // members alive or suspect

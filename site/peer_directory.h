@@ -43,6 +43,10 @@ class PeerDirectory {
     std::lock_guard lock(mu_);
     return live_;
   }
+  bool any_live() const {  // without copying what they hold
+    std::lock_guard lock(mu_);
+    return !live_.empty();
+  }
 
  private:
   mutable std::mutex mu_;

@@ -84,7 +84,7 @@ def test_a_site_stopped_at_once_exits_cleanly(env):
     for r in range(ROUNDS):
         nodes, _ = env.site(NODES, join_timeout=90,
                             names=["r%dn%02d" % (r, i) for i in range(1, NODES + 1)])
-        time.sleep(2)  # idle, as a site is most of the time
+        time.sleep(15)  # idle, as a site is most of the time: past the short beats of its joins
         threads = [threads_of(n.proc.pid) for n in nodes]
         cpu0 = [cpu_seconds(n.proc.pid) for n in nodes]
         t0 = time.monotonic()

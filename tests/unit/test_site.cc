@@ -38,6 +38,59 @@ TEST_CASE("membership: alive -> suspect -> dead -> gone; restart and leave") {
   CHECK(m.find("b") == nullptr);
 }
 
+TEST_CASE("a member announcing a longer heartbeat period is allowed silences longer by as much") {
+  wire::Member self;
+  self.set_name("a");
+  site::Membership m(self, site::MembershipOptions{3000, 6000, 60000, 1000});
+  wire::Member slow, plain;
+  slow.set_name("slow");
+  slow.set_heartbeat_ms(5000);  // a large site's period
+  plain.set_name("plain");      // announces none: the reference period
+  m.heard(slow, 0);
+  m.heard(plain, 0);
+  m.tick(3500);
+  CHECK(m.find("plain")->liveness == site::Liveness::suspect);
+  CHECK(m.find("slow")->liveness == site::Liveness::alive);  // two beats of 5 s are not missed yet
+  m.tick(15000);
+  CHECK(m.find("slow")->liveness == site::Liveness::suspect);
+  m.tick(29000);
+  CHECK(m.find("slow")->liveness == site::Liveness::suspect);
+  m.tick(30000);
+  CHECK(m.find("slow")->liveness == site::Liveness::dead);
+}
+
+TEST_CASE("a large site spreads its heartbeats: few messages per node at rest, and nobody is suspected") {
+  // Idle CPU of a node grows with the messages it sends and receives; with a
+  // heartbeat to every member each second a 30-node site sent 29 a second.
+  sim::SimOptions options;
+  options.nodes = 30;
+  options.seed = 11;
+  INFO("replay: build/bin/site_sim --nodes 30 --seed 11");
+  sim::Simulation s(options);
+  REQUIRE(s.run_until_converged(20000));
+  s.run_for(30000);  // past the joins' bursts and the first stretched beats
+  const uint64_t before = s.messages();
+  s.run_for(60000);
+  const double per_node_per_s = double(s.messages() - before) / s.size() / 60.0;
+  CAPTURE(per_node_per_s);
+  CHECK(per_node_per_s <= 8.0);  // 5 heartbeats and 1-2 anti-entropy rounds a second
+  const auto* first = s.core(1).membership().find(s.core(0).self().name());
+  REQUIRE(first);
+  CHECK(first->info.heartbeat_ms() == 29 * 1000 / 5);  // as announced: 29 peers, 5 beats a second
+  for (size_t i = 0; i < s.size(); ++i)
+    for (const auto& [name, member] : s.core(i).membership().members()) {
+      INFO(s.core(i).self().name() << " sees " << name << " " << site::liveness_name(member.liveness));
+      CHECK(member.liveness == site::Liveness::alive);
+    }
+  // A member that stops answering is still found out, within its six beats.
+  const std::string victim = s.core(4).self().name();
+  s.crash(4);
+  s.run_for(61000);
+  const auto* gone = s.core(0).membership().find(victim);
+  REQUIRE(gone);
+  CHECK(gone->liveness == site::Liveness::dead);
+}
+
 TEST_CASE("simulated site converges after partitions, loss, crashes and restarts") {
   for (uint64_t seed : {1, 2, 3, 4, 5}) {
     INFO("seed " << seed << " (replay: build/bin/site_sim --nodes 12 --seed " << seed << ")");
