@@ -21,8 +21,7 @@ struct RevalidationState {
   uint64_t next_id = 0;                         // waiter ids, revalidation ids
   // Waiters still waiting when the actor stops are told so.
   ~RevalidationState() {
-    auto stopping = std::make_shared<const Result<StoredManifest>>(
-        Status{Errc::upstream_unavailable, "the node is stopping"});
+    auto stopping = std::make_shared<const Result<StoredManifest>>(Status::Stopping());
     for (auto& [key, flight] : flights)
       for (auto& [id, waiter] : flight.waiters) waiter(stopping);
   }

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <set>
 
 namespace ep {
 
@@ -54,6 +55,10 @@ const Key kKeys[] = {
     {"blocking-threads", Kind::size, "most threads for registry requests that wait (on the uplink, peers); "
                                      "started when needed, ended when idle (default 32)"},
     {"io-threads", Kind::size, "I/O threads shared by the registry, admin, cluster and data listeners (default 2)"},
+    {"disk-threads", Kind::size, "threads writing and hashing what upstream fetches receive, started when needed "
+                                 "(default 4)"},
+    {"chunk-threads", Kind::size, "most jobs obtaining chunks of site blobs at once, four per blob; more wait "
+                                  "(default 64)"},
     {"http-max-connections", Kind::size, "open registry connections; past it a new one gets 503 (default 4096)"},
     {"http-header-timeout", Kind::duration, "a request's whole header must arrive within this (default 30s)"},
     {"http-stall-timeout", Kind::duration, "a body or reply that makes no progress this long ends the connection (default 60s)"},
@@ -137,7 +142,9 @@ Status apply(Config& config, const Key& key, const config_value& value) {
         if (ec != std::errc() || ptr != str->data() + str->size()) n = -1;
       }
       if (n < 0) return bad(name, "expected a non-negative number of bytes, got " + caf::to_string(value));
-      if ((name == "blocking-threads" || name == "io-threads") && (n < 1 || n > 4096))
+      static const std::set<std::string> kThreadCounts = {"blocking-threads", "io-threads", "disk-threads",
+                                                          "chunk-threads"};
+      if (kThreadCounts.count(name) && (n < 1 || n > 4096))
         return bad(name, "expected 1 to 4096 threads");
       if (name == "http-max-connections" && n < 1) return bad(name, "expected at least 1 connection");
       static const std::map<std::string, uint64_t Config::*> kSizes = {{"chunk-size", &Config::chunk_size},
@@ -145,6 +152,8 @@ Status apply(Config& config, const Key& key, const config_value& value) {
                                                                          {"min-free-space", &Config::min_free_space},
                                                                          {"blocking-threads", &Config::blocking_threads},
                                                                          {"io-threads", &Config::io_threads},
+                                                                         {"disk-threads", &Config::disk_threads},
+                                                                         {"chunk-threads", &Config::chunk_threads},
                                                                          {"http-max-connections", &Config::http_max_connections}};
       config.*kSizes.at(name) = static_cast<uint64_t>(n);
       return Status::Ok();

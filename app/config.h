@@ -41,6 +41,8 @@ struct Config {
   uint64_t min_free_space = 64ull << 20;  // writes that would leave less free space are refused
   uint64_t blocking_threads = 32;  // most threads for registry work that must block (extension)
   uint64_t io_threads = 2;         // Asio I/O threads shared by every listener (extension)
+  uint64_t disk_threads = 4;       // write and hash upstream fetches' body pieces (extension)
+  uint64_t chunk_threads = 64;     // jobs obtaining site blobs' chunks at once (extension)
   uint64_t http_max_connections = 4096;               // past it: 503 (extension)
   std::chrono::milliseconds http_header_timeout{30000};  // a whole request header (extension)
   std::chrono::milliseconds http_stall_timeout{60000};   // no body/reply progress (extension)

@@ -170,7 +170,7 @@ Status open_store(Parts& p, const Config& config) {
   auto upstreams = build_upstreams(config);
   if (!upstreams) return upstreams.status();
   p.mirror = std::make_unique<Mirror>(*p.registry, *p.blobs, std::move(upstreams->by_namespace),
-                                      upstreams->default_ns);
+                                      upstreams->default_ns, MirrorPools{config.disk_threads, config.chunk_threads});
   // Pushed blobs are announced to peers like assembled ones.
   p.uploads->on_stored([mirror = p.mirror.get()](const Digest& d) { mirror->note_completed(d); });
   return Status::Ok();

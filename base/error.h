@@ -53,6 +53,9 @@ struct Status {
   Status() = default;
   Status(Errc c, std::string msg) : code(c), message(std::move(msg)) {}
   static Status Ok() { return {}; }
+  // Work refused or ended because the node is shutting down (a client may
+  // retry on another node; `code` picks the OCI error it is reported as).
+  static Status Stopping(Errc c = Errc::upstream_unavailable) { return {c, "the node is stopping"}; }
   bool ok() const { return code == Errc::ok; }
   explicit operator bool() const { return ok(); }
 };

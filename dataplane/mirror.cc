@@ -26,19 +26,11 @@ std::optional<std::string> random_id(const std::string& prefix) {
 
 using site_fetch::random_id;
 
-namespace {
-// Jobs obtaining chunks of site blobs at once (four per blob); more wait.
-constexpr size_t kMaxChunkWorkers = 64;
-// Disk writes of upstream fetches at once: each is one piece of a body.
-constexpr size_t kMaxDiskWriters = 4;
-
-}  // namespace
-
 Mirror::Mirror(Registry& registry, BlobStore& blobs, std::map<std::string, std::unique_ptr<Upstream>> upstreams,
-               std::string default_ns)
+               std::string default_ns, MirrorPools pools)
     : registry_(registry), blobs_(blobs), upstreams_(std::move(upstreams)), default_ns_(std::move(default_ns)),
-      chunk_workers_(std::make_unique<BlockingPool>(kMaxChunkWorkers)),
-      disk_(std::make_unique<BlockingPool>(kMaxDiskWriters)) {}
+      chunk_workers_(std::make_unique<BlockingPool>(pools.chunk_threads)),
+      disk_(std::make_unique<BlockingPool>(pools.disk_threads)) {}
 
 Mirror::~Mirror() {
   stopping_ = true;
@@ -64,7 +56,7 @@ void Mirror::stop() {
     for (const auto& [digest, weak] : inflight_)
       if (auto fetch = weak.lock()) running.push_back(std::move(fetch));
   }
-  for (const auto& fetch : running) fetch->finish(Status{Errc::upstream_unavailable, "the node is stopping"});
+  for (const auto& fetch : running) fetch->finish(Status::Stopping());
 }
 
 Upstream* Mirror::upstream_for(const std::string& ns) const {
@@ -145,7 +137,7 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
     // A fetch into a full data dir fails at once, with the reason (507).
     if (auto s = blobs_.admit_making_room(0); !s) return s;
     std::shared_ptr<InflightBlob> fetch;
-    if (peers_ && !peers_->live().empty() && !site_fetch_failed_recently(*digest)) {
+    if (peers_ && peers_->any_live() && !site_fetch_failed_recently(*digest)) {
       // In a site: from members that hold it completely (no uplink needed) ...
       if (auto holders = find_holders(local, *digest); !holders.peers.empty())
         if ((fetch = start_peer_fetch(local, *digest, std::move(holders), &up, repo))) return fetch;

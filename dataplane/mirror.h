@@ -47,10 +47,16 @@ struct BlobSource {
   bool size_pending = false, joined = false;
 };
 
+// The Mirror's own pools (settings disk-threads and chunk-threads).
+struct MirrorPools {
+  size_t disk_threads = 4;    // writes and hashes body pieces of upstream fetches, mirrored manifests
+  size_t chunk_threads = 64;  // jobs obtaining chunks of site blobs (four per blob); more wait
+};
+
 class Mirror {
  public:
   Mirror(Registry& registry, BlobStore& blobs, std::map<std::string, std::unique_ptr<Upstream>> upstreams,
-         std::string default_ns);
+         std::string default_ns, MirrorPools pools = {});
   ~Mirror();  // stops and waits for running fetches
   // Makes running and future fetches give up at their next read.
   // Fetches give up at once, requests to upstreams and peers included
@@ -151,8 +157,9 @@ class Mirror {
                         std::optional<Digest> known, std::function<void(TagRevalidations::Outcome)> end);
   void fetch_manifest_async(Upstream& up, const std::string& local, const std::string& repo,
                             const std::string& reference, const std::string& tag, ManifestHandler done);
-  // Runs `work` on the disk pool, or tells `done` the node is stopping.
-  void on_disk_pool(std::function<void()> work, const ManifestHandler& done);
+  // Runs `work` on the disk pool, or tells `refused` the node is stopping
+  // (a manifest or blob handler).
+  void on_disk_pool(std::function<void()> work, const std::function<void(Status)>& refused);
   std::shared_ptr<InflightBlob> start_fetch(Upstream& upstream, const std::string& local, const std::string& repo,
                                             const Digest& digest);
   void finish_fetch(const std::shared_ptr<InflightBlob>& blob, const Status& outcome);

@@ -54,7 +54,7 @@ struct Mirror::WholeBlobFetch {
     };
     sink->on_body = [self](const char* data, size_t n, std::function<void(Status)> next) {
       auto store = [self, data, n, next] { next(self->store(data, n)); };
-      if (!self->mirror.disk_->post(store)) next(Status{Errc::upstream_unavailable, "the node is stopping"});
+      if (!self->mirror.disk_->post(store)) next(Status::Stopping());
     };
     up.async_get(repo, "blobs/" + blob->digest().str(), "GET", {}, sink, std::chrono::milliseconds(0),
                  [self](Result<HttpResponse> response) { self->answered(self, response); });
@@ -75,7 +75,7 @@ struct Mirror::WholeBlobFetch {
     Status verdict = check_whole_blob(up, blob->digest(), response, size, written, hash);
     if (!verdict) return end(verdict);
     if (!mirror.disk_->post([self] { self->end(self->commit_blob()); }))
-      end(Status{Errc::upstream_unavailable, "the node is stopping"});
+      end(Status::Stopping());
   }
 
   // On the disk pool: publish the verified blob.
@@ -146,11 +146,11 @@ void Mirror::settle(Result<BlobSource> source, std::function<Result<BlobSource>(
   joined(source->inflight, [this, lookup, done, may_retry](Result<BlobSource> settled) {
     if (settled || settled.status().code != Errc::blob_unknown || !may_retry) return done(std::move(settled));
     // That fetch was for another repository; this one may have the blob.
-    if (!blob_on_pool(lookup, done)) done(Status{Errc::upstream_unavailable, "the node is stopping"});
+    if (!blob_on_pool(lookup, done)) done(Status::Stopping());
   });
 }
 
-bool Mirror::answers_without_waiting() const { return io_ready_ && (!peers_ || peers_->live().empty()); }
+bool Mirror::answers_without_waiting() const { return io_ready_ && (!peers_ || !peers_->any_live()); }
 
 void Mirror::blob_async(Upstream& up, const std::string& repo, const std::string& digest_text, bool head,
                         BlobHandler done) {
@@ -162,12 +162,9 @@ void Mirror::blob_async(Upstream& up, const std::string& repo, const std::string
     uint64_t size = b->size;
     return done(BlobSource{std::move(*b), nullptr, size});
   }
-  auto on_disk_pool = [this, done](std::function<void()> work) {
-    if (!disk_->post(std::move(work))) done(Status{Errc::upstream_unavailable, "the node is stopping"});
-  };
   if (blobs_.stat(*digest)) {  // stored for another repository: linked (a database write) and shared
     auto lookup = [this, &up, repo, digest_text, head] { return blob(up, repo, digest_text, head); };
-    return on_disk_pool([this, lookup, done] { settle(lookup(), lookup, done); });
+    return on_disk_pool([this, lookup, done] { settle(lookup(), lookup, done); }, done);
   }
   std::shared_ptr<InflightBlob> fetch;
   {
@@ -193,10 +190,12 @@ void Mirror::blob_async(Upstream& up, const std::string& repo, const std::string
   if (blobs_.admit(0)) return launch();
   // A fetch into a full data dir first evicts cached blobs (disk work), and
   // fails with the reason (507) if that made no room.
-  on_disk_pool([this, launch, done] {
-    if (auto s = blobs_.admit_making_room(0); !s) return done(s);
-    launch();
-  });
+  on_disk_pool(
+      [this, launch, done] {
+        if (auto s = blobs_.admit_making_room(0); !s) return done(s);
+        launch();
+      },
+      done);
 }
 
 void Mirror::joined(const std::shared_ptr<InflightBlob>& fetch, BlobHandler done) {
@@ -205,7 +204,7 @@ void Mirror::joined(const std::shared_ptr<InflightBlob>& fetch, BlobHandler done
   // handlers dropped at stop) must not keep itself, and its clients, alive.
   fetch->when_sized([weak = std::weak_ptr<InflightBlob>(fetch), done](Result<uint64_t> size) {
     auto fetch = weak.lock();
-    if (!size || !fetch) return done(size ? Status{Errc::upstream_unavailable, "the node is stopping"} : size.status());
+    if (!size || !fetch) return done(size ? Status::Stopping() : size.status());
     done(BlobSource{std::nullopt, fetch, *size});
   });
 }

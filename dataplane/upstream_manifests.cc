@@ -29,8 +29,8 @@ void Mirror::set_revalidations(std::unique_ptr<TagRevalidations> revalidations) 
   revalidations_ = std::move(revalidations);
 }
 
-void Mirror::on_disk_pool(std::function<void()> work, const ManifestHandler& done) {
-  if (!disk_->post(std::move(work))) done(Status{Errc::upstream_unavailable, "the node is stopping"});
+void Mirror::on_disk_pool(std::function<void()> work, const std::function<void(Status)>& refused) {
+  if (!disk_->post(std::move(work))) refused(Status::Stopping());
 }
 
 void Mirror::manifest_async(Upstream& up, const std::string& repo, const std::string& reference,

@@ -142,7 +142,7 @@ Handling Api::blobs(const Route& route, const RequestHead& head) {
     auto reply = [upstream, explicit_ns, route, range, head_only, send](Result<BlobSource> source) {
       send(mirrored_blob_reply(std::move(source), upstream, route, range, head_only, explicit_ns));
     };
-    if (!mirror_->blob_on_pool(lookup, reply)) send(error_reply(Status{Errc::upstream_unavailable, "the node is stopping"}));
+    if (!mirror_->blob_on_pool(lookup, reply)) send(error_reply(Status::Stopping()));
   };
   return h;
 }

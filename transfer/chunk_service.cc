@@ -67,12 +67,12 @@ Result<wire::ChunkResponse> ChunkClient::fetch(const std::string& address, const
     if (!channel) {
       auto fd = connect_tcp(address, std::chrono::milliseconds(2000));
       if (!fd) return fd.status();
-      if (!list(fd->get())) return Status{Errc::io_error, "the node is stopping"};
+      if (!list(fd->get())) return Status::Stopping(Errc::io_error);
       auto ch = SecureChannel::client(std::move(*fd), key_, timeout);
       if (!ch) return ch.status();
       channel = std::make_unique<SecureChannel>(std::move(*ch));
     } else if (!list(channel->socket())) {
-      return Status{Errc::io_error, "the node is stopping"};
+      return Status::Stopping(Errc::io_error);
     }
     channel->set_timeout(timeout);  // pooled channels serve callers with different stall bounds
     Status got = channel->send(request.SerializeAsString());  // requests carry no payload

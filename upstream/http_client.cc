@@ -112,7 +112,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     auto id = shared_->enlist([weak = weak_from_this()] {
       if (auto self = weak.lock()) net::post(self->strand_, [self] { self->cancel(); });
     });
-    if (!id) return post_end(Status{Errc::upstream_unavailable, "the node is stopping"});
+    if (!id) return post_end(Status::Stopping());
     registration_ = *id;
     if (request_.url.scheme == "https" && !shared_->tls_status) return post_end(shared_->tls_status);
     beast::error_code ec;
@@ -127,7 +127,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     auto lookup = [self = shared_from_this()] { self->look_up(); };
     if (lookup_here) return lookup();
     if (!shared_->lookups || !shared_->lookups->post(lookup))
-      post_end(Status{Errc::upstream_unavailable, "the node is stopping"});
+      post_end(Status::Stopping());
   }
 
  private:
@@ -147,7 +147,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::string lookup_key() const { return request_.url.host + ":" + std::to_string(request_.url.port); }
 
   void connect(const tcp::resolver::results_type& endpoints) {
-    if (cancelled_) return end(stopping());
+    if (cancelled_) return end(Status::Stopping());
     tcp_.expires_after(shared_->options.connect_timeout);
     tcp_.async_connect(endpoints, [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
       if (ec) return self->end(self->failure("cannot connect to", ec));
@@ -229,7 +229,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   }
 
   void read_body() {
-    if (cancelled_) return end(stopping());
+    if (cancelled_) return end(Status::Stopping());
     if (parser_.is_done() || filled_ >= kSinkPiece) return deliver();
     auto& body = parser_.get().body();
     body.data = chunk_.data() + filled_;
@@ -278,10 +278,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   }
 
   Status failure(const std::string& what, beast::error_code ec) const {
-    if (cancelled_) return stopping();
+    if (cancelled_) return Status::Stopping();
     return Status{Errc::io_error, what + " " + request_.url.origin() + ": " + ec.message()};
   }
-  static Status stopping() { return Status{Errc::upstream_unavailable, "the node is stopping"}; }
 
   void post_end(Status s) {
     net::post(strand_, [self = shared_from_this(), s] { self->end(s); });

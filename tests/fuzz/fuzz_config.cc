@@ -23,8 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::istringstream ini(std::string(reinterpret_cast<const char*>(data), size));
   Config config;
   if (!apply_ini(config, ini, "fuzz.ini")) return 0;
-  FUZZ_CHECK(config.io_threads >= 1 && config.io_threads <= 4096);
-  FUZZ_CHECK(config.blocking_threads >= 1 && config.blocking_threads <= 4096);
+  for (auto threads : {config.io_threads, config.blocking_threads, config.disk_threads, config.chunk_threads})
+    FUZZ_CHECK(threads >= 1 && threads <= 4096);
   FUZZ_CHECK(config.replication <= 100000);
   for (auto duration : {config.tag_ttl, config.gone_after, config.gc_grace, config.auto_pin_ttl})
     FUZZ_CHECK(duration.count() >= 0);

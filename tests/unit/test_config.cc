@@ -39,6 +39,10 @@ TEST_CASE("defaults match INTERFACE.md") {
   CHECK(c->replication == 0);
   CHECK(c->auto_pin);
   CHECK(c->tag_ttl == std::chrono::seconds(30));
+  CHECK(c->io_threads == 2);
+  CHECK(c->blocking_threads == 32);
+  CHECK(c->disk_threads == 4);
+  CHECK(c->chunk_threads == 64);
   CHECK_FALSE(c->node_name.empty());
 }
 
@@ -78,6 +82,10 @@ TEST_CASE("unknown keys and bad values are errors naming the key") {
   CHECK_THAT(error_of("[edgepier]\nseeds=[\"10.0.0.1:7946\"]\n"), Catch::Contains("site-key-file"));
   CHECK_THAT(error_of("[edgepier]\nadmin-address=\"0.0.0.0:5050\"\n"), Catch::Contains("admin-token-file"));
   CHECK_THAT(error_of("[edgepier]\ndefault-upstream=\"nowhere\"\n"), Catch::Contains("default-upstream"));
+  for (std::string pool : {"io-threads", "blocking-threads", "disk-threads", "chunk-threads"}) {
+    CHECK_THAT(error_of("[edgepier]\n" + pool + "=0\n"), Catch::Contains(pool) && Catch::Contains("1 to 4096"));
+    CHECK_THAT(error_of("[edgepier]\n" + pool + "=5000\n"), Catch::Contains(pool));
+  }
 
   auto cli = load({"--edgepier.chunk-sise=5"});
   REQUIRE_FALSE(cli.ok());
@@ -85,5 +93,7 @@ TEST_CASE("unknown keys and bad values are errors naming the key") {
   CHECK_FALSE(load({"--edgepier.chunk-size=abc"}).ok());
   CHECK_FALSE(load({"--edgepier.auto-pin=maybe"}).ok());
   CHECK(load({"--edgepier.auto-pin=true"})->auto_pin);
+  CHECK(load({"--edgepier.disk-threads=2"})->disk_threads == 2);
+  CHECK(load({"--edgepier.chunk-threads=16"})->chunk_threads == 16);
   CHECK_FALSE(load({"--config-file=/nonexistent/node.ini"}).ok());
 }
