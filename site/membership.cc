@@ -96,7 +96,9 @@ std::vector<std::string> Membership::live_peers() const {
 }
 
 uint64_t Membership::allowed_silence(const wire::Member& info, uint64_t silence_ms) const {
-  const uint64_t period = std::max<uint64_t>(info.heartbeat_ms(), options_.heartbeat_ms);
+  // Bounded: a member announcing an absurd period is still found out.
+  constexpr uint64_t kLongestPeriodMs = 60000;
+  const uint64_t period = std::max<uint64_t>(std::min<uint64_t>(info.heartbeat_ms(), kLongestPeriodMs), options_.heartbeat_ms);
   return options_.heartbeat_ms == 0 ? silence_ms : silence_ms * period / options_.heartbeat_ms;
 }
 

@@ -57,6 +57,12 @@ TEST_CASE("a member announcing a longer heartbeat period is allowed silences lon
   CHECK(m.find("slow")->liveness == site::Liveness::suspect);
   m.tick(30000);
   CHECK(m.find("slow")->liveness == site::Liveness::dead);
+  wire::Member absurd;  // announces a period of weeks: still found out within a minute's beats
+  absurd.set_name("absurd");
+  absurd.set_heartbeat_ms(2000000000);
+  m.heard(absurd, 30000);
+  m.tick(30000 + 3 * 60000);
+  CHECK(m.find("absurd")->liveness == site::Liveness::suspect);
 }
 
 TEST_CASE("a large site spreads its heartbeats: few messages per node at rest, and nobody is suspected") {
