@@ -29,6 +29,7 @@ class UniqueFd {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
   }
+  int release() { return std::exchange(fd_, -1); }  // the caller owns it now
 
  private:
   int fd_ = -1;

@@ -5,8 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <system_error>
-#include <thread>
 
 #include "base/json_text.h"
 #include "base/log.h"
@@ -27,40 +25,18 @@ Mirror::Holders Mirror::find_holders(const std::string& repo, const Digest& dige
   probe.set_stat(true);
   probe.set_chunk_size(chunk_size_);
   probe.set_asker(self_name_);
-  // Ask in parallel, 32 at a time: a lookup costs about one round trip in a
-  // small site and a bounded number of threads in a large one.
+  // Every peer at once, on this thread: a lookup costs about one round trip
+  // however large the site, and no thread per peer.
   auto ask = [&](const std::vector<site::PeerAddress>& peers) {
-    constexpr size_t kParallelAsks = 32;
-    for (size_t first = 0; first < peers.size(); first += kParallelAsks) {
-      const size_t last = std::min(peers.size(), first + kParallelAsks);
-      std::vector<Result<wire::ChunkResponse>> answers(last - first, Status{Errc::io_error, "not asked"});
-      auto ask_one = [&](size_t i) {
-        answers[i - first] = chunk_client_->fetch(peers[i].data_address, probe, std::chrono::seconds(5));
-      };
-      {
-        std::vector<std::thread> askers;  // joined below, whatever happens
-        struct JoinAll {
-          std::vector<std::thread>& threads;
-          ~JoinAll() {
-            for (auto& t : threads) t.join();
-          }
-        } join_all{askers};
-        for (size_t i = first; i < last; ++i) {
-          try {
-            askers.emplace_back(ask_one, i);
-          } catch (const std::system_error&) {  // no thread to spare: ask from here
-            ask_one(i);
-          }
-        }
-      }
-      for (size_t i = first; i < last; ++i) {
-        const auto& r = answers[i - first];
-        if (!r || r->status() != wire::ChunkResponse::OK) continue;
-        const auto& peer = peers[i];
-        found.peers.push_back(peer);
-        found.size = r->blob_size();
-        if (found.chunk_digests.empty()) found.chunk_digests.assign(r->chunk_digests().begin(), r->chunk_digests().end());
-      }
+    std::vector<std::string> addresses;
+    for (const auto& peer : peers) addresses.push_back(peer.data_address);
+    auto answers = chunk_client_->probe_all(addresses, probe, std::chrono::seconds(5));
+    for (size_t i = 0; i < peers.size(); ++i) {
+      const auto& r = answers[i];
+      if (!r || r->status() != wire::ChunkResponse::OK) continue;
+      found.peers.push_back(peers[i]);
+      found.size = r->blob_size();
+      if (found.chunk_digests.empty()) found.chunk_digests.assign(r->chunk_digests().begin(), r->chunk_digests().end());
     }
   };
   // Members that announced the whole blob are asked first; without such an

@@ -2,26 +2,37 @@
 
 #include <sys/socket.h>
 
+#include <boost/asio/io_context.hpp>
+
 namespace ep::transfer {
 
 void ChunkClient::cancel_all() {
   std::lock_guard lock(mu_);
   cancelled_ = true;
   for (int fd : busy_) ::shutdown(fd, SHUT_RDWR);
+  for (auto* loop : probing_) loop->stop();
   idle_.clear();
+}
+
+std::unique_ptr<SecureChannel> ChunkClient::take_idle(const std::string& address) {
+  std::lock_guard lock(mu_);
+  auto it = idle_.find(address);
+  if (it == idle_.end() || it->second.empty()) return nullptr;
+  auto channel = std::move(it->second.back());
+  it->second.pop_back();
+  return channel;
+}
+
+void ChunkClient::return_idle(const std::string& address, std::unique_ptr<SecureChannel> channel) {
+  std::lock_guard lock(mu_);
+  if (cancelled_) return;
+  auto& idle = idle_[address];
+  if (idle.size() < kMaxIdlePerAddress) idle.push_back(std::move(channel));
 }
 
 Result<wire::ChunkResponse> ChunkClient::fetch(const std::string& address, const wire::ChunkRequest& request,
                                                std::chrono::milliseconds timeout, const ChunkSink* sink) {
-  std::unique_ptr<SecureChannel> channel;
-  {
-    std::lock_guard lock(mu_);
-    auto& idle = idle_[address];
-    if (!idle.empty()) {
-      channel = std::move(idle.back());
-      idle.pop_back();
-    }
-  }
+  std::unique_ptr<SecureChannel> channel = take_idle(address);
   wire::ChunkResponse answer;
   bool note = false, answered = false;
   uint64_t received = 0;
@@ -89,9 +100,7 @@ Result<wire::ChunkResponse> ChunkClient::fetch(const std::string& address, const
       if (reused && !answered && got.code != Errc::timed_out) continue;
       return got;
     }
-    std::lock_guard lock(mu_);
-    auto& idle = idle_[address];
-    if (idle.size() < 8) idle.push_back(std::move(channel));
+    return_idle(address, std::move(channel));
     return answer;
   }
   return Status{Errc::io_error, "cannot fetch a chunk from " + address};

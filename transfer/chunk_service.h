@@ -1,6 +1,7 @@
 // Chunk transfer between nodes over SecureChannel: the types both sides
 // share, and ChunkClient, which fetches chunks from peers (blocking, on the
-// caller's thread), reusing idle connections per address. The serving side
+// caller's thread), reusing idle connections per address, and probes many
+// peers at once without a thread each (chunk_probes.cc). The serving side
 // is ChunkServer (chunk_server.h). Chunk bytes travel only here, never in
 // CAF messages. Thread-safe.
 #pragma once
@@ -19,6 +20,9 @@
 
 namespace ep {
 namespace wire = ::edgepier::wire;
+}
+namespace boost::asio {
+class io_context;
 }
 
 namespace ep::transfer {
@@ -56,11 +60,27 @@ class ChunkClient {
   // bytes go to `sink` (an answer with bytes and no sink is an error).
   Result<wire::ChunkResponse> fetch(const std::string& address, const wire::ChunkRequest& request,
                                     std::chrono::milliseconds timeout, const ChunkSink* sink = nullptr);
-  // Ends every fetch in flight at once (their sockets are shut down) and
-  // refuses new ones: the node is stopping.
+  // Asks every address about one blob at once (`request` has stat set: no
+  // chunk bytes either way) and returns the answers in the order of
+  // `addresses`. The probes run on a private event loop on the caller's
+  // thread until each answered, failed or stalled for `timeout`: no thread
+  // per peer, however many are asked. Idle pooled connections are used
+  // first (a stale one is replaced once), and answered ones go back.
+  std::vector<Result<wire::ChunkResponse>> probe_all(const std::vector<std::string>& addresses,
+                                                     const wire::ChunkRequest& request,
+                                                     std::chrono::milliseconds timeout);
+  // Ends every fetch and probe in flight at once (their sockets are shut
+  // down, their event loops stopped) and refuses new ones: the node is stopping.
   void cancel_all();
 
+  // The connection pool, per address (also for chunk_probes.cc).
+  std::unique_ptr<SecureChannel> take_idle(const std::string& address);
+  void return_idle(const std::string& address, std::unique_ptr<SecureChannel> channel);
+  const DataKey& key() const { return key_; }
+
  private:
+  static constexpr size_t kMaxIdlePerAddress = 8;
+  std::set<boost::asio::io_context*> probing_;  // event loops of probe_all calls running (mu_)
   std::set<int> busy_;  // sockets of fetches in flight (mu_)
   bool cancelled_ = false;
   DataKey key_;

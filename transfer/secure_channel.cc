@@ -134,6 +134,21 @@ Result<SecureChannel> SecureChannel::handshake(UniqueFd fd, const DataKey& key, 
 
 void SecureChannel::set_timeout(std::chrono::milliseconds timeout) { set_timeouts(fd_.get(), timeout); }
 
+SecureChannel::State SecureChannel::release() && {
+  return State{std::move(fd_), rx_, tx_, rx_counter_, tx_counter_};
+}
+
+SecureChannel SecureChannel::adopt(State state) {
+  ::fcntl(state.fd.get(), F_SETFL, ::fcntl(state.fd.get(), F_GETFL) & ~O_NONBLOCK);
+  SecureChannel ch;
+  ch.fd_ = std::move(state.fd);
+  ch.rx_ = state.rx;
+  ch.tx_ = state.tx;
+  ch.rx_counter_ = state.rx_counter;
+  ch.tx_counter_ = state.tx_counter;
+  return ch;
+}
+
 Status SecureChannel::send(std::string_view header, size_t payload_size, const PayloadFill& fill) {
   FrameWriter frame(tx_, tx_counter_++, header, payload_size);
   while (!frame.done()) {

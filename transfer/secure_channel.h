@@ -57,6 +57,17 @@ class SecureChannel {
   int socket() const { return fd_.get(); }
   static Result<SecureChannel> server(UniqueFd fd, const DataKey& key, std::chrono::milliseconds timeout);
 
+  // The connection's socket and session, for a caller that drives the same
+  // stream asynchronously for a while (chunk probes) and hands it back with
+  // adopt(), which puts the socket back in blocking mode.
+  struct State {
+    UniqueFd fd;
+    SessionKey rx{}, tx{};
+    uint64_t rx_counter = 0, tx_counter = 0;
+  };
+  State release() &&;
+  static SecureChannel adopt(State state);
+
   Status send(std::string_view header, size_t payload_size = 0, const PayloadFill& fill = {});
   void set_timeout(std::chrono::milliseconds timeout);
   Result<Frame> receive();

@@ -370,3 +370,92 @@ TEST_CASE("chunk server: many peers' streams cost no thread each, and stop close
     CHECK(after.status().code != Errc::timed_out);  // closed, not silent
   }
 }
+
+TEST_CASE("probing many peers at once: answers in order, no thread each, a silent peer costs one stall bound") {
+  auto traffic = std::make_shared<transfer::PeerTraffic>();
+  UniqueFd file(::memfd_create("chunk", 0));
+  REQUIRE(::write(file.get(), "abcd", 4) == 4);
+  IoPool io(1);
+  BlockingPool providers(2);
+  // "sha256:held" is held whole (a stat answer); anything else is missing;
+  // a chunk request gets the file's four bytes.
+  transfer::ChunkServer server(io, providers, key_of(3), [&](const wire::ChunkRequest& r) {
+    transfer::ChunkReply reply;
+    if (r.stat()) {
+      reply.header.set_status(r.digest() == "sha256:held" ? wire::ChunkResponse::OK : wire::ChunkResponse::MISSING);
+      reply.header.set_blob_size(4);
+      return reply;
+    }
+    reply.fd = UniqueFd(::dup(file.get()));
+    reply.length = 4;
+    return reply;
+  }, traffic);
+  auto port = server.listen("127.0.0.1:0");
+  REQUIRE(port.ok());
+  server.start();
+  io.start();
+  const std::string serving = "127.0.0.1:" + std::to_string(*port);
+  auto silent = transfer::listen_tcp("127.0.0.1:0", "test");  // accepts (the kernel does), never answers
+  REQUIRE(silent.ok());
+  const std::string silent_address = "127.0.0.1:" + std::to_string(silent->second);
+  auto closed = transfer::listen_tcp("127.0.0.1:0", "test");
+  REQUIRE(closed.ok());
+  const std::string refused_address = "127.0.0.1:" + std::to_string(closed->second);
+  closed->first.reset();  // nothing listens there now
+
+  transfer::ChunkClient client(key_of(3), traffic);
+  wire::ChunkRequest probe;
+  probe.set_id(1);
+  probe.set_stat(true);
+  probe.set_digest("sha256:held");
+  std::vector<std::string> addresses = {silent_address, refused_address};
+  for (int i = 0; i < 100; ++i) addresses.push_back(serving);  // more than may be in flight at once
+  const size_t threads_before = threads_now();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto answers = client.probe_all(addresses, probe, std::chrono::milliseconds(1500));
+  const auto took = std::chrono::steady_clock::now() - t0;
+  REQUIRE(answers.size() == addresses.size());
+  REQUIRE_FALSE(answers[0].ok());
+  CHECK(answers[0].status().code == Errc::timed_out);
+  REQUIRE_FALSE(answers[1].ok());
+  CHECK(answers[1].status().code == Errc::io_error);
+  for (size_t i = 2; i < answers.size(); ++i) {
+    REQUIRE(answers[i].ok());
+    CHECK(answers[i]->status() == wire::ChunkResponse::OK);
+    CHECK(answers[i]->blob_size() == 4);
+  }
+  CHECK(took < std::chrono::milliseconds(4000));     // one stall bound, not one per probe
+  CHECK(threads_now() <= threads_before + 2);        // the provider pool's, if any: none for the probes
+
+  // The probes' connections went back to the pool: a blocking fetch and
+  // another round use them, their sessions intact.
+  wire::ChunkRequest chunk;
+  chunk.set_id(2);
+  chunk.set_chunk_size(4);
+  std::string bytes;
+  auto fetched = fetch_into(client, serving, chunk, bytes);
+  REQUIRE(fetched.ok());
+  CHECK(bytes == "abcd");
+  probe.set_digest("sha256:absent");
+  auto again = client.probe_all({serving, serving}, probe, std::chrono::seconds(2));
+  for (const auto& a : again) {
+    REQUIRE(a.ok());
+    CHECK(a->status() == wire::ChunkResponse::MISSING);
+  }
+
+  // A round still waiting on a silent peer ends at once when the node stops.
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    client.cancel_all();
+  });
+  const auto t1 = std::chrono::steady_clock::now();
+  auto cancelled = client.probe_all({silent_address}, probe, std::chrono::seconds(30));
+  stopper.join();
+  CHECK(std::chrono::steady_clock::now() - t1 < std::chrono::seconds(5));
+  REQUIRE_FALSE(cancelled[0].ok());
+  CHECK(cancelled[0].status().message == Status::Stopping().message);
+  CHECK_FALSE(client.probe_all({serving}, probe, std::chrono::seconds(2))[0].ok());  // refused after the stop
+  io.stop();
+  providers.stop();
+  server.stop();
+}
