@@ -74,8 +74,8 @@ def parse_metrics(text):
 class Image:
     """A deterministic OCI layout (tools/mkimage.py)."""
 
-    def __init__(self, outdir, seed, tag="v1", layer_mb=0.05):
-        p = run([PYTHON, MKIMAGE, outdir, "--seed", seed, "--layers", 1, "--layer-mb", layer_mb,
+    def __init__(self, outdir, seed, tag="v1", layer_mb=0.05, layers=1):
+        p = run([PYTHON, MKIMAGE, outdir, "--seed", seed, "--layers", layers, "--layer-mb", layer_mb,
                  "--tag", tag], timeout=120, quiet=True)
         info = json.loads(p.out)
         self.dir = Path(outdir)
