@@ -459,3 +459,45 @@ TEST_CASE("probing many peers at once: answers in order, no thread each, a silen
   providers.stop();
   server.stop();
 }
+
+TEST_CASE("a probe on a pooled connection the peer has since closed asks again on a fresh one") {
+  auto traffic = std::make_shared<transfer::PeerTraffic>();
+  auto stat_ok = [](const wire::ChunkRequest&) {
+    transfer::ChunkReply reply;
+    reply.header.set_status(wire::ChunkResponse::OK);
+    reply.header.set_blob_size(7);
+    return reply;
+  };
+  uint16_t port = 0;
+  transfer::ChunkClient client(key_of(4), traffic);
+  wire::ChunkRequest probe;
+  probe.set_id(1);
+  probe.set_stat(true);
+  {  // a first peer process: answers, and its connection goes to the pool
+    IoPool io(1);
+    BlockingPool providers(1);
+    transfer::ChunkServer server(io, providers, key_of(4), stat_ok, traffic);
+    auto bound = server.listen("127.0.0.1:0");
+    REQUIRE(bound.ok());
+    port = *bound;
+    server.start();
+    io.start();
+    auto first = client.probe_all({"127.0.0.1:" + std::to_string(port)}, probe, std::chrono::seconds(2));
+    REQUIRE(first[0].ok());
+    io.stop();  // the peer restarts: its end of the pooled connection closes
+    providers.stop();
+    server.stop();
+  }
+  IoPool io(1);
+  BlockingPool providers(1);
+  transfer::ChunkServer server(io, providers, key_of(4), stat_ok, traffic);
+  REQUIRE(server.listen("127.0.0.1:" + std::to_string(port)).ok());
+  server.start();
+  io.start();
+  auto again = client.probe_all({"127.0.0.1:" + std::to_string(port)}, probe, std::chrono::seconds(2));
+  REQUIRE(again[0].ok());
+  CHECK(again[0]->blob_size() == 7);
+  io.stop();
+  providers.stop();
+  server.stop();
+}
