@@ -371,15 +371,38 @@ TEST_CASE("chunk server: many peers' streams cost no thread each, and stop close
   }
 }
 
+namespace {
+// A peer's chunk server on loopback, stopped as the Node stops it (I/O and
+// the provider pool first, then the server).
+struct LoopbackChunkServer {
+  IoPool io{1};
+  BlockingPool providers{2};
+  transfer::ChunkServer server;
+  std::string address;
+  LoopbackChunkServer(unsigned char key, transfer::ChunkProvider provider, std::shared_ptr<transfer::PeerTraffic> traffic,
+                      const std::string& bind = "127.0.0.1:0")
+      : server(io, providers, key_of(key), std::move(provider), std::move(traffic)) {
+    auto port = server.listen(bind);
+    REQUIRE(port.ok());
+    server.start();
+    io.start();
+    address = "127.0.0.1:" + std::to_string(*port);
+  }
+  ~LoopbackChunkServer() {
+    io.stop();
+    providers.stop();
+    server.stop();
+  }
+};
+}  // namespace
+
 TEST_CASE("probing many peers at once: answers in order, no thread each, a silent peer costs one stall bound") {
   auto traffic = std::make_shared<transfer::PeerTraffic>();
   UniqueFd file(::memfd_create("chunk", 0));
   REQUIRE(::write(file.get(), "abcd", 4) == 4);
-  IoPool io(1);
-  BlockingPool providers(2);
   // "sha256:held" is held whole (a stat answer); anything else is missing;
   // a chunk request gets the file's four bytes.
-  transfer::ChunkServer server(io, providers, key_of(3), [&](const wire::ChunkRequest& r) {
+  LoopbackChunkServer peer(3, [&](const wire::ChunkRequest& r) {
     transfer::ChunkReply reply;
     if (r.stat()) {
       reply.header.set_status(r.digest() == "sha256:held" ? wire::ChunkResponse::OK : wire::ChunkResponse::MISSING);
@@ -390,11 +413,7 @@ TEST_CASE("probing many peers at once: answers in order, no thread each, a silen
     reply.length = 4;
     return reply;
   }, traffic);
-  auto port = server.listen("127.0.0.1:0");
-  REQUIRE(port.ok());
-  server.start();
-  io.start();
-  const std::string serving = "127.0.0.1:" + std::to_string(*port);
+  const std::string serving = peer.address;
   auto silent = transfer::listen_tcp("127.0.0.1:0", "test");  // accepts (the kernel does), never answers
   REQUIRE(silent.ok());
   const std::string silent_address = "127.0.0.1:" + std::to_string(silent->second);
@@ -455,9 +474,6 @@ TEST_CASE("probing many peers at once: answers in order, no thread each, a silen
   REQUIRE_FALSE(cancelled[0].ok());
   CHECK(cancelled[0].status().message == Status::Stopping().message);
   CHECK_FALSE(client.probe_all({serving}, probe, std::chrono::seconds(2))[0].ok());  // refused after the stop
-  io.stop();
-  providers.stop();
-  server.stop();
 }
 
 TEST_CASE("a probe on a pooled connection the peer has since closed asks again on a fresh one") {
@@ -468,36 +484,19 @@ TEST_CASE("a probe on a pooled connection the peer has since closed asks again o
     reply.header.set_blob_size(7);
     return reply;
   };
-  uint16_t port = 0;
+  std::string address;
   transfer::ChunkClient client(key_of(4), traffic);
   wire::ChunkRequest probe;
   probe.set_id(1);
   probe.set_stat(true);
   {  // a first peer process: answers, and its connection goes to the pool
-    IoPool io(1);
-    BlockingPool providers(1);
-    transfer::ChunkServer server(io, providers, key_of(4), stat_ok, traffic);
-    auto bound = server.listen("127.0.0.1:0");
-    REQUIRE(bound.ok());
-    port = *bound;
-    server.start();
-    io.start();
-    auto first = client.probe_all({"127.0.0.1:" + std::to_string(port)}, probe, std::chrono::seconds(2));
+    LoopbackChunkServer peer(4, stat_ok, traffic);
+    address = peer.address;
+    auto first = client.probe_all({address}, probe, std::chrono::seconds(2));
     REQUIRE(first[0].ok());
-    io.stop();  // the peer restarts: its end of the pooled connection closes
-    providers.stop();
-    server.stop();
-  }
-  IoPool io(1);
-  BlockingPool providers(1);
-  transfer::ChunkServer server(io, providers, key_of(4), stat_ok, traffic);
-  REQUIRE(server.listen("127.0.0.1:" + std::to_string(port)).ok());
-  server.start();
-  io.start();
-  auto again = client.probe_all({"127.0.0.1:" + std::to_string(port)}, probe, std::chrono::seconds(2));
+  }  // the peer restarts: its end of the pooled connection closes
+  LoopbackChunkServer restarted(4, stat_ok, traffic, address);
+  auto again = client.probe_all({address}, probe, std::chrono::seconds(2));
   REQUIRE(again[0].ok());
   CHECK(again[0]->blob_size() == 7);
-  io.stop();
-  providers.stop();
-  server.stop();
 }
