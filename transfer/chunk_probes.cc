@@ -6,7 +6,6 @@
 // no chunk bytes. Every read and write is bounded by the stall timeout; a
 // stale pooled connection is replaced once, as in fetch().
 #include <arpa/inet.h>
-#include <netdb.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -34,18 +33,12 @@ constexpr std::chrono::milliseconds kConnectTimeout{2000};  // as fetch()
 // Probes in flight at once: each may hold a socket, and a site may be large.
 constexpr size_t kMaxProbesInFlight = 64;
 
-Result<tcp::endpoint> resolve_now(const std::string& address) {
-  auto colon = address.rfind(':');
-  if (colon == std::string::npos) return Status{Errc::bad_request, "not host:port: " + address};
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;  // a numeric address (the usual) is parsed without a lookup
-  if (::getaddrinfo(address.substr(0, colon).c_str(), address.substr(colon + 1).c_str(), &hints, &found) != 0 || !found)
-    return Status{Errc::io_error, "cannot resolve " + address};
+Result<tcp::endpoint> endpoint_of(const std::string& address) {
+  auto found = resolve_tcp(address);
+  if (!found) return found.status();
   tcp::endpoint endpoint;
-  std::memcpy(endpoint.data(), found->ai_addr, found->ai_addrlen);
-  endpoint.resize(found->ai_addrlen);
-  ::freeaddrinfo(found);
+  std::memcpy(endpoint.data(), found->get(), found->size);
+  endpoint.resize(found->size);
   return endpoint;
 }
 
@@ -93,7 +86,7 @@ struct Probe {
 
   void connect() {
     reused = false;
-    auto endpoint = resolve_now(address);
+    auto endpoint = endpoint_of(address);
     if (!endpoint) return end(endpoint.status());
     arm(kConnectTimeout);
     socket.async_connect(*endpoint, [this](error_code ec) {

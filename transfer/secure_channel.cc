@@ -59,7 +59,7 @@ void set_timeouts(int fd, std::chrono::milliseconds timeout) {
 
 }  // namespace
 
-Result<UniqueFd> connect_tcp(const std::string& address, std::chrono::milliseconds timeout) {
+Result<SocketAddress> resolve_tcp(const std::string& address) {
   auto colon = address.rfind(':');
   if (colon == std::string::npos) return Status{Errc::bad_request, "not host:port: " + address};
   addrinfo hints{};
@@ -67,9 +67,18 @@ Result<UniqueFd> connect_tcp(const std::string& address, std::chrono::millisecon
   addrinfo* result = nullptr;
   if (::getaddrinfo(address.substr(0, colon).c_str(), address.substr(colon + 1).c_str(), &hints, &result) != 0 || !result)
     return Status{Errc::io_error, "cannot resolve " + address};
-  UniqueFd fd(::socket(result->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  int rc = fd.valid() ? ::connect(fd.get(), result->ai_addr, result->ai_addrlen) : -1;
+  SocketAddress found;
+  found.size = std::min<socklen_t>(result->ai_addrlen, sizeof found.storage);
+  std::memcpy(&found.storage, result->ai_addr, found.size);
   ::freeaddrinfo(result);
+  return found;
+}
+
+Result<UniqueFd> connect_tcp(const std::string& address, std::chrono::milliseconds timeout) {
+  auto peer = resolve_tcp(address);
+  if (!peer) return peer.status();
+  UniqueFd fd(::socket(peer->storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  int rc = fd.valid() ? ::connect(fd.get(), peer->get(), peer->size) : -1;
   if (!fd.valid()) return io_failure("socket");
   if (rc != 0 && errno != EINPROGRESS) return Status{Errc::io_error, "cannot connect to " + address + ": " + std::strerror(errno)};
   pollfd p{fd.get(), POLLOUT, 0};

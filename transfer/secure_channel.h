@@ -27,6 +27,8 @@
 #include <cstdint>
 #include <string>
 
+#include <sys/socket.h>
+
 #include "base/error.h"
 #include "base/fd.h"
 #include "transfer/frame_codec.h"
@@ -82,6 +84,14 @@ class SecureChannel {
   uint64_t rx_counter_ = 0, tx_counter_ = 0;
   std::unique_ptr<unsigned char[]> slice_;  // receive buffer, kSlice bytes, allocated on first use
 };
+
+// The first address "host:port" names (a numeric host is parsed without a lookup).
+struct SocketAddress {
+  sockaddr_storage storage{};
+  socklen_t size = 0;
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+};
+Result<SocketAddress> resolve_tcp(const std::string& address);
 
 // Connects to "host:port" with a deadline.
 Result<UniqueFd> connect_tcp(const std::string& address, std::chrono::milliseconds timeout);
