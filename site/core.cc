@@ -17,13 +17,7 @@ void Effects::append(Effects&& o) {
 }
 
 SiteCore::SiteCore(wire::Member self, CoreOptions options, uint64_t seed, ManifestLookup manifests)
-    : options_(options),
-      membership_(self, [&] {
-        auto membership = options.membership;
-        membership.heartbeat_ms = options.heartbeat_interval_ms;  // silences are meant for it
-        return membership;
-      }()),
-      clock_(self.name()), rng_(seed),
+    : options_(options), membership_(self, options.membership), clock_(self.name()), rng_(seed),
       manifests_(std::move(manifests)) {}
 
 wire::Envelope SiteCore::envelope(uint64_t now) const {
@@ -72,11 +66,11 @@ uint64_t SiteCore::heartbeat_period(uint64_t now) const {
   // While members come and go, beat often: a newcomer, or a member back from
   // a partition, is heard and answered within a second even if its first
   // hello was lost (the same window as member lists in anti-entropy).
-  if (now - membership_.live_set_changed_ms() < 10 * options_.heartbeat_interval_ms)
-    return options_.heartbeat_interval_ms;
+  const uint64_t shortest = options_.membership.heartbeat_ms;
+  if (now - membership_.live_set_changed_ms() < 10 * shortest) return shortest;
   const uint64_t spread = membership_.live_count() * 1000 / std::max<uint64_t>(options_.heartbeats_per_second, 1);
-  const uint64_t longest = std::max(options_.heartbeat_interval_ms, options_.max_heartbeat_interval_ms);
-  return std::clamp(spread, options_.heartbeat_interval_ms, longest);
+  const uint64_t longest = std::max(shortest, options_.max_heartbeat_interval_ms);
+  return std::clamp(spread, shortest, longest);
 }
 
 wire::Envelope SiteCore::hello_envelope(uint64_t now) const {

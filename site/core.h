@@ -27,12 +27,11 @@ namespace ep::site {
 struct CoreOptions {
   MembershipOptions membership;
   // Every live peer is sent a heartbeat once per period. The period is
-  // heartbeat_interval_ms in a small site; a large one stretches it so a node
-  // sends about heartbeats_per_second of them, up to max_heartbeat_interval_ms.
-  // While members come and go the period stays short. A lost connection is
-  // reported by the transport at once; silence is the backstop, and peers
-  // scale it by the period the sender announced.
-  uint64_t heartbeat_interval_ms = 1000;
+  // membership.heartbeat_ms in a small site; a large one stretches it so a
+  // node sends about heartbeats_per_second of them, up to
+  // max_heartbeat_interval_ms. While members come and go the period stays
+  // short. A lost connection is reported by the transport at once; silence
+  // is the backstop, and peers scale it by the period the sender announced.
   uint64_t heartbeats_per_second = 5;
   uint64_t max_heartbeat_interval_ms = 10000;
   uint64_t anti_entropy_interval_ms = 1000;
@@ -147,7 +146,7 @@ class SiteCore {
   crdt::HlcClock clock_;
   std::mt19937_64 rng_;
   ManifestLookup manifests_;
-  uint64_t heartbeat_ms_ = options_.heartbeat_interval_ms;  // the period announced with the last beat: the next one keeps it
+  uint64_t heartbeat_ms_ = options_.membership.heartbeat_ms;  // the period announced with the last beat: the next one keeps it
   uint64_t last_heartbeat_ = 0, last_anti_entropy_ = 0, last_reconnect_ = 0, last_liveness_check_ = 0;
   std::map<std::string, uint64_t> acked_;  // peer -> index change counter both had
   std::vector<std::string> seeds_;

@@ -26,9 +26,9 @@ struct MembershipOptions {
   uint64_t suspect_after_ms = 3000;
   uint64_t dead_after_ms = 6000;
   uint64_t gone_after_ms = 24ull * 3600 * 1000;
-  // The heartbeat period suspect_after and dead_after are meant for. A member
-  // announcing a longer one (Member.heartbeat_ms) is allowed silences longer
-  // by the same factor.
+  // The heartbeat period: what this node sends in a small site, and what
+  // suspect_after and dead_after are meant for. A member announcing a longer
+  // one (Member.heartbeat_ms) is allowed silences longer by the same factor.
   uint64_t heartbeat_ms = 1000;
 };
 
