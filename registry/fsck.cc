@@ -53,7 +53,7 @@ Status check_blobs(BlobStore& blobs, bool repair, FsckReport& report) {
   return Status::Ok();
 }
 
-Status check_manifests(KvStore& kv, BlobStore& blobs, FsckReport& report,
+Status check_manifests(KvReader& kv, BlobStore& blobs, FsckReport& report,
                        const std::function<bool(std::string_view)>& cache_repository,
                        std::set<std::pair<std::string, std::string>>& linked) {
   const std::string prefix = keys::all_manifest_links();
@@ -97,7 +97,7 @@ Status check_manifests(KvStore& kv, BlobStore& blobs, FsckReport& report,
   return Status::Ok();
 }
 
-Status check_tags(KvStore& kv, FsckReport& report, const std::set<std::pair<std::string, std::string>>& linked) {
+Status check_tags(KvReader& kv, FsckReport& report, const std::set<std::pair<std::string, std::string>>& linked) {
   const std::string prefix = keys::all_tags();
   return kv.scan(prefix, "", [&](std::string_view key, std::string_view value) {
     ++report.tags;
@@ -115,9 +115,13 @@ Result<FsckReport> fsck(KvStore& kv, BlobStore& blobs, bool repair,
                         const std::function<bool(std::string_view repo)>& cache_repository) {
   FsckReport report;
   if (auto s = check_blobs(blobs, repair, report); !s) return s;
+  // Links and tags are read at one moment: replication goes on while fsck
+  // runs, and a tag written with its link between two live scans would look
+  // dangling.
+  auto metadata = kv.snapshot();
   std::set<std::pair<std::string, std::string>> linked;
-  if (auto s = check_manifests(kv, blobs, report, cache_repository, linked); !s) return s;
-  if (auto s = check_tags(kv, report, linked); !s) return s;
+  if (auto s = check_manifests(*metadata, blobs, report, cache_repository, linked); !s) return s;
+  if (auto s = check_tags(*metadata, report, linked); !s) return s;
   return report;
 }
 

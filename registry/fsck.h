@@ -10,7 +10,9 @@
 // can be repaired locally; it is reported.
 //
 // Runs on the admin API's pool; reads the stores directly (both are
-// thread-safe). Hashes every byte: takes as long as reading the disk.
+// thread-safe), the metadata through one snapshot so that writes racing it
+// (replication) are seen whole or not at all. Hashes every byte: takes as
+// long as reading the disk.
 #pragma once
 
 #include <cstdint>

@@ -21,18 +21,62 @@ namespace ep {
 
 namespace {
 
+Result<std::optional<std::string>> rocks_get(rocksdb::DB& db, const rocksdb::ReadOptions& read, std::string_view key) {
+  std::string value;
+  auto s = db.Get(read, rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return Status{Errc::io_error, "metadata read failed: " + s.ToString()};
+  return std::optional<std::string>(std::move(value));
+}
+
+Status rocks_scan(rocksdb::DB& db, const rocksdb::ReadOptions& read, std::string_view prefix,
+                  std::string_view start_after, const KvVisitor& visit) {
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read));
+  rocksdb::Slice pfx(prefix.data(), prefix.size());
+  if (start_after.empty()) {
+    it->Seek(pfx);
+  } else {
+    it->Seek(rocksdb::Slice(start_after.data(), start_after.size()));
+    if (it->Valid() && it->key() == rocksdb::Slice(start_after.data(), start_after.size())) it->Next();
+  }
+  for (; it->Valid() && it->key().starts_with(pfx); it->Next()) {
+    if (!visit(std::string_view(it->key().data(), it->key().size()),
+               std::string_view(it->value().data(), it->value().size())))
+      break;
+  }
+  if (!it->status().ok()) return Status{Errc::io_error, "metadata scan failed: " + it->status().ToString()};
+  return Status::Ok();
+}
+
+// Reads through a RocksDB snapshot, released with the reader.
+class RocksSnapshot final : public KvReader {
+ public:
+  explicit RocksSnapshot(rocksdb::DB& db) : db_(db), snapshot_(db.GetSnapshot()) { read_.snapshot = snapshot_; }
+  ~RocksSnapshot() override { db_.ReleaseSnapshot(snapshot_); }
+  RocksSnapshot(const RocksSnapshot&) = delete;
+  RocksSnapshot& operator=(const RocksSnapshot&) = delete;
+
+  Result<std::optional<std::string>> get(std::string_view key) override { return rocks_get(db_, read_, key); }
+  Status scan(std::string_view prefix, std::string_view start_after, const KvVisitor& visit) override {
+    return rocks_scan(db_, read_, prefix, start_after, visit);
+  }
+
+ private:
+  rocksdb::DB& db_;
+  const rocksdb::Snapshot* snapshot_;
+  rocksdb::ReadOptions read_;
+};
+
 class RocksKvStore final : public KvStore {
  public:
   RocksKvStore(std::unique_ptr<rocksdb::DB> db, const std::string& path, uint64_t min_free)
       : db_(std::move(db)), space_(path, min_free) {}
 
   Result<std::optional<std::string>> get(std::string_view key) override {
-    std::string value;
-    auto s = db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()), &value);
-    if (s.IsNotFound()) return std::optional<std::string>();
-    if (!s.ok()) return Status{Errc::io_error, "metadata read failed: " + s.ToString()};
-    return std::optional<std::string>(std::move(value));
+    return rocks_get(*db_, rocksdb::ReadOptions(), key);
   }
+
+  std::unique_ptr<KvReader> snapshot() override;
 
   Status write(const KvBatch& batch) override {
     rocksdb::WriteBatch wb;
@@ -79,21 +123,7 @@ class RocksKvStore final : public KvStore {
   }
 
   Status scan(std::string_view prefix, std::string_view start_after, const KvVisitor& visit) override {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-    rocksdb::Slice pfx(prefix.data(), prefix.size());
-    if (start_after.empty()) {
-      it->Seek(pfx);
-    } else {
-      it->Seek(rocksdb::Slice(start_after.data(), start_after.size()));
-      if (it->Valid() && it->key() == rocksdb::Slice(start_after.data(), start_after.size())) it->Next();
-    }
-    for (; it->Valid() && it->key().starts_with(pfx); it->Next()) {
-      if (!visit(std::string_view(it->key().data(), it->key().size()),
-                 std::string_view(it->value().data(), it->value().size())))
-        break;
-    }
-    if (!it->status().ok()) return Status{Errc::io_error, "metadata scan failed: " + it->status().ToString()};
-    return Status::Ok();
+    return rocks_scan(*db_, rocksdb::ReadOptions(), prefix, start_after, visit);
   }
 
  private:
@@ -103,8 +133,16 @@ class RocksKvStore final : public KvStore {
   std::atomic<bool> failed_{false};  // a write failed and the database has not been resumed since
 };
 
+std::unique_ptr<KvReader> RocksKvStore::snapshot() { return std::make_unique<RocksSnapshot>(*db_); }
+
 class MemoryKvStore final : public KvStore {
  public:
+  MemoryKvStore() = default;
+  MemoryKvStore(const MemoryKvStore& other) {
+    std::shared_lock lock(other.mu_);
+    map_ = other.map_;
+  }
+  std::unique_ptr<KvReader> snapshot() override { return std::make_unique<MemoryKvStore>(*this); }
   Result<std::optional<std::string>> get(std::string_view key) override {
     std::shared_lock lock(mu_);
     auto it = map_.find(key);
@@ -136,7 +174,7 @@ class MemoryKvStore final : public KvStore {
   }
 
  private:
-  std::shared_mutex mu_;
+  mutable std::shared_mutex mu_;
   std::map<std::string, std::string, std::less<>> map_;
 };
 

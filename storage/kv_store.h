@@ -3,6 +3,8 @@
 // Implementations: RocksKvStore (RocksDB on disk, the product) and
 // MemoryKvStore (a std::map, for unit tests and the simulation). Both are
 // thread-safe; a KvBatch is applied atomically. Key layout: storage/keys.h.
+// A KvReader reads; snapshot() gives one frozen at a moment, for readers
+// that must see several keys consistently while writers go on (fsck).
 #pragma once
 
 #include <functional>
@@ -34,14 +36,21 @@ class KvBatch {
 // Called for each key in order; return false to stop the scan.
 using KvVisitor = std::function<bool(std::string_view key, std::string_view value)>;
 
-class KvStore {
+class KvReader {
  public:
-  virtual ~KvStore() = default;
+  virtual ~KvReader() = default;
   virtual Result<std::optional<std::string>> get(std::string_view key) = 0;
-  virtual Status write(const KvBatch& batch) = 0;
   // Visits keys starting with `prefix` that sort strictly after `start_after`
   // (which must itself start with `prefix`, or be empty for "from the start").
   virtual Status scan(std::string_view prefix, std::string_view start_after, const KvVisitor& visit) = 0;
+};
+
+class KvStore : public KvReader {
+ public:
+  virtual Status write(const KvBatch& batch) = 0;
+  // The store as it is now: later writes are not seen through it. It must
+  // not outlive the store.
+  virtual std::unique_ptr<KvReader> snapshot() = 0;
 };
 
 // Writes are refused (out_of_space) while less than `min_free` bytes are

@@ -23,7 +23,7 @@ struct TempDir {
   ~TempDir() { fs::remove_all(path); }
 };
 
-std::vector<std::string> keys_after(KvStore& kv, const std::string& prefix, const std::string& after) {
+std::vector<std::string> keys_after(KvReader& kv, const std::string& prefix, const std::string& after) {
   std::vector<std::string> keys;
   REQUIRE(kv.scan(prefix, after, [&](std::string_view k, std::string_view) {
                 keys.emplace_back(k);
@@ -52,6 +52,30 @@ TEST_CASE("RocksDB and in-memory KvStore behave the same") {
     del.del("u/1");
     REQUIRE(kv->write(del).ok());
     CHECK_FALSE(kv->get("u/1")->has_value());
+  }
+}
+
+TEST_CASE("A KvStore snapshot keeps reading the store as it was when taken") {
+  TempDir dir;
+  auto rocks = open_rocks_kv_store((dir.path / "db").string());
+  REQUIRE(rocks.ok());
+  auto memory = make_memory_kv_store();
+  for (KvStore* kv : {rocks->get(), memory.get()}) {
+    KvBatch before;
+    before.put("s/old", "1");
+    before.put("s/gone", "1");
+    REQUIRE(kv->write(before).ok());
+    auto view = kv->snapshot();
+    KvBatch after;
+    after.put("s/new", "2");
+    after.put("s/old", "2");
+    after.del("s/gone");
+    REQUIRE(kv->write(after).ok());
+    CHECK(keys_after(*view, "s/", "") == std::vector<std::string>{"s/gone", "s/old"});
+    CHECK(view->get("s/old")->value() == "1");
+    CHECK_FALSE(view->get("s/new")->has_value());
+    CHECK(keys_after(*kv, "s/", "") == std::vector<std::string>{"s/new", "s/old"});
+    CHECK(kv->get("s/old")->value() == "2");
   }
 }
 
