@@ -43,6 +43,7 @@ using revalidate_atom = caf::atom_constant<caf::atom("reval")>;    // a client a
 using revalidated_atom = caf::atom_constant<caf::atom("revalok")>; // a tag's revalidation ended (outcome)
 using patience_atom = caf::atom_constant<caf::atom("patience")>;   // a waiter's patience ran out
 using stale_atom = caf::atom_constant<caf::atom("stale")>;         // a tag's freshness (tag-ttl) ended
+using blob_atom = caf::atom_constant<caf::atom("blob")>;           // a blob was stored or removed here (key, present)
 using access_atom = caf::atom_constant<caf::atom("access")>;       // the registry users and rules changed (fingerprint)
 
 }  // namespace ep::actors

@@ -118,7 +118,7 @@ void publish_peers(SiteState& st) {
   std::vector<site::PeerAddress> live;
   for (const auto& [name, m] : st.core->membership().members()) {
     if (m.liveness != site::Liveness::alive || m.info.data_address().empty()) continue;
-    site::PeerAddress peer{name, m.info.data_address(), {}};
+    site::PeerAddress peer{name, m.info.data_address(), {}, st.core->holdings_of(name)};
     for (const auto& b : m.info.blobs()) peer.holdings.push_back({b.digest(), b.chunks()});
     live.push_back(std::move(peer));
   }
@@ -159,6 +159,9 @@ void carry_out(SiteActor* self, site::Effects fx) {
     writes.tags.insert(writes.tags.end(), {key.ns, key.repo, key.tag, value ? value->digest : std::string()});
   }
   send_writes(st.store, std::move(writes));
+  // At once, not at the next publish: a tag this node applies after the
+  // filter's update may name a blob only the new filter says a peer holds.
+  for (const auto& name : fx.holdings_changed) st.peers->set_holdings(name, st.core->holdings_of(name));
   for (const auto& address : fx.connect) connect(self, address);
   // A heartbeat goes to every member unchanged: it is signed and sealed once
   // (an Ed25519 signature per member and second was most of an idle node's
@@ -300,6 +303,10 @@ caf::behavior site_behavior(SiteActor* self) {
         carry_out(self, st.core->tick(now_ms()));
         self->delayed_send(self, std::chrono::milliseconds(250), tick_atom::value);
       },
+      [=](blob_atom, uint64_t key, bool present) {
+        auto& core = *self->state.core;
+        carry_out(self, present ? core.blob_stored(key, now_ms()) : core.blob_removed(key, now_ms()));
+      },
       [=](access_atom, const std::string& fingerprint) {
         self->state.core->set_access_fingerprint(fingerprint);
         carry_out(self, self->state.core->announce(now_ms()));
@@ -375,6 +382,7 @@ Result<std::pair<caf::actor, uint16_t>> start_site_actor(caf::actor_system& syst
     return out;
   };
   auto core = std::make_unique<site::SiteCore>(config.self, config.core, config.self.incarnation(), lookup);
+  core->set_held_blobs(deps.held_blobs);
   // The index as persisted: a restarted node comes back with it and catches up.
   auto s = deps.kv.scan(keys::kIndexPrefix, "", [&](std::string_view, std::string_view value) {
     core->mutable_index().load_entry(value);

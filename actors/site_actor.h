@@ -48,7 +48,15 @@ struct SiteDeps {
   // with every heartbeat; may be empty.
   std::function<std::vector<wire::BlobHolding>()> holdings;
   std::function<uint64_t()> holdings_version;  // changes when holdings() would say more
+  // Every blob held here at start (site::holdings_key); each one stored or
+  // removed later is sent as (blob_atom, key, present), see blob_listener.
+  std::vector<uint64_t> held_blobs;
 };
+
+// For BlobStore::set_listener: tells the site actor of every blob stored or
+// removed here, from the thread that stored it, before the store returns
+// (so before any tag naming it reaches the actor).
+std::function<void(const Digest&, bool present)> blob_listener(caf::actor site);
 
 // Spawns the actor, publishes it on the cluster port and starts joining.
 // Returns the actor and the port it was published on.

@@ -1,5 +1,6 @@
 // SiteTagObserver: the registry's and the HTTP API's reports to the site
-// actor (tags written and deleted here, images pulled here), as messages.
+// actor (tags written and deleted here, images pulled here), as messages;
+// blob_listener: the blob store's (blobs stored and removed here).
 #include <caf/send.hpp>
 #include <chrono>
 #include <string>
@@ -36,6 +37,12 @@ void SiteTagObserver::image_pulled(const std::string& repo, const std::string& r
   it->second = now;
   if (reported.size() > 4096) reported.clear();
   caf::anon_send(site_, pin_used_atom::value, std::move(ref));
+}
+
+std::function<void(const Digest&, bool)> blob_listener(caf::actor site) {
+  return [site = std::move(site)](const Digest& digest, bool present) {
+    caf::anon_send(site, blob_atom::value, site::holdings_key(digest.str()), present);
+  };
 }
 
 }  // namespace ep::actors

@@ -306,7 +306,8 @@ Status start_site(Parts& p, const Config& config, const SiteIdentity& identity) 
                                       static_cast<uint64_t>(config.auto_pin_ttl.count())};
   auto* mirror = p.mirror.get();
   actors::SiteDeps deps{*p.kv, *p.registry, identity.sealer, p.stats, p.peers, p.index,
-                        [mirror] { return mirror->holdings(); }, [mirror] { return mirror->holdings_version(); }};
+                        [mirror] { return mirror->holdings(); }, [mirror] { return mirror->holdings_version(); }, {}};
+  for (const auto& [digest, size] : p.blobs->list()) deps.held_blobs.push_back(site::holdings_key(digest.str()));
   // The middleman listens on loopback only; the gate faces the network.
   auto site = actors::start_site_actor(*p.system, site_config, deps, "127.0.0.1", 0);
   if (!site) return site.status();
@@ -316,6 +317,7 @@ Status start_site(Parts& p, const Config& config, const SiteIdentity& identity) 
     p.gate->start();
   }
   p.admin->set_site(p.site);
+  p.blobs->set_listener(actors::blob_listener(p.site));  // before start_serving: nothing stores blobs yet
   p.observer = std::make_unique<actors::SiteTagObserver>(p.site);
   p.registry->set_observer(p.observer.get());
   return Status::Ok();

@@ -121,6 +121,12 @@ class Mirror {
   // Answers a peer's chunk request (the ChunkServer's provider).
   transfer::ChunkReply serve_chunk(const wire::ChunkRequest& request);
   uint64_t bytes_from_upstream() const { return bytes_from_upstream_; }
+  // Lookups of a blob missing here: how many asked peers, and how many asked
+  // nobody because no live member's holdings summary may contain it.
+  struct HolderLookups {
+    uint64_t asked = 0, none_may_hold = 0;
+  };
+  HolderLookups holder_lookups() const { return {lookups_asked_, lookups_none_may_hold_}; }
 
   struct PeerStats {
     uint64_t bytes_from = 0, bytes_to = 0;  // chunk bytes fetched from / served to the peer
@@ -276,6 +282,7 @@ class Mirror {
   BlockingPool* blocking_ = nullptr;  // the node's (use_pools)
   std::atomic<bool> io_ready_{false};
   std::atomic<uint64_t> bytes_from_upstream_{0};
+  std::atomic<uint64_t> lookups_asked_{0}, lookups_none_may_hold_{0};
   std::shared_ptr<site::PeerDirectory> peers_;
   std::shared_ptr<transfer::ChunkClient> chunk_client_;
   std::string self_name_;

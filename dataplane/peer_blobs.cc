@@ -39,15 +39,20 @@ Mirror::Holders Mirror::find_holders(const std::string& repo, const Digest& dige
       if (found.chunk_digests.empty()) found.chunk_digests.assign(r->chunk_digests().begin(), r->chunk_digests().end());
     }
   };
-  // Members that announced the whole blob are asked first; without such an
-  // announcement (an older blob, a pushed one), or if they no longer have
-  // it, every live member is.
+  // Members that announced the whole blob recently are asked first; without
+  // such an announcement, or if they no longer have it, every live member
+  // whose holdings summary may contain it (or that announced none yet). A
+  // digest no summary contains is held by nobody: nobody is asked.
   const auto live = peers_->live();
-  std::vector<site::PeerAddress> announced;
-  for (const auto& peer : live)
+  std::vector<site::PeerAddress> announced, may_hold;
+  for (const auto& peer : live) {
     if (const auto* h = peer.holding(digest.str()); h && h->chunks.empty()) announced.push_back(peer);
+    if (peer.may_hold(digest.str())) may_hold.push_back(peer);
+  }
+  if (!announced.empty() || !may_hold.empty()) ++lookups_asked_;
   if (!announced.empty()) ask(announced);
-  if (found.peers.empty()) ask(live);
+  if (found.peers.empty() && !may_hold.empty()) ask(may_hold);
+  if (announced.empty() && may_hold.empty() && !live.empty()) ++lookups_none_may_hold_;
   // Penalised peers last.
   std::stable_partition(found.peers.begin(), found.peers.end(),
                         [this](const site::PeerAddress& p) { return !penalised(p.name); });

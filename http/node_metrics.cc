@@ -27,6 +27,13 @@ std::string per_peer(const std::map<std::string, Mirror::PeerStats>& peers) {
   return out;
 }
 
+std::string holder_lookups(const Mirror::HolderLookups& lookups) {
+  return counter("edgepier_holder_lookups_total",
+                 "Lookups of a blob missing here: peers asked, or none asked as no holdings summary may contain it.") +
+         "edgepier_holder_lookups_total{peers=\"asked\"} " + std::to_string(lookups.asked) + "\n" +
+         "edgepier_holder_lookups_total{peers=\"none_may_hold\"} " + std::to_string(lookups.none_may_hold) + "\n";
+}
+
 }  // namespace
 
 std::string render_node_metrics(const actors::SiteStats& site, const transfer::PeerTraffic& traffic, Mirror& mirror) {
@@ -37,7 +44,7 @@ std::string render_node_metrics(const actors::SiteStats& site, const transfer::P
          "edgepier_upstream_bytes_total " + std::to_string(mirror.bytes_from_upstream()) + "\n" +
          counter("edgepier_peer_handshakes_refused_total", "Peer streams refused for lacking the site key.") +
          "edgepier_peer_handshakes_refused_total " + std::to_string(traffic.handshakes_refused) + "\n" +
-         per_peer(mirror.peer_stats());
+         holder_lookups(mirror.holder_lookups()) + per_peer(mirror.peer_stats());
 }
 
 std::string render_storage_metrics(const Replicator& replicator, const BlobStore& blobs) {

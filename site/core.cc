@@ -14,6 +14,7 @@ void Effects::append(Effects&& o) {
   move_into(changed_tags, o.changed_tags);
   move_into(manifests, o.manifests);
   move_into(membership, o.membership);
+  move_into(holdings_changed, o.holdings_changed);
 }
 
 SiteCore::SiteCore(wire::Member self, CoreOptions options, uint64_t seed, ManifestLookup manifests)
@@ -98,6 +99,7 @@ Effects SiteCore::on_member_event(std::optional<MembershipEvent> event, uint64_t
   Effects fx;
   if (!event) return fx;
   fx.membership.push_back(*event);
+  holdings_event(fx, *event, now);
   if (event->liveness == Liveness::alive) {
     // A member appeared or came back: a newcomer learns who we know (so the
     // mesh completes); everyone syncs the index with it right away.
@@ -183,6 +185,9 @@ Effects SiteCore::receive(const wire::Envelope& env, uint64_t now) {
       break;
     case wire::Envelope::kDelta:
       fx.append(apply(env.delta(), now));
+      break;
+    case wire::Envelope::kHoldings:
+      receive_holdings(fx, from, env.holdings(), now);
       break;
     case wire::Envelope::kDigests: {
       // Different live sets: show ours, so a lost introduction is repaired.

@@ -20,6 +20,7 @@
 
 #include "crdt/hlc.h"
 #include "crdt/index.h"
+#include "site/holdings_filter.h"
 #include "site/membership.h"
 
 namespace ep::site {
@@ -50,6 +51,7 @@ struct Effects {
   std::vector<crdt::TagKey> changed_tags;         // value changed: update the registry view
   std::vector<wire::Manifest> manifests;          // manifests to store locally
   std::vector<MembershipEvent> membership;
+  std::vector<std::string> holdings_changed;      // peers whose holdings filter changed or was dropped
   void append(Effects&& other);
 };
 
@@ -101,6 +103,17 @@ class SiteCore {
     out->Clear();
     for (auto& b : blobs) *out->Add() = std::move(b);
   }
+  // Holdings summaries (site/holdings_filter.h), in core_holdings.cc. What
+  // this node holds completely at start, then each blob stored or removed
+  // here: the peers are told at once, so a blob is in the filter they hold
+  // before any tag naming it (sent after it) reaches them.
+  void set_held_blobs(const std::vector<uint64_t>& keys) { own_holdings_.reset(keys); }
+  Effects blob_stored(uint64_t key, uint64_t now_ms);
+  Effects blob_removed(uint64_t key, uint64_t now_ms);
+  // What a peer announced; nullptr: unknown, it may hold anything.
+  std::shared_ptr<const HoldingsFilter> holdings_of(const std::string& peer) const {
+    return peer_holdings_.filter(peer);
+  }
   // The next heartbeat, now: what this node holds changed (a chunk or a
   // blob completed), and peers should know before the regular beat.
   Effects announce(uint64_t now_ms);
@@ -139,6 +152,10 @@ class SiteCore {
   Effects apply(const wire::IndexDelta& delta, uint64_t now_ms);
   void collect_garbage(Effects& fx, uint64_t now_ms);
   Effects on_member_event(std::optional<MembershipEvent> event, uint64_t now_ms);
+  Effects broadcast_holdings(const std::optional<wire::HoldingsUpdate>& update, uint64_t now_ms);
+  void holdings_event(Effects& fx, const MembershipEvent& event, uint64_t now_ms);
+  void receive_holdings(Effects& fx, const std::string& from, const wire::HoldingsUpdate& update, uint64_t now_ms);
+  wire::Envelope holdings_envelope(wire::HoldingsUpdate update, uint64_t now_ms) const;
 
   CoreOptions options_;
   Membership membership_;
@@ -154,6 +171,8 @@ class SiteCore {
   uint64_t rounds_ = 0, repairs_ = 0;
   uint64_t last_contact_ms_ = 0, collected_ms_ = 0;
   std::optional<uint64_t> stale_since_;  // back after a long gap: undecided until a hello
+  HoldingsSummary own_holdings_;
+  PeerHoldings peer_holdings_;
 };
 
 }  // namespace ep::site

@@ -5,10 +5,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "site/holdings_filter.h"
 
 namespace ep::site {
 
@@ -26,6 +29,9 @@ struct PeerAddress {
   std::string name;
   std::string data_address;
   std::vector<Holding> holdings;
+  // Every blob it holds completely may be in this (nullptr: unknown).
+  std::shared_ptr<const HoldingsFilter> filter;
+  bool may_hold(const std::string& digest) const { return !filter || filter->may_hold(holdings_key(digest)); }
   const Holding* holding(const std::string& digest) const {
     for (const auto& h : holdings)
       if (h.digest == digest) return &h;
@@ -42,6 +48,11 @@ class PeerDirectory {
   std::vector<PeerAddress> live() const {
     std::lock_guard lock(mu_);
     return live_;
+  }
+  void set_holdings(const std::string& name, std::shared_ptr<const HoldingsFilter> filter) {
+    std::lock_guard lock(mu_);
+    for (auto& peer : live_)
+      if (peer.name == name) peer.filter = filter;
   }
   bool any_live() const {  // without copying what they hold
     std::lock_guard lock(mu_);

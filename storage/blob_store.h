@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -56,6 +57,11 @@ class BlobStore {
   virtual Result<UniqueFd> open_staging(std::string_view id, bool create) = 0;
   virtual Status remove_staging(std::string_view id) = 0;
   virtual std::vector<std::string> list_staging() = 0;
+  // Told of each blob that becomes present (a commit_staging that stored
+  // it) or absent (remove, quarantine), after the change, on the thread
+  // that made it. Set once, before the store is shared between threads.
+  using Listener = std::function<void(const Digest&, bool present)>;
+  virtual void set_listener(Listener listener) = 0;
   // Publishes staged `id` as blob `digest`; the caller verified the content.
   // If the blob already exists the staged copy is dropped (deduplication).
   virtual Status commit_staging(std::string_view id, const Digest& digest) = 0;

@@ -47,6 +47,7 @@ class FsBlobStore final : public BlobStore {
     const auto aside = quarantine_ / (std::string(digest.hex()) + "." + std::to_string(::time(nullptr)));
     if (::rename(blob_path(digest).c_str(), aside.c_str()) != 0) return errno_status("quarantine blob " + digest.str());
     used_ -= *size;
+    if (listener_) listener_(digest, false);
     return Status::Ok();
   }
 
@@ -92,6 +93,7 @@ class FsBlobStore final : public BlobStore {
     if (!size) return size.status();
     if (::unlink(blob_path(digest).c_str()) != 0) return errno_status("remove blob " + digest.str());
     used_ -= *size;
+    if (listener_) listener_(digest, false);
     return Status::Ok();
   }
 
@@ -154,8 +156,11 @@ class FsBlobStore final : public BlobStore {
     if (::stat(staged.c_str(), &st) != 0) return errno_status("stat staged upload");
     if (::rename(staged.c_str(), target.c_str()) != 0) return errno_status("publish blob " + digest.str());
     used_ += static_cast<uint64_t>(st.st_size);
+    if (listener_) listener_(digest, true);
     return Status::Ok();
   }
+
+  void set_listener(Listener listener) override { listener_ = std::move(listener); }
 
  private:
   std::string blob_path(const Digest& d) const {
@@ -167,6 +172,7 @@ class FsBlobStore final : public BlobStore {
   fs::path blobs_, uploads_, quarantine_;
   SpaceGuard space_;
   std::atomic<uint64_t> used_{0};
+  Listener listener_;  // set before the store is shared
 };
 
 // Memory-backed fake: every file is a memfd, so callers use the same fd code.
@@ -193,10 +199,14 @@ class MemoryBlobStore final : public BlobStore {
   }
   Status quarantine(const Digest& digest) override { return remove(digest); }
   Status remove(const Digest& digest) override {
-    std::lock_guard lock(mu_);
-    if (!blobs_.erase(digest.str())) return Status{Errc::blob_unknown, "blob unknown: " + digest.str()};
+    {
+      std::lock_guard lock(mu_);
+      if (!blobs_.erase(digest.str())) return Status{Errc::blob_unknown, "blob unknown: " + digest.str()};
+    }
+    if (listener_) listener_(digest, false);
     return Status::Ok();
   }
+  void set_listener(Listener listener) override { listener_ = std::move(listener); }
   uint64_t used_bytes() const override {
     std::lock_guard lock(mu_);
     uint64_t used = 0;
@@ -230,11 +240,15 @@ class MemoryBlobStore final : public BlobStore {
     return ids;
   }
   Status commit_staging(std::string_view id, const Digest& digest) override {
-    std::lock_guard lock(mu_);
-    auto it = staging_.find(std::string(id));
-    if (it == staging_.end()) return Status{Errc::blob_upload_unknown, "upload data is missing"};
-    if (!blobs_.count(digest.str())) blobs_.emplace(digest.str(), std::move(it->second));
-    staging_.erase(it);
+    bool stored = false;
+    {
+      std::lock_guard lock(mu_);
+      auto it = staging_.find(std::string(id));
+      if (it == staging_.end()) return Status{Errc::blob_upload_unknown, "upload data is missing"};
+      stored = blobs_.emplace(digest.str(), std::move(it->second)).second;
+      staging_.erase(it);
+    }
+    if (stored && listener_) listener_(digest, true);
     return Status::Ok();
   }
 
@@ -245,6 +259,7 @@ class MemoryBlobStore final : public BlobStore {
   }
   mutable std::mutex mu_;
   std::map<std::string, UniqueFd> blobs_, staging_;
+  Listener listener_;  // set before the store is shared
 };
 
 }  // namespace

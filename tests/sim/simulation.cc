@@ -155,6 +155,8 @@ void Simulation::put_tag(size_t i, const crdt::TagKey& key, const wire::Manifest
 
 void Simulation::delete_tag(size_t i, const crdt::TagKey& key) { carry_out(i, nodes_[i].core->delete_tag(key, now_)); }
 
+void Simulation::store_blob(size_t i, uint64_t key) { carry_out(i, nodes_[i].core->blob_stored(key, now_)); }
+
 void Simulation::random_operation() {
   std::vector<size_t> live;
   for (size_t i = 0; i < nodes_.size(); ++i)

@@ -50,6 +50,7 @@ class Simulation {
   void random_operation();
   void put_tag(size_t i, const crdt::TagKey& key, const wire::Manifest& manifest);
   void delete_tag(size_t i, const crdt::TagKey& key);
+  void store_blob(size_t i, uint64_t key);  // a blob (site::holdings_key) stored at node i
   uint64_t messages() const { return messages_; }
   uint64_t bytes() const { return bytes_; }  // serialized envelopes sent (before drops)
 

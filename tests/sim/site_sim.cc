@@ -1,17 +1,20 @@
 // site_sim: runs the deterministic site simulation and reports how long the
 // index and membership take to converge, and what writes cost the network.
-//   site_sim [--nodes N] [--seed S] [--drop P] [--ops K] [--keys K] [--writes W] [--rate R]
+//   site_sim [--nodes N] [--seed S] [--drop P] [--ops K] [--keys K] [--writes W] [--rate R] [--blobs B]
 // Phases: join; K random operations under message loss with a partition of
 // the site in two halves and a crashed node; heal and restart; measure
 // virtual time and anti-entropy rounds until every live node agrees. Then,
 // with --writes: --keys tags written at node 0 and converged (an index of
 // that size), and W tag writes at random nodes, R per second of virtual
 // time: messages and bytes per write, and the time to converge after the
-// last one.
+// last one. With --blobs: B blobs stored at random nodes, 100 per second:
+// holdings messages and bytes per stored blob, and whether every peer's
+// copy of the storer's holdings filter contains each one.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 #include <string>
 
 #include "simulation.h"
@@ -55,11 +58,42 @@ bool measure_writes(ep::sim::Simulation& sim, size_t keys, size_t writes, double
   return loaded && settled;
 }
 
+// Blobs stored at random nodes: what announcing them costs, and whether every
+// live peer's copy of the storer's filter has them.
+bool measure_holdings(ep::sim::Simulation& sim, size_t blobs) {
+  // The same virtual time without stores first: heartbeats and rounds, to subtract.
+  uint64_t messages = sim.messages(), bytes = sim.bytes();
+  sim.run_for(10 * blobs);
+  const uint64_t idle_messages = sim.messages() - messages, idle_bytes = sim.bytes() - bytes;
+  std::mt19937_64 rng(7);
+  std::vector<std::pair<size_t, uint64_t>> stored;
+  messages = sim.messages(), bytes = sim.bytes();
+  for (size_t b = 0; b < blobs; ++b) {
+    stored.emplace_back(rng() % sim.size(), rng());
+    sim.store_blob(stored.back().first, stored.back().second);
+    sim.run_for(10);
+  }
+  const double spent_messages = static_cast<double>(sim.messages() - messages) - static_cast<double>(idle_messages);
+  const double spent_bytes = static_cast<double>(sim.bytes() - bytes) - static_cast<double>(idle_bytes);
+  sim.run_for(2000);
+  size_t missing = 0;
+  for (const auto& [at, key] : stored)
+    for (size_t i = 0; i < sim.size(); ++i) {
+      auto filter = i == at ? nullptr : sim.core(i).holdings_of(sim.core(at).self().name());
+      missing += i != at && (!filter || !filter->may_hold(key));
+    }
+  std::printf("%zu blobs stored: %.1f messages and %.0f bytes per blob beyond idle traffic, %zu of %zu peer filters "
+              "lack one\n",
+              blobs, spent_messages / static_cast<double>(blobs), spent_bytes / static_cast<double>(blobs), missing,
+              blobs * (sim.size() - 1));
+  return missing == 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   ep::sim::SimOptions options;
-  size_t ops = 200, keys = 0, writes = 0;
+  size_t ops = 200, keys = 0, writes = 0, blobs = 0;
   double rate = 200;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
@@ -70,9 +104,10 @@ int main(int argc, char** argv) {
     else if (flag == "--keys") keys = std::stoul(argv[i + 1]);
     else if (flag == "--writes") writes = std::stoul(argv[i + 1]);
     else if (flag == "--rate") rate = std::stod(argv[i + 1]);
+    else if (flag == "--blobs") blobs = std::stoul(argv[i + 1]);
     else {
       std::fprintf(stderr, "usage: site_sim [--nodes N] [--seed S] [--drop P] [--ops K] [--keys K] [--writes W] "
-                           "[--rate R]\n");
+                           "[--rate R] [--blobs B]\n");
       return 2;
     }
   }
@@ -101,7 +136,8 @@ int main(int argc, char** argv) {
               ops, heal ? std::to_string(*heal).c_str() : "did not converge", per_node,
               static_cast<unsigned long long>(sim.messages()));
   bool steady = writes == 0 || measure_writes(sim, keys, writes, rate);
+  bool announced = blobs == 0 || measure_holdings(sim, blobs);
   std::printf("index entries: %zu; wall time %.1f s\n", sim.core(0).index().size(),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - wall).count());
-  return join && heal && steady ? 0 : 1;
+  return join && heal && steady && announced ? 0 : 1;
 }
