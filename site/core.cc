@@ -355,7 +355,10 @@ Effects SiteCore::tick(uint64_t now) {
   // is precise enough and keeps a large site's ticks cheap.
   if (now - last_liveness_check_ >= 250) {
     last_liveness_check_ = now;
-    for (auto& event : membership_.tick(now)) fx.membership.push_back(event);
+    for (auto& event : membership_.tick(now)) {
+      holdings_event(fx, event, now);
+      fx.membership.push_back(event);
+    }
   }
   if (now - last_heartbeat_ >= heartbeat_ms_) {
     auto beat = announce(now);

@@ -156,6 +156,7 @@ class SiteCore {
   void holdings_event(Effects& fx, const MembershipEvent& event, uint64_t now_ms);
   void receive_holdings(Effects& fx, const std::string& from, const wire::HoldingsUpdate& update, uint64_t now_ms);
   wire::Envelope holdings_envelope(wire::HoldingsUpdate update, uint64_t now_ms) const;
+  void ask_whole_holdings(Effects& fx, const std::string& peer, uint64_t now_ms) const;
 
   CoreOptions options_;
   Membership membership_;

@@ -27,10 +27,18 @@ void SiteCore::holdings_event(Effects& fx, const MembershipEvent& event, uint64_
     if (peer_holdings_.filter(event.name)) fx.holdings_changed.push_back(event.name);
     peer_holdings_.forget(event.name);
   }
+  if (event.liveness != Liveness::alive || leaving_) return;
   // Alive again (joined, restarted, back from suspicion or a partition):
   // deltas sent meanwhile may be lost, so it gets the whole filter.
-  if (event.liveness == Liveness::alive && !leaving_)
-    fx.send.push_back({event.name, holdings_envelope(own_holdings_.whole(), now)});
+  fx.send.push_back({event.name, holdings_envelope(own_holdings_.whole(), now)});
+  // Back from suspicion: it may still count us alive and not send its own.
+  if (!event.joined && !event.restarted && !peer_holdings_.filter(event.name)) ask_whole_holdings(fx, event.name, now);
+}
+
+void SiteCore::ask_whole_holdings(Effects& fx, const std::string& peer, uint64_t now) const {
+  wire::HoldingsUpdate ask;
+  ask.set_want_whole(true);
+  fx.send.push_back({peer, holdings_envelope(std::move(ask), now)});
 }
 
 void SiteCore::receive_holdings(Effects& fx, const std::string& from, const wire::HoldingsUpdate& update,
@@ -40,13 +48,10 @@ void SiteCore::receive_holdings(Effects& fx, const std::string& from, const wire
     return;
   }
   switch (peer_holdings_.apply(from, update)) {
-    case PeerHoldings::Outcome::want_whole: {
-      wire::HoldingsUpdate ask;
-      ask.set_want_whole(true);
-      fx.send.push_back({from, holdings_envelope(std::move(ask), now)});
+    case PeerHoldings::Outcome::want_whole:
+      ask_whole_holdings(fx, from, now);
       fx.holdings_changed.push_back(from);
       break;
-    }
     case PeerHoldings::Outcome::changed:
       fx.holdings_changed.push_back(from);
       break;

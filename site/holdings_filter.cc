@@ -23,7 +23,6 @@ int hex_value(char c) {
 // Filters are rebuilt at twice what is held, so a node that keeps storing
 // rebuilds O(log n) times; small ones stay a few hundred bytes.
 constexpr size_t kMinCapacity = 256;
-constexpr size_t kMaxFilterBytes = 16 << 20;
 constexpr uint32_t kMaxHashes = 16;
 
 }  // namespace
@@ -46,12 +45,12 @@ uint64_t holdings_key(std::string_view digest) {
 
 HoldingsFilter HoldingsFilter::sized_for(size_t capacity) {
   HoldingsFilter f;
-  f.bits_.assign((std::max(capacity, kMinCapacity) * kBitsPerBlob + 7) / 8, '\0');
+  f.bits_.assign(std::min((std::max(capacity, kMinCapacity) * kBitsPerBlob + 7) / 8, HoldingsFilter::kMaxBytes), '\0');
   return f;
 }
 
 std::optional<HoldingsFilter> HoldingsFilter::from_wire(std::string bits, uint32_t hashes) {
-  if (bits.empty() || bits.size() > kMaxFilterBytes || hashes == 0 || hashes > kMaxHashes) return std::nullopt;
+  if (bits.empty() || bits.size() > HoldingsFilter::kMaxBytes || hashes == 0 || hashes > kMaxHashes) return std::nullopt;
   HoldingsFilter f;
   f.bits_ = std::move(bits);
   f.hashes_ = hashes;
@@ -91,7 +90,7 @@ void HoldingsSummary::rebuild() {
 std::optional<wire::HoldingsUpdate> HoldingsSummary::stored(uint64_t key) {
   if (!held_.insert(key).second) return std::nullopt;
   ++version_;
-  if (held_.size() > filter_.capacity()) {
+  if (held_.size() > filter_.capacity() && filter_.bits().size() < HoldingsFilter::kMaxBytes) {
     rebuild();
     return whole();
   }

@@ -47,6 +47,9 @@ class HoldingsFilter {
  public:
   static constexpr uint32_t kHashes = 7;
   static constexpr uint32_t kBitsPerBlob = 10;  // ~1% false positives at capacity
+  // Well under the cluster gate's 16 MiB message bound: past ~3.3M blobs a
+  // filter stops growing and claims more (a false positive costs one probe).
+  static constexpr size_t kMaxBytes = 4 << 20;
 
   HoldingsFilter() = default;  // holds nothing
   static HoldingsFilter sized_for(size_t capacity);

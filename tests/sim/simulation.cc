@@ -59,6 +59,10 @@ void Simulation::carry_out(size_t from, site::Effects fx) {
     size_t to = node_of(out.to[0] == '@' ? out.to.substr(1) : out.to);
     ++messages_;
     bytes_ += out.envelope.ByteSizeLong();
+    if (out.envelope.has_holdings()) {
+      ++holdings_messages_;
+      holdings_bytes_ += out.envelope.ByteSizeLong();
+    }
     if (options_.drop > 0 && std::uniform_real_distribution<>(0, 1)(rng_) < options_.drop) continue;
     queue_.push(Event{now_ + delay(), seq_++, to,
                       std::make_shared<const wire::Envelope>(std::move(out.envelope)), from});

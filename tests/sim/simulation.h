@@ -53,6 +53,9 @@ class Simulation {
   void store_blob(size_t i, uint64_t key);  // a blob (site::holdings_key) stored at node i
   uint64_t messages() const { return messages_; }
   uint64_t bytes() const { return bytes_; }  // serialized envelopes sent (before drops)
+  // Of those, the holdings summaries (whole filters and deltas).
+  uint64_t holdings_messages() const { return holdings_messages_; }
+  uint64_t holdings_bytes() const { return holdings_bytes_; }
 
  private:
   struct Node {
@@ -82,6 +85,7 @@ class Simulation {
   std::vector<int> group_;
   std::priority_queue<Event, std::vector<Event>, std::greater<>> queue_;
   uint64_t now_ = 0, seq_ = 0, next_tick_ = 0, messages_ = 0, bytes_ = 0;
+  uint64_t holdings_messages_ = 0, holdings_bytes_ = 0;
 };
 
 }  // namespace ep::sim

@@ -61,31 +61,25 @@ bool measure_writes(ep::sim::Simulation& sim, size_t keys, size_t writes, double
 // Blobs stored at random nodes: what announcing them costs, and whether every
 // live peer's copy of the storer's filter has them.
 bool measure_holdings(ep::sim::Simulation& sim, size_t blobs) {
-  // The same virtual time without stores first: heartbeats and rounds, to subtract.
-  uint64_t messages = sim.messages(), bytes = sim.bytes();
-  sim.run_for(10 * blobs);
-  const uint64_t idle_messages = sim.messages() - messages, idle_bytes = sim.bytes() - bytes;
   std::mt19937_64 rng(7);
   std::vector<std::pair<size_t, uint64_t>> stored;
-  messages = sim.messages(), bytes = sim.bytes();
+  const uint64_t messages = sim.holdings_messages(), bytes = sim.holdings_bytes();
   for (size_t b = 0; b < blobs; ++b) {
     stored.emplace_back(rng() % sim.size(), rng());
     sim.store_blob(stored.back().first, stored.back().second);
     sim.run_for(10);
   }
-  const double spent_messages = static_cast<double>(sim.messages() - messages) - static_cast<double>(idle_messages);
-  const double spent_bytes = static_cast<double>(sim.bytes() - bytes) - static_cast<double>(idle_bytes);
   sim.run_for(2000);
+  const double per_blob = 1.0 / static_cast<double>(blobs);
   size_t missing = 0;
   for (const auto& [at, key] : stored)
     for (size_t i = 0; i < sim.size(); ++i) {
       auto filter = i == at ? nullptr : sim.core(i).holdings_of(sim.core(at).self().name());
       missing += i != at && (!filter || !filter->may_hold(key));
     }
-  std::printf("%zu blobs stored: %.1f messages and %.0f bytes per blob beyond idle traffic, %zu of %zu peer filters "
-              "lack one\n",
-              blobs, spent_messages / static_cast<double>(blobs), spent_bytes / static_cast<double>(blobs), missing,
-              blobs * (sim.size() - 1));
+  std::printf("%zu blobs stored: %.1f holdings messages and %.0f bytes per blob, %zu of %zu peer filters lack one\n",
+              blobs, static_cast<double>(sim.holdings_messages() - messages) * per_blob,
+              static_cast<double>(sim.holdings_bytes() - bytes) * per_blob, missing, blobs * (sim.size() - 1));
   return missing == 0;
 }
 

@@ -1,5 +1,6 @@
 // Holdings summaries: the Bloom filter, this node's versioned summary, the
 // peers' copies, and two SiteCores exchanging them.
+#include <algorithm>
 #include <random>
 #include <catch2/catch.hpp>
 
@@ -168,4 +169,41 @@ TEST_CASE("two members exchange holdings: the whole on contact, each stored blob
   REQUIRE(answer.size() == 1);
   b.receive(answer[0], 1200);
   for (uint64_t k : {11, 12, 13, 14, 15}) CHECK(b.holdings_of("a")->may_hold(k));
+}
+
+TEST_CASE("a member silent long enough loses its filter, and on its return both sides exchange the whole") {
+  site::SiteCore a(member("a"), site::CoreOptions{}, 1, nullptr);
+  site::SiteCore b(member("b"), site::CoreOptions{}, 2, nullptr);
+  a.set_held_blobs({11});
+  wire::Envelope hello_from_a;
+  hello_from_a.set_sender("a");
+  *hello_from_a.mutable_hello() = member("a");
+  wire::Envelope hello_from_b = hello_from_a;
+  hello_from_b.set_sender("b");
+  *hello_from_b.mutable_hello() = member("b");
+  b.receive(hello_from_a, 1000);
+  b.receive(holdings_to(a.receive(hello_from_b, 1000), "b")[0], 1000);
+  REQUIRE(b.holdings_of("a"));
+
+  // a stores a blob while b cannot hear it: the delta is lost, a goes suspect on b.
+  a.blob_stored(12, 1500);
+  bool dropped = false;
+  for (uint64_t t = 1250; t <= 5000; t += 250) {
+    auto fx = b.tick(t);
+    dropped = dropped || std::count(fx.holdings_changed.begin(), fx.holdings_changed.end(), "a") > 0;
+  }
+  CHECK(dropped);
+  CHECK(b.holdings_of("a") == nullptr);  // unknown: asked, not trusted stale
+
+  // a is heard again: b sends its own whole and asks for a's.
+  auto back = holdings_to(b.receive(hello_from_a, 5100), "a");
+  REQUIRE(back.size() == 2);
+  CHECK_FALSE(back[0].holdings().want_whole());
+  REQUIRE(back[1].holdings().want_whole());
+  auto whole = holdings_to(a.receive(back[1], 5100), "b");
+  REQUIRE(whole.size() == 1);
+  b.receive(whole[0], 5100);
+  REQUIRE(b.holdings_of("a"));
+  CHECK(b.holdings_of("a")->may_hold(11));
+  CHECK(b.holdings_of("a")->may_hold(12));
 }
