@@ -99,7 +99,6 @@ Effects SiteCore::on_member_event(std::optional<MembershipEvent> event, uint64_t
   Effects fx;
   if (!event) return fx;
   fx.membership.push_back(*event);
-  holdings_event(fx, *event, now);
   if (event->liveness == Liveness::alive) {
     // A member appeared or came back: a newcomer learns who we know (so the
     // mesh completes); everyone syncs the index with it right away.
@@ -128,6 +127,9 @@ Effects SiteCore::on_member_event(std::optional<MembershipEvent> event, uint64_t
       fx.send.push_back({event->name, std::move(digests)});
     }
   }
+  // After the hello or member list: a newcomer verifies our envelopes with
+  // the identity key they carry.
+  holdings_event(fx, *event, now);
   if (event->gone) acked_.erase(event->name);
   return fx;
 }
