@@ -143,7 +143,8 @@ Result<BlobSource> Mirror::blob(Upstream& up, const std::string& repo, const std
         if ((fetch = start_peer_fetch(local, *digest, std::move(holders), &up, repo))) return fetch;
       // ... else learn the size and fetch in chunks shared by all members.
       if (!up.available()) return unavailable();
-      auto size = head_blob();
+      const auto declared = declared_size(*digest);
+      auto size = declared ? Result<uint64_t>(*declared) : head_blob();
       if (!size && size.status().code == Errc::blob_unknown) return size.status();
       if (size) {
         if (auto s = blobs_.admit_making_room(*size); !s) return s;

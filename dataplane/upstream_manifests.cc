@@ -33,8 +33,29 @@ void Mirror::on_disk_pool(std::function<void()> work, const std::function<void(S
   if (!disk_->post(std::move(work))) refused(Status::Stopping());
 }
 
+void Mirror::note_declared_sizes(const StoredManifest& manifest) {
+  auto info = parse_manifest(manifest.body, manifest.media_type);
+  if (!info) return;
+  std::lock_guard lock(mu_);
+  if (declared_sizes_.size() + info->blobs.size() > kMaxDeclaredSizes) declared_sizes_.clear();
+  for (size_t i = 0; i < info->blobs.size() && i < info->blob_sizes.size(); ++i)
+    if (info->blob_sizes[i] > 0) declared_sizes_[info->blobs[i].str()] = info->blob_sizes[i];
+}
+
+std::optional<uint64_t> Mirror::declared_size(const Digest& digest) {
+  std::lock_guard lock(mu_);
+  auto it = declared_sizes_.find(digest.str());
+  if (it == declared_sizes_.end()) return std::nullopt;
+  return it->second;
+}
+
 void Mirror::manifest_async(Upstream& up, const std::string& repo, const std::string& reference,
-                            ManifestHandler done) {
+                            ManifestHandler served) {
+  // What a client is given, it fetches next: the sizes it declares are kept.
+  ManifestHandler done = [this, served = std::move(served)](Result<StoredManifest> m) {
+    if (m) note_declared_sizes(*m);
+    served(std::move(m));
+  };
   if (auto s = validate_repository(repo); !s) return done(s);
   const std::string local = mirror_repo(up, repo);
   if (looks_like_digest(reference)) {

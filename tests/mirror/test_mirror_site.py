@@ -98,6 +98,9 @@ def test_concurrent_cold_pulls_fetch_each_chunk_from_upstream_once(env):
     from_peers = sum(p["bytes_from"] for n in nodes for p in admin(n, "stats")["peers"])
     assert from_peers >= total, admin(nodes[0], "stats")
     assert all(p["bad_chunks"] == 0 for n in nodes for p in admin(n, "stats")["peers"])
+    # each node knew every blob's size from the manifest it served: no HEAD of a blob upstream
+    heads = up.requests_from_node("HEAD", "/blobs/")
+    assert heads == [], "blob HEADs sent upstream: %s" % heads
 
 
 def test_an_upstream_without_range_support_sends_each_blob_once_to_one_fetcher(env):
