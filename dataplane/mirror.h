@@ -18,11 +18,11 @@
 #include <chrono>
 #include <deque>
 #include <map>
-#include <unordered_map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "base/blocking_pool.h"
 #include "dataplane/chunk_digests.h"

@@ -1,7 +1,8 @@
-// PeerDirectory: the live members' data-plane addresses and the blobs they
-// announce, published by the site actor for the transfer threads (which must
-// not message the actor on every chunk). A member that is no longer alive is
-// simply absent, with its announcements. Thread-safe snapshot.
+// PeerDirectory: the live members' data-plane addresses, the blobs they
+// announce and their holdings summaries, published by the site actor for the
+// transfer threads (which must not message the actor on every chunk). A
+// member that is no longer alive is simply absent, with its announcements.
+// Thread-safe snapshot.
 #pragma once
 
 #include <cstdint>
