@@ -234,6 +234,7 @@ struct Mirror::Assembly {
   // Only the worker hashing (or the last one) touches these.
   uint64_t hashed = 0;
   Sha256 hash;
+  bool verified_whole = false;  // a one-chunk blob whose chunk hashed to the blob's digest
 };
 
 void Mirror::assemble(std::shared_ptr<InflightBlob> blob, std::shared_ptr<SiteBlob> sb, const std::string& repo,
@@ -305,11 +306,21 @@ void Mirror::hash_prefix(Assembly& a) {
       a.grown = false;
     }
     uint64_t prefix;
+    bool one_verified_chunk = false;
     {
       std::lock_guard lock(sb.mu);
+      // A blob of one chunk was hashed whole as that chunk arrived (or was
+      // re-verified on resume): its bytes are not read and hashed again.
+      one_verified_chunk =
+          a.hashed == 0 && sb.have.size() == 1 && sb.have[0] && sb.chunk_digests[0] == sb.digest.str();
       uint64_t i = a.hashed / sb.chunk_size;
       while (i < sb.have.size() && sb.have[i]) ++i;
       prefix = std::min(sb.size, i * sb.chunk_size);
+    }
+    if (one_verified_chunk) {
+      a.verified_whole = true;
+      a.hashed = sb.size;
+      a.blob->advance(a.hashed);
     }
     if (prefix > a.hashed && !buffer) buffer.reset(new char[piece]);
     while (a.hashed < prefix) {
@@ -325,7 +336,7 @@ void Mirror::hash_prefix(Assembly& a) {
 void Mirror::finish_assembly(Assembly& a) {
   Status outcome = a.failure;
   if (outcome && a.hashed != a.sb->size) outcome = Status{Errc::io_error, "site fetch stopped"};
-  if (outcome && a.hash.finish() != a.sb->digest) {
+  if (outcome && !a.verified_whole && a.hash.finish() != a.sb->digest) {
     // Some chunk verified against a digest that was itself wrong (a peer
     // recorded bad upstream bytes, or lied). Which one cannot be told, so
     // for a while this blob is fetched here straight from upstream.
