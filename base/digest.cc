@@ -5,7 +5,6 @@
 
 #include <cerrno>
 
-#include <regex>
 
 namespace ep {
 
@@ -65,17 +64,41 @@ std::optional<std::string> random_hex(size_t bytes) {
   return out;
 }
 
+namespace {
+bool lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+// [a-z0-9]+ ([+._-] [a-z0-9]+)*
+bool valid_algorithm(std::string_view alg) {
+  bool after_separator = true;  // the first character may not be one
+  for (char c : alg) {
+    if (lower_alnum(c)) {
+      after_separator = false;
+    } else if (c == '+' || c == '.' || c == '_' || c == '-') {
+      if (after_separator) return false;
+      after_separator = true;
+    } else {
+      return false;
+    }
+  }
+  return !after_separator;
+}
+
+// [a-zA-Z0-9=_-]+
+bool valid_encoded(std::string_view enc) {
+  if (enc.empty()) return false;
+  for (char c : enc)
+    if (!(lower_alnum(c) || (c >= 'A' && c <= 'Z') || c == '=' || c == '_' || c == '-')) return false;
+  return true;
+}
+}  // namespace
+
 bool looks_like_digest(std::string_view text) {
-  // digest := algorithm ":" encoded
-  // algorithm := [a-z0-9]+ ([+._-] [a-z0-9]+)*, encoded := [a-zA-Z0-9=_-]+
+  // digest := algorithm ":" encoded (checked by hand: std::regex was a hot
+  // spot, called for every tag and manifest the site replicates)
   auto colon = text.find(':');
   if (colon == std::string_view::npos || colon == 0 || colon + 1 >= text.size()) return false;
   if (text.size() > 256) return false;
-  static const std::regex algorithm("[a-z0-9]+([+._-][a-z0-9]+)*");
-  static const std::regex encoded("[a-zA-Z0-9=_-]+");
-  auto alg = text.substr(0, colon), enc = text.substr(colon + 1);
-  return std::regex_match(alg.begin(), alg.end(), algorithm) &&
-         std::regex_match(enc.begin(), enc.end(), encoded);
+  return valid_algorithm(text.substr(0, colon)) && valid_encoded(text.substr(colon + 1));
 }
 
 struct Sha256::Impl {

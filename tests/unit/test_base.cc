@@ -36,6 +36,10 @@ TEST_CASE("digests: sha256 only, canonical lowercase hex") {
   CHECK(looks_like_digest("multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8"));
   CHECK_FALSE(looks_like_digest("latest"));
   CHECK_FALSE(looks_like_digest("v1.0"));
+  CHECK(looks_like_digest("sha.256-x_y:a=b_c-D9"));
+  for (auto bad : {"sha256+:abc", "+sha256:abc", "sha..256:abc", "SHA256:abc", "sha256:ab/c", "sha256:", ":abc",
+                   "sha 256:abc", "sha256:a b"})
+    CHECK_FALSE(looks_like_digest(bad));
 }
 
 TEST_CASE("streaming sha256 equals one-shot") {
