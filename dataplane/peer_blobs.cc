@@ -44,10 +44,11 @@ Mirror::Holders Mirror::find_holders(const std::string& repo, const Digest& dige
   // whose holdings summary may contain it (or that announced none yet). A
   // digest no summary contains is held by nobody: nobody is asked.
   const auto live = peers_->live();
+  const uint64_t key = site::holdings_key(digest.str());
   std::vector<site::PeerAddress> announced, may_hold;
   for (const auto& peer : live) {
     if (const auto* h = peer.holding(digest.str()); h && h->chunks.empty()) announced.push_back(peer);
-    if (peer.may_hold(digest.str())) may_hold.push_back(peer);
+    if (peer.may_hold(key)) may_hold.push_back(peer);
   }
   if (!announced.empty() || !may_hold.empty()) ++lookups_asked_;
   if (!announced.empty()) ask(announced);

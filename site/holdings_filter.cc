@@ -57,20 +57,21 @@ std::optional<HoldingsFilter> HoldingsFilter::from_wire(std::string bits, uint32
   return f;
 }
 
+// The i-th bit of `key` (double hashing: key + i * mix(key), odd step).
+uint64_t HoldingsFilter::bit(uint64_t key, uint32_t i) const { return (key + i * (mix(key) | 1)) % (bits_.size() * 8); }
+
 void HoldingsFilter::add(uint64_t key) {
-  const uint64_t n = bits_.size() * 8, step = mix(key) | 1;
   for (uint32_t i = 0; i < hashes_; ++i) {
-    const uint64_t bit = (key + i * step) % n;
-    bits_[bit / 8] = static_cast<char>(static_cast<unsigned char>(bits_[bit / 8]) | (1u << (bit % 8)));
+    const uint64_t b = bit(key, i);
+    bits_[b / 8] = static_cast<char>(static_cast<unsigned char>(bits_[b / 8]) | (1u << (b % 8)));
   }
 }
 
 bool HoldingsFilter::may_hold(uint64_t key) const {
   if (bits_.empty()) return false;
-  const uint64_t n = bits_.size() * 8, step = mix(key) | 1;
   for (uint32_t i = 0; i < hashes_; ++i) {
-    const uint64_t bit = (key + i * step) % n;
-    if (!((static_cast<unsigned char>(bits_[bit / 8]) >> (bit % 8)) & 1)) return false;
+    const uint64_t b = bit(key, i);
+    if (!((static_cast<unsigned char>(bits_[b / 8]) >> (b % 8)) & 1)) return false;
   }
   return true;
 }

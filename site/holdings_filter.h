@@ -63,6 +63,8 @@ class HoldingsFilter {
   uint32_t hashes() const { return hashes_; }
 
  private:
+  uint64_t bit(uint64_t key, uint32_t i) const;
+
   std::string bits_;
   uint32_t hashes_ = kHashes;
 };

@@ -32,7 +32,7 @@ struct PeerAddress {
   std::vector<Holding> holdings;
   // Every blob it holds completely may be in this (nullptr: unknown).
   std::shared_ptr<const HoldingsFilter> filter;
-  bool may_hold(const std::string& digest) const { return !filter || filter->may_hold(holdings_key(digest)); }
+  bool may_hold(uint64_t key) const { return !filter || filter->may_hold(key); }  // key: holdings_key
   const Holding* holding(const std::string& digest) const {
     for (const auto& h : holdings)
       if (h.digest == digest) return &h;
